@@ -1,0 +1,79 @@
+/*
+ * Handshake payloads: NaCl box (libsodium crypto_box, PROTOCOL.md 1.2),
+ * ClientInfo / ServerInfo JSON through jansson (4.3, 4.4) and the sealed
+ * ClientInfo / ServerInfo frames.  Pure: no I/O.
+ */
+#ifndef DERP_INFO_H
+#define DERP_INFO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "derp/derp.h"
+
+#define DERP_APP_NAME_MAX	64
+
+struct derp_client_info {
+	int		version;
+	bool		can_ack_pings;
+	bool		is_prober;
+	bool		has_mesh_key;
+	uint8_t		mesh_key[DERP_KEY_LEN];
+	char		app_name[DERP_APP_NAME_MAX];	/* truncated */
+};
+
+struct derp_server_info {
+	int		version;
+	uint64_t	token_bucket_bytes_per_second;
+	uint64_t	token_bucket_bytes_burst;
+};
+
+/* Seal: out = nonce(24) || crypto_box_easy(msg).  Returns bytes written
+ * or -ENOBUFS / -EINVAL.  Random nonce. */
+ssize_t	derp_box_seal(uint8_t *out, size_t cap, const uint8_t *msg,
+	    size_t len, const uint8_t peer_pub[DERP_KEY_LEN],
+	    const uint8_t my_priv[DERP_KEY_LEN]);
+/* Open nonce || box.  Returns plaintext length or -EPROTO (short, bad
+ * tag, zero or small-order key) / -ENOBUFS. */
+ssize_t	derp_box_open(uint8_t *out, size_t cap, const uint8_t *in,
+	    size_t len, const uint8_t peer_pub[DERP_KEY_LEN],
+	    const uint8_t my_priv[DERP_KEY_LEN]);
+
+/* JSON.  Keys case-insensitive; unknown keys ignored; wrong types and a
+ * malformed meshKey are -EPROTO; "meshKey": null means absent. */
+int	derp_client_info_parse(const char *json, size_t len,
+	    struct derp_client_info *ci);
+/* Go's byte layout: {"meshKey":..,"version":2,"CanAckPings":b[,"IsProber":true]} */
+ssize_t	derp_client_info_format(char *out, size_t cap,
+	    const struct derp_client_info *ci);
+int	derp_server_info_parse(const char *json, size_t len,
+	    struct derp_server_info *si);
+/* {"version":2} plus non-zero token bucket fields. */
+ssize_t	derp_server_info_format(char *out, size_t cap,
+	    const struct derp_server_info *si);
+
+/*
+ * Whole frames (header included).  Client side seals ClientInfo with its
+ * private key to the server key; server side opens it from the payload.
+ */
+ssize_t	derp_client_info_frame(uint8_t *out, size_t cap,
+	    const struct derp_client_info *ci,
+	    const uint8_t client_priv[DERP_KEY_LEN],
+	    const uint8_t server_pub[DERP_KEY_LEN]);
+/* Open a ClientInfo payload: writes the client key and info.  -EPROTO on
+ * short/long payload, zero key, box failure or bad JSON. */
+int	derp_client_info_open(const uint8_t *payload, size_t len,
+	    const uint8_t server_priv[DERP_KEY_LEN],
+	    uint8_t client_pub[DERP_KEY_LEN], struct derp_client_info *ci);
+ssize_t	derp_server_info_frame(uint8_t *out, size_t cap,
+	    const struct derp_server_info *si,
+	    const uint8_t server_priv[DERP_KEY_LEN],
+	    const uint8_t client_pub[DERP_KEY_LEN]);
+int	derp_server_info_open(const uint8_t *payload, size_t len,
+	    const uint8_t client_priv[DERP_KEY_LEN],
+	    const uint8_t server_pub[DERP_KEY_LEN],
+	    struct derp_server_info *si);
+
+#endif
