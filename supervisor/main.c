@@ -1,0 +1,156 @@
+/*
+ * derpd: parse the command line, load and check the configuration, load
+ * or create the node key, bind the listeners, and run the worker.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "common/log.h"
+#include "conf/conf.h"
+#include "derp/key.h"
+#include "supervisor/listen.h"
+#include "worker/worker.h"
+
+#define DERPD_VERSION	"0.1.0"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: derpd [-c FILE] [-t] [--dev] [-V]\n"
+	    "  -c, --config FILE  configuration file "
+	    "(default /etc/derpd/derpd.conf)\n"
+	    "  -t, --check        check the configuration and exit\n"
+	    "      --dev          local development relay: plain HTTP on "
+	    "127.0.0.1:3340,\n"
+	    "                     STUN on 127.0.0.1:3478, ephemeral key\n"
+	    "  -V, --version      print the version and exit\n");
+}
+
+static void
+raise_nofile(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);	/* best effort */
+	}
+}
+
+static int
+open_listeners(const struct config *cfg, struct worker_listeners *ls)
+{
+	char	err[256];
+
+	ls->https = ls->http = ls->stun = -1;
+	if (cfg->listen_https[0] != '\0' &&
+	    (ls->https = listen_tcp(cfg->listen_https, err, sizeof(err))) < 0)
+		goto fail;
+	if (cfg->listen_http[0] != '\0' &&
+	    (ls->http = listen_tcp(cfg->listen_http, err, sizeof(err))) < 0)
+		goto fail;
+	if (cfg->listen_stun[0] != '\0' &&
+	    (ls->stun = listen_udp(cfg->listen_stun, err, sizeof(err))) < 0)
+		goto fail;
+	log_notice("listening", "https=%s http=%s stun=%s",
+	    cfg->listen_https[0] ? cfg->listen_https : "off",
+	    cfg->listen_http[0] ? cfg->listen_http : "off",
+	    cfg->listen_stun[0] ? cfg->listen_stun : "off");
+	return 0;
+fail:
+	log_err("listen_failed", "err=\"%s\"", err);
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 't' },
+		{ "dev", no_argument, NULL, 'd' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char		*path = NULL;
+	bool			 check = false, dev = false;
+	struct config		 cfg;
+	struct worker_listeners	 ls;
+	uint8_t			 priv[DERP_KEY_LEN];
+	char			 err[512];
+	int			 ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'd':
+			dev = true;
+			break;
+		case 'V':
+			printf("derpd %s\n", DERPD_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (dev && path == NULL) {
+		conf_dev(&cfg);
+	} else {
+		if (path == NULL)
+			path = "/etc/derpd/derpd.conf";
+		if (conf_load(path, &cfg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "derpd: %s\n", err);
+			return 1;
+		}
+		cfg.dev = dev;
+	}
+	if (worker_check_config(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "derpd: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("derpd: configuration %s is valid\n",
+		    path ? path : "(dev)");
+		return 0;
+	}
+	log_init("worker=0", cfg.log_level);
+	if (derp_crypto_init() < 0) {
+		log_err("crypto_init_failed", "err=%s", strerror(EIO));
+		return 1;
+	}
+	if (cfg.node_key_file[0] == '\0') {
+		derp_key_generate(priv);
+	} else if ((rc = derp_keyfile_load(cfg.node_key_file, true,
+	    priv)) < 0) {
+		log_err("node_key_failed", "path=%s err=%s", cfg.node_key_file,
+		    rc == -EINVAL ? "invalid key file" : strerror(-rc));
+		return 1;
+	}
+	raise_nofile();
+	if (open_listeners(&cfg, &ls) < 0)
+		return 1;
+	rc = worker_main(&cfg, path, priv, &ls);
+	sodium_memzero(priv, sizeof(priv));
+	return rc;
+}

@@ -1,0 +1,616 @@
+/*
+ * Connection transport: accept, TLS handshake, reads into a shared
+ * scratch buffer, coalesced writes, deadlines and deferred close.  It
+ * knows nothing of HTTP or DERP beyond handing bytes to http.c and
+ * session.c according to the connection state.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "common/log.h"
+#include "worker/wk.h"
+
+static void	conn_io(struct loop_io *io, unsigned events);
+static void	conn_deadline(struct loop_timer *t);
+
+static void
+addr_format(struct conn *c, const struct sockaddr_storage *ss)
+{
+	char	host[INET6_ADDRSTRLEN] = "?";
+
+	memset(c->ip16, 0, sizeof(c->ip16));
+	c->port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		c->ip16[10] = c->ip16[11] = 0xff;
+		memcpy(c->ip16 + 12, &s4->sin_addr, 4);
+		c->port = ntohs(s4->sin_port);
+		snprintf(c->addr, sizeof(c->addr), "%s:%u", host, c->port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		memcpy(c->ip16, &s6->sin6_addr, 16);
+		c->port = ntohs(s6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, c->ip16 + 12, host, sizeof(host));
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(c->addr, sizeof(c->addr),
+		    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) ? "%s:%u" :
+		    "[%s]:%u", host, c->port);
+	} else {
+		snprintf(c->addr, sizeof(c->addr), "unknown");
+	}
+}
+
+static void
+sock_tune(const struct config *cfg, int fd)
+{
+	int	on = 1, v;
+
+	/* Best effort: a socket that refuses an option still works. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (cfg->tcp_keepalive_s > 0) {
+		v = cfg->tcp_keepalive_s;
+		(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v));
+		v = 15;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
+		v = 9;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
+	}
+	if (cfg->tcp_user_timeout_ms > 0) {
+		v = cfg->tcp_user_timeout_ms;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v,
+		    sizeof(v));
+	}
+}
+
+static void
+accept_resume(struct loop_timer *t)
+{
+	struct worker	*w = t->arg;
+
+	w->accept_paused = false;
+	if (w->lis_https.fd >= 0)
+		(void)loop_io_mod(w->loop, &w->lis_https, LOOP_IN);
+	if (w->lis_http.fd >= 0)
+		(void)loop_io_mod(w->loop, &w->lis_http, LOOP_IN);
+}
+
+static void
+accept_pause(struct worker *w, int err)
+{
+	if (w->accept_paused)
+		return;
+	w->accept_paused = true;
+	log_warn("accept_paused", "err=%s conns=%zu", strerror(err),
+	    w->nconns);
+	if (w->lis_https.fd >= 0)
+		(void)loop_io_mod(w->loop, &w->lis_https, 0);
+	if (w->lis_http.fd >= 0)
+		(void)loop_io_mod(w->loop, &w->lis_http, 0);
+	loop_timer_init(&w->accept_resume, accept_resume, w);
+	if (loop_timer_set(w->loop, &w->accept_resume, 100) < 0)
+		accept_resume(&w->accept_resume);
+}
+
+static struct conn *
+conn_new(struct worker *w, int fd, enum listen_role role, bool tls)
+{
+	struct conn	*c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->w = w;
+	c->fd = fd;
+	c->id = ++w->next_conn_id;
+	c->role = role;
+	loop_io_init(&c->io, fd, conn_io, c);
+	loop_timer_init(&c->deadline, conn_deadline, c);
+	loop_timer_init(&c->keepalive, session_keepalive, c);
+	if (tls) {
+		if ((c->ssl = SSL_new(w->ssl_ctx)) == NULL ||
+		    SSL_set_fd(c->ssl, fd) != 1) {
+			SSL_free(c->ssl);
+			free(c);
+			return NULL;
+		}
+		SSL_set_accept_state(c->ssl);
+		c->state = ST_TLS;
+	} else {
+		c->state = ST_HTTP;
+	}
+	if (http_begin(c) < 0 ||
+	    loop_io_add(w->loop, &c->io, LOOP_IN) < 0 ||
+	    loop_timer_set(w->loop, &c->deadline,
+	    (uint64_t)w->cfg.http_timeout_ms) < 0) {
+		loop_io_del(w->loop, &c->io);
+		loop_timer_cancel(w->loop, &c->deadline);
+		http_end(c);
+		SSL_free(c->ssl);
+		free(c);
+		return NULL;
+	}
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	return c;
+}
+
+void
+conn_accept(struct worker *w, int lfd, enum listen_role role)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sl;
+	struct conn		*c;
+	int			 fd, i;
+	bool			 tls = w->lis_https.fd >= 0 &&
+				    lfd == w->lis_https.fd;
+
+	for (i = 0; i < WK_ACCEPTS_PER_WAKEUP && !w->stopping; i++) {
+		sl = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				accept_pause(w, errno);
+			/* EAGAIN, ECONNABORTED, EINTR: try later. */
+			return;
+		}
+		if (w->cfg.max_clients > 0 &&
+		    w->nconns >= (size_t)w->cfg.max_clients) {
+			close(fd);
+			continue;
+		}
+		sock_tune(&w->cfg, fd);
+		if ((c = conn_new(w, fd, role, tls)) == NULL) {
+			log_warn("conn_alloc_failed", "err=%s",
+			    strerror(ENOMEM));
+			close(fd);
+			continue;
+		}
+		addr_format(c, &ss);
+		log_debug("conn_accepted", "conn=%" PRIu64 " peer=%s tls=%d",
+		    c->id, c->addr, tls);
+	}
+}
+
+/* ---- buffers ---- */
+
+int
+bbuf_reserve(struct bbuf *b, size_t need, size_t cap)
+{
+	uint8_t	*np;
+	size_t	 ncap;
+
+	if (b->off > 0 && b->cap - b->len < need) {
+		memmove(b->p, b->p + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+	}
+	if (b->cap - b->len >= need)
+		return 0;
+	if (b->len + need > cap)
+		return -ENOBUFS;
+	ncap = b->cap ? b->cap : 512;
+	while (ncap < b->len + need)
+		ncap *= 2;
+	if (ncap > cap)
+		ncap = cap;
+	if ((np = realloc(b->p, ncap)) == NULL)
+		return -ENOMEM;
+	b->p = np;
+	b->cap = ncap;
+	return 0;
+}
+
+int
+bbuf_append(struct bbuf *b, const void *p, size_t n, size_t cap)
+{
+	int	rc;
+
+	if ((rc = bbuf_reserve(b, n, cap)) < 0)
+		return rc;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+void
+bbuf_consume(struct bbuf *b, size_t n)
+{
+	b->off += n;
+	if (b->off >= b->len)
+		b->off = b->len = 0;
+}
+
+void
+bbuf_free(struct bbuf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- I/O ---- */
+
+static ssize_t
+conn_read(struct conn *c, uint8_t *p, size_t n)
+{
+	ssize_t	r;
+	int	e;
+
+	if (c->ssl == NULL) {
+		r = recv(c->fd, p, n, 0);
+		if (r >= 0)
+			return r;
+		return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+	}
+	ERR_clear_error();
+	r = SSL_read(c->ssl, p, (int)n);
+	if (r > 0)
+		return r;
+	e = SSL_get_error(c->ssl, (int)r);
+	if (e == SSL_ERROR_WANT_READ)
+		return -EAGAIN;
+	if (e == SSL_ERROR_WANT_WRITE) {
+		(void)loop_io_mod(c->w->loop, &c->io, LOOP_RW);
+		return -EAGAIN;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+		return 0;	/* EOF without close_notify */
+	return -EPROTO;
+}
+
+static ssize_t
+conn_write(struct conn *c, const uint8_t *p, size_t n)
+{
+	ssize_t	r;
+	int	e;
+
+	c->want_write_on_read = false;
+	if (c->ssl == NULL) {
+		r = send(c->fd, p, n, MSG_NOSIGNAL);
+		if (r >= 0)
+			return r;
+		return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+	}
+	ERR_clear_error();
+	r = SSL_write(c->ssl, p, (int)n);
+	if (r > 0)
+		return r;
+	e = SSL_get_error(c->ssl, (int)r);
+	if (e == SSL_ERROR_WANT_WRITE)
+		return -EAGAIN;
+	if (e == SSL_ERROR_WANT_READ) {
+		c->want_write_on_read = true;
+		return -EAGAIN;
+	}
+	return -EPIPE;
+}
+
+/* Move control bytes, then queued packets, into the write buffer. */
+static int
+conn_fill(struct conn *c)
+{
+	size_t	n;
+	int	rc;
+
+	n = bbuf_len(&c->ctrl);
+	if (n > 0) {
+		if (n > WK_OUT_CAP)
+			n = WK_OUT_CAP;
+		if ((rc = bbuf_append(&c->out, c->ctrl.p + c->ctrl.off, n,
+		    WK_OUT_CAP)) < 0)
+			return rc;
+		bbuf_consume(&c->ctrl, n);
+		if (bbuf_len(&c->ctrl) == 0)
+			bbuf_free(&c->ctrl);
+	}
+	if (c->state == ST_DERP)
+		return session_fill(c);
+	return 0;
+}
+
+void
+conn_flush(struct conn *c)
+{
+	struct worker	*w = c->w;
+	const uint8_t	*p;
+	size_t		 n;
+	ssize_t		 r;
+	int		 rc;
+	bool		 progress = false;
+
+	if (c->closing || c->state == ST_TLS)
+		return;
+	for (;;) {
+		if (bbuf_len(&c->out) == 0 && c->cur == NULL) {
+			if ((rc = conn_fill(c)) < 0) {
+				conn_close(c, "out_of_memory");
+				return;
+			}
+			if (bbuf_len(&c->out) == 0 && c->cur == NULL)
+				break;
+		}
+		if (bbuf_len(&c->out) > 0) {
+			p = c->out.p + c->out.off;
+			n = bbuf_len(&c->out);
+		} else {
+			p = c->cur->frame + c->cur_off;
+			n = c->cur->len - c->cur_off;
+		}
+		r = conn_write(c, p, n);
+		if (r == -EAGAIN) {
+			(void)loop_io_mod(w->loop, &c->io,
+			    c->want_write_on_read ? LOOP_IN : LOOP_RW);
+			if (c->state == ST_DERP && (progress ||
+			    !loop_timer_armed(&c->deadline))) {
+				int	to = c->can_mesh ?
+				    w->cfg.mesh_write_timeout_ms :
+				    w->cfg.write_timeout_ms;
+
+				if (to > 0)
+					(void)loop_timer_set(w->loop,
+					    &c->deadline, (uint64_t)to);
+			}
+			return;
+		}
+		if (r < 0) {
+			conn_close(c, "write_error");
+			return;
+		}
+		progress = true;
+		if (bbuf_len(&c->out) > 0) {
+			bbuf_consume(&c->out, (size_t)r);
+		} else {
+			c->cur_off += (size_t)r;
+			if (c->cur_off == c->cur->len) {
+				pkt_free(w, c->cur);
+				c->cur = NULL;
+			}
+		}
+	}
+	/* Everything written: idle connections hold no buffers. */
+	bbuf_free(&c->out);
+	if (c->state == ST_DERP)
+		loop_timer_cancel(w->loop, &c->deadline);
+	if (c->close_after_write) {
+		conn_close(c, "done");
+		return;
+	}
+	(void)loop_io_mod(w->loop, &c->io, LOOP_IN);
+}
+
+int
+conn_send_ctrl(struct conn *c, const void *p, size_t n)
+{
+	size_t	cap = c->watcher ? WK_WATCH_CTRL_CAP : WK_CTRL_CAP;
+
+	if (c->closing)
+		return -EPIPE;
+	if (bbuf_append(&c->ctrl, p, n, cap) < 0) {
+		conn_close(c, "control_overflow");
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+static void
+dispatch(struct conn *c)
+{
+	switch (c->state) {
+	case ST_HTTP:
+		http_input(c);
+		break;
+	case ST_HELLO:
+	case ST_DERP:
+		session_input(c);
+		break;
+	case ST_TLS:
+		break;
+	}
+}
+
+void
+conn_on_readable(struct conn *c)
+{
+	struct worker	*w = c->w;
+	struct bbuf	*in = &c->in;
+	size_t		 budget = WK_READ_BUDGET, room, maxcap;
+	ssize_t		 r;
+	bool		 scratch;
+
+	while (!c->closing && budget > 0) {
+		scratch = bbuf_len(in) == 0;
+		if (scratch) {
+			bbuf_free(in);
+			in->p = w->scratch;
+			in->cap = WK_IN_CAP;
+			room = WK_IN_CAP;
+		} else {
+			maxcap = c->state == ST_HELLO ?
+			    DERP_FRAME_HDR_LEN + DERP_MAX_CLIENT_INFO :
+			    WK_IN_CAP;
+			if (bbuf_reserve(in, 4096, maxcap) < 0) {
+				conn_close(c, "frame_too_large");
+				return;
+			}
+			room = in->cap - in->len;
+			if (room > 65536)
+				room = 65536;
+		}
+		r = conn_read(c, in->p + in->len, room);
+		if (r > 0) {
+			in->len += (size_t)r;
+			budget -= (size_t)r < budget ? (size_t)r : budget;
+			dispatch(c);
+		}
+		if (scratch) {
+			/* Keep only an unparsed tail, in the conn's own
+			 * memory. */
+			size_t		 left = bbuf_len(in);
+			const uint8_t	*tail = in->p + in->off;
+
+			memset(in, 0, sizeof(*in));
+			if (left > 0 && !c->closing &&
+			    bbuf_append(in, tail, left, left) < 0) {
+				conn_close(c, "out_of_memory");
+				return;
+			}
+		}
+		if (r == -EAGAIN)
+			break;
+		if (r == 0) {
+			conn_close(c, c->state == ST_DERP ? "eof" :
+			    c->state == ST_HTTP && bbuf_len(in) > 0 ?
+			    "http_bad_request" : "eof");
+			return;
+		}
+		if (r < 0) {
+			conn_close(c, "read_error");
+			return;
+		}
+	}
+	if (!c->closing && budget == 0)
+		conn_read_again(c);
+	if (!c->closing)
+		conn_flush(c);
+}
+
+void
+conn_read_again(struct conn *c)
+{
+	if (c->in_again)
+		return;
+	c->in_again = true;
+	c->again_next = c->w->again_list;
+	c->w->again_list = c;
+}
+
+static void
+tls_step(struct conn *c)
+{
+	int	r, e;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->state = ST_HTTP;
+		(void)loop_io_mod(c->w->loop, &c->io, LOOP_IN);
+		return;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		(void)loop_io_mod(c->w->loop, &c->io, LOOP_IN);
+		return;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		(void)loop_io_mod(c->w->loop, &c->io, LOOP_RW);
+		return;
+	}
+	c->w->m.tls_handshake_failures++;
+	conn_close(c, "tls_handshake_failed");
+}
+
+static void
+conn_io(struct loop_io *io, unsigned events)
+{
+	struct conn	*c = io->arg;
+
+	if (c->closing)
+		return;
+	if (c->state == ST_TLS) {
+		tls_step(c);
+		if (c->closing || c->state == ST_TLS)
+			return;
+		events |= LOOP_IN;	/* data may follow the handshake */
+	}
+	if ((events & LOOP_OUT) || c->want_write_on_read)
+		conn_flush(c);
+	if ((events & LOOP_IN) && !c->closing)
+		conn_on_readable(c);
+}
+
+static void
+conn_deadline(struct loop_timer *t)
+{
+	struct conn	*c = t->arg;
+
+	switch (c->state) {
+	case ST_TLS:
+		conn_close(c, "tls_timeout");
+		break;
+	case ST_HTTP:
+		conn_close(c, "http_timeout");
+		break;
+	case ST_HELLO:
+		conn_close(c, "handshake_timeout");
+		break;
+	case ST_DERP:
+		c->w->m.sclient_write_timeouts++;
+		conn_close(c, "write_timeout");
+		break;
+	}
+}
+
+void
+conn_close(struct conn *c, const char *reason)
+{
+	struct worker	*w = c->w;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (strcmp(reason, "done") != 0)
+		log_info("conn_closed", "conn=%" PRIu64 " peer=%s reason=%s",
+		    c->id, c->addr, reason);
+	loop_io_del(w->loop, &c->io);
+	loop_timer_cancel(w->loop, &c->deadline);
+	loop_timer_cancel(w->loop, &c->keepalive);
+	if (c->state == ST_DERP)
+		session_end(c);
+	c->close_next = w->close_list;
+	w->close_list = c;
+}
+
+void
+conn_free(struct conn *c)
+{
+	struct worker	*w = c->w;
+
+	http_end(c);
+	if (c->cur != NULL)
+		pkt_free(w, c->cur);
+	SSL_free(c->ssl);
+	close(c->fd);
+	if (c->in.p != w->scratch)
+		bbuf_free(&c->in);
+	bbuf_free(&c->out);
+	bbuf_free(&c->ctrl);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	w->nconns--;
+	free(c);
+}

@@ -1,0 +1,71 @@
+/*
+ * Relay counters, named and labelled as Go derper's /debug/varz
+ * (PROTOCOL.md 8.9), and their Prometheus text rendering.  Plain
+ * structs so that a node-wide view can sum several workers' copies.
+ */
+#ifndef WORKER_METRICS_H
+#define WORKER_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum drop_reason {
+	DROP_UNKNOWN_DEST,
+	DROP_UNKNOWN_DEST_ON_FWD,
+	DROP_GONE_DISCONNECTED,
+	DROP_QUEUE_HEAD,
+	DROP_QUEUE_TAIL,
+	DROP_WRITE_ERROR,
+	DROP_DUP_CLIENT,
+	DROP_NREASONS
+};
+
+enum pkt_kind {
+	KIND_DISCO,
+	KIND_OTHER,
+	KIND_N
+};
+
+struct metrics {
+	uint64_t	accepts;
+	uint64_t	current_connections;
+	uint64_t	current_home_connections;
+	uint64_t	current_notideal_connections;
+	uint64_t	clients_local;
+	uint64_t	clients_total;
+	uint64_t	current_dup_client_keys;
+	uint64_t	current_dup_client_conns;
+	uint64_t	total_dup_client_conns;
+	uint64_t	bytes_received;
+	uint64_t	bytes_sent;
+	uint64_t	packets_received;
+	uint64_t	packets_sent;
+	uint64_t	packets_received_kind[KIND_N];
+	uint64_t	packets_dropped[DROP_NREASONS][KIND_N];
+	uint64_t	bytes_dropped[DROP_NREASONS][KIND_N];
+	uint64_t	unknown_frames;
+	uint64_t	home_moves_in;
+	uint64_t	home_moves_out;
+	uint64_t	got_ping;
+	uint64_t	sent_pong;
+	uint64_t	peer_gone_disconnected_frames;
+	uint64_t	peer_gone_not_here_frames;
+	uint64_t	packets_forwarded_out;
+	uint64_t	packets_forwarded_in;
+	uint64_t	sclient_write_timeouts;
+	uint64_t	watchers;
+	uint64_t	avg_queue_us;		/* EMA, microseconds */
+	uint64_t	websocket_accepts;
+	uint64_t	tls_handshake_failures;
+	uint64_t	http_requests;
+	uint64_t	conns_closed_error;
+	uint64_t	stun_success;
+	uint64_t	stun_not_stun;
+};
+
+/* Render in Prometheus text format; returns bytes written (truncated at
+ * cap, NUL-terminated). */
+size_t	metrics_render(const struct metrics *m, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * Server TLS context: certificate chain and key from files, TLS 1.2+,
+ * ALPN http/1.1 or nothing (never h2), SNI check against the configured
+ * hostname, and the DERP meta-certificate appended last to the chain
+ * (PROTOCOL.md 2.1, 2.5) so TLS 1.3 clients can skip a round trip.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "derp/key.h"
+#include "worker/wk.h"
+
+#define METACERT_DAYS	30
+
+static void
+tls_err(char *err, size_t errlen, const char *what, const char *path)
+{
+	unsigned long	e = ERR_get_error();
+	char		buf[256];
+
+	ERR_error_string_n(e, buf, sizeof(buf));
+	snprintf(err, errlen, "%s%s%s: %s", what, path ? " " : "",
+	    path ? path : "", e ? buf : "failed");
+	ERR_clear_error();
+}
+
+/* A throw-away Ed25519 certificate whose CN carries the server key. */
+static X509 *
+metacert_new(const uint8_t pub[DERP_KEY_LEN])
+{
+	EVP_PKEY	*pk = NULL;
+	EVP_PKEY_CTX	*kc = NULL;
+	X509		*x = NULL;
+	X509_NAME	*name;
+	X509_EXTENSION	*ext = NULL;
+	char		 cn[8 + DERP_KEY_HEX_LEN + 1];
+
+	memcpy(cn, "derpkey", 7);
+	derp_key_format_hex(cn + 7, pub);
+	if ((kc = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL)) == NULL ||
+	    EVP_PKEY_keygen_init(kc) != 1 || EVP_PKEY_keygen(kc, &pk) != 1)
+		goto fail;
+	if ((x = X509_new()) == NULL || X509_set_version(x, 2) != 1 ||
+	    ASN1_INTEGER_set(X509_get_serialNumber(x), DERP_PROTO_VERSION)
+	    != 1)
+		goto fail;
+	if (X509_gmtime_adj(X509_getm_notBefore(x),
+	    -(long)METACERT_DAYS * 86400) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x),
+	    (long)METACERT_DAYS * 86400) == NULL)
+		goto fail;
+	name = X509_get_subject_name(x);
+	if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)cn, -1, -1, 0) != 1 ||
+	    X509_set_issuer_name(x, name) != 1 || X509_set_pubkey(x, pk) != 1)
+		goto fail;
+	if ((ext = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints,
+	    "critical,CA:FALSE")) == NULL || X509_add_ext(x, ext, -1) != 1)
+		goto fail;
+	if (X509_sign(x, pk, NULL) <= 0)
+		goto fail;
+	X509_EXTENSION_free(ext);
+	EVP_PKEY_free(pk);
+	EVP_PKEY_CTX_free(kc);
+	return x;
+fail:
+	X509_EXTENSION_free(ext);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	EVP_PKEY_CTX_free(kc);
+	return NULL;
+}
+
+static int
+alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	unsigned int	i = 0;
+
+	(void)ssl;
+	(void)arg;
+	while (i < inlen) {
+		unsigned int	n = in[i];
+
+		if (i + 1 + n > inlen)
+			break;
+		if (n == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+			*out = in + i + 1;
+			*outlen = (unsigned char)n;
+			return SSL_TLSEXT_ERR_OK;
+		}
+		i += 1 + n;
+	}
+	return SSL_TLSEXT_ERR_NOACK;	/* DERP clients offer no ALPN */
+}
+
+/* Refuse a present SNI naming another host; clients dialling an IP send
+ * none, and are served. */
+static int
+sni_check(SSL *ssl, int *alert, void *arg)
+{
+	const char	*want = arg;
+	const char	*sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	size_t		 n;
+
+	if (sni == NULL || want == NULL || want[0] == '\0')
+		return SSL_TLSEXT_ERR_OK;
+	n = strlen(want);
+	if (strcasecmp(sni, want) == 0 || (strncasecmp(sni, want, n) == 0 &&
+	    sni[n] == '.' && sni[n + 1] == '\0'))
+		return SSL_TLSEXT_ERR_OK;
+	*alert = SSL_AD_UNRECOGNIZED_NAME;
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+static bool
+is_ip_literal(const char *s)
+{
+	unsigned char	buf[16];
+
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf)
+	    == 1;
+}
+
+SSL_CTX *
+tls_ctx_new(const struct config *cfg, const uint8_t pub[DERP_KEY_LEN],
+    char *err, size_t errlen)
+{
+	SSL_CTX	*ctx;
+	X509	*meta = NULL;
+
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		tls_err(err, errlen, "SSL_CTX_new", NULL);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_certificate)
+	    != 1) {
+		tls_err(err, errlen, "cannot load certificate",
+		    cfg->tls_certificate);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_private_key,
+	    SSL_FILETYPE_PEM) != 1) {
+		tls_err(err, errlen, "cannot load private key",
+		    cfg->tls_private_key);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		tls_err(err, errlen, "private key does not match certificate",
+		    cfg->tls_private_key);
+		goto fail;
+	}
+	if ((meta = metacert_new(pub)) == NULL ||
+	    SSL_CTX_add1_chain_cert(ctx, meta) != 1) {
+		tls_err(err, errlen, "cannot build the DERP meta-certificate",
+		    NULL);
+		goto fail;
+	}
+	X509_free(meta);
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	if (!is_ip_literal(cfg->hostname)) {
+		SSL_CTX_set_tlsext_servername_callback(ctx, sni_check);
+		SSL_CTX_set_tlsext_servername_arg(ctx,
+		    (void *)(uintptr_t)cfg->hostname);
+	}
+	return ctx;
+fail:
+	X509_free(meta);
+	SSL_CTX_free(ctx);
+	return NULL;
+}

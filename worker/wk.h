@@ -1,0 +1,225 @@
+/*
+ * Worker internals shared by the worker/ sources: the worker, connection, queued
+ * packet and registry types.  Not part of the worker's public API
+ * (worker.h); nothing outside worker/ includes this.
+ */
+#ifndef WORKER_WK_H
+#define WORKER_WK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <http_parser.h>
+#include <openssl/ssl.h>
+
+#include "common/loop.h"
+#include "conf/conf.h"
+#include "derp/derp.h"
+#include "derp/info.h"
+#include "worker/metrics.h"
+
+#define WK_READ_BUDGET		(256 * 1024)	/* bytes per wakeup per conn */
+#define WK_ACCEPTS_PER_WAKEUP	64
+#define WK_OUT_CAP		(16 * 1024)	/* coalesced write size */
+#define WK_IN_CAP		(DERP_FRAME_HDR_LEN + 64 + DERP_MAX_PACKET + 64)
+#define WK_HTTP_HEAD_MAX	8192
+#define WK_CTRL_CAP		(256 * 1024)	/* non-watcher control bytes */
+#define WK_WATCH_CTRL_CAP	(32 * 1024 * 1024)
+#define WK_PKT_SMALL		2048		/* pooled frame size */
+#define WK_POOL_MAX		4096
+
+enum listen_role {
+	ROLE_DERP,	/* main listener: DERP + endpoints */
+	ROLE_PORT80,	/* TLS mode's plain port: 204, redirects */
+};
+
+enum conn_state {
+	ST_TLS,		/* TLS handshake */
+	ST_HTTP,	/* reading a request head */
+	ST_HELLO,	/* ServerKey sent, waiting ClientInfo */
+	ST_DERP,	/* registered session */
+};
+
+/* A RecvPacket frame waiting in a destination's queue. */
+struct pkt {
+	struct pkt	*next;
+	uint64_t	 enq_ms;
+	uint32_t	 len;		/* whole frame */
+	uint32_t	 cap;
+	uint8_t		 frame[];
+};
+
+struct pktq {
+	struct pkt	*head, *tail;
+	uint32_t	 n;
+	uint32_t	 bytes;
+};
+
+/* Growable byte buffer with a hard cap; data is p[off..len). */
+struct bbuf {
+	uint8_t		*p;
+	size_t		 off, len, cap;
+};
+
+struct peer;
+struct saw_edge;
+
+struct conn {
+	struct loop_io	 io;
+	struct worker	*w;
+	uint64_t	 id;
+	int		 fd;
+	SSL		*ssl;
+	enum listen_role role;
+	enum conn_state	 state;
+	bool		 closing;
+	bool		 close_after_write;	/* HTTP: Connection: close */
+	bool		 in_again;		/* on the read-again list */
+	bool		 want_write_on_read;	/* TLS wants read to write */
+	char		 addr[64];		/* "ip:port" for logs */
+	uint8_t		 ip16[16];
+	uint16_t	 port;
+
+	struct bbuf	 in;		/* received, unparsed bytes */
+	struct bbuf	 out;		/* being written (coalesced) */
+	struct bbuf	 ctrl;		/* control frames to send */
+	struct pkt	*cur;		/* large frame written in place */
+	size_t		 cur_off;
+	struct pktq	 q[2];		/* KIND_DISCO, KIND_OTHER */
+	uint8_t		 next_q;
+
+	struct loop_timer deadline;	/* http / handshake / write stall */
+	struct loop_timer keepalive;
+	struct conn	*close_next;	/* worker close list */
+	struct conn	*again_next;	/* worker read-again list */
+	struct conn	*prev, *next;	/* worker's all-conns list */
+
+	/* HTTP */
+	http_parser	 hp;
+	struct http_req	*req;
+
+	/* DERP session */
+	uint8_t		 key[DERP_KEY_LEN];
+	struct derp_client_info info;
+	struct peer	*peer;		/* registry entry of key */
+	bool		 can_mesh;
+	bool		 not_ideal;
+	bool		 preferred;
+	bool		 fast_start;
+	bool		 watcher;
+	uint32_t	 skip;		/* unknown-frame bytes to discard */
+	uint64_t	 registered_ms;
+	uint64_t	 spoke_seq;	/* dup sets: last time it sent */
+	double		 gone_tokens;	/* PeerGone(NotHere) limiter */
+	uint64_t	 gone_ms;
+	struct saw_edge	*saw;		/* sources this conn received from */
+	struct peer	*saw_last;	/* cache for the hot path */
+	struct conn	*watch_next;	/* worker watcher list */
+};
+
+struct worker {
+	struct loop	*loop;
+	struct config	 cfg;
+	const char	*cfg_path;
+	uint8_t		 priv[DERP_KEY_LEN];
+	uint8_t		 pub[DERP_KEY_LEN];
+	char		 pub_hex[DERP_KEY_LEN * 2 + 1];
+	bool		 has_mesh_key;
+	uint8_t		 mesh_key[DERP_KEY_LEN];
+	SSL_CTX		*ssl_ctx;
+
+	struct loop_io	 lis_https, lis_http, lis_stun, sig_io;
+	bool		 accept_paused;
+	struct loop_timer accept_resume;
+	struct loop_timer stop_timer;
+	bool		 stopping;
+
+	uint64_t	 next_conn_id;
+	uint64_t	 spoke_clock;
+	struct conn	*conns;		/* all live connections */
+	size_t		 nconns;
+	struct conn	*close_list;
+	struct conn	*again_list;
+	struct conn	*watchers;
+	struct registry	*reg;
+
+	struct pkt	*pool;		/* free small packets */
+	size_t		 npool;
+	uint8_t		*scratch;	/* WK_IN_CAP bytes */
+	struct metrics	 m;
+	uint64_t	 start_ms;
+};
+
+/* bbuf (worker.c) */
+int	bbuf_reserve(struct bbuf *b, size_t need, size_t cap);
+int	bbuf_append(struct bbuf *b, const void *p, size_t n, size_t cap);
+void	bbuf_consume(struct bbuf *b, size_t n);
+void	bbuf_free(struct bbuf *b);
+static inline size_t
+bbuf_len(const struct bbuf *b)
+{
+	return b->len - b->off;
+}
+
+/* conn.c: transport */
+void	conn_accept(struct worker *w, int lfd, enum listen_role role);
+void	conn_close(struct conn *c, const char *reason);
+void	conn_free(struct conn *c);
+void	conn_flush(struct conn *c);
+int	conn_send_ctrl(struct conn *c, const void *p, size_t n);
+void	conn_read_again(struct conn *c);
+void	conn_on_readable(struct conn *c);
+
+/* http.c */
+struct http_req;
+int	http_begin(struct conn *c);
+void	http_end(struct conn *c);
+/* Consume bytes in c->in; may switch c to ST_HELLO. */
+void	http_input(struct conn *c);
+
+/* session.c: DERP */
+void	session_start(struct conn *c, bool fast_start, bool not_ideal);
+void	session_input(struct conn *c);
+void	session_end(struct conn *c);
+void	session_keepalive(struct loop_timer *t);
+int	session_fill(struct conn *c);	/* move queued packets into out */
+void	session_restarting(struct conn *c);
+/* Registry callbacks: key left the node / tell one receiver. */
+void	session_peer_left(struct worker *w, const uint8_t key[DERP_KEY_LEN]);
+void	session_notify_gone(struct conn *to, const uint8_t key[DERP_KEY_LEN]);
+
+/* registry.c */
+struct registry	*registry_new(void);
+void		 registry_free(struct registry *r);
+struct peer	*registry_get(struct registry *r, const uint8_t key[32]);
+size_t		 registry_count(const struct registry *r);
+/* Add c to key's set; returns the set's size after. */
+int		 registry_add(struct worker *w, struct conn *c);
+void		 registry_remove(struct worker *w, struct conn *c);
+struct conn	*registry_active(const struct peer *p);
+size_t		 registry_nconns(const struct peer *p);
+void		 registry_note_activity(struct worker *w, struct conn *c);
+void		 registry_note_saw(struct worker *w, struct conn *dst,
+		    struct peer *src);
+void		 registry_forget_saw(struct conn *c);
+/* Iterate keys with an active conn (WatchConns snapshot). */
+void		 registry_foreach_active(struct registry *r,
+		    void (*fn)(struct conn *active, void *arg), void *arg);
+/* Close every conn of key (ClosePeer). */
+void		 registry_close_key(struct worker *w, const uint8_t key[32]);
+
+/* tls.c */
+SSL_CTX	*tls_ctx_new(const struct config *cfg, const uint8_t pub[32],
+	    char *err, size_t errlen);
+
+/* metrics.c */
+void	metrics_snapshot(struct worker *w, struct metrics *out);
+
+/* pool (worker.c) */
+struct pkt	*pkt_alloc(struct worker *w, size_t frame_len);
+void		 pkt_free(struct worker *w, struct pkt *p);
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * worker_main(): builds the worker (keys, TLS context, registry, loop),
+ * accepts on the listening sockets it is handed, answers STUN, handles
+ * SIGTERM (graceful: Restarting, drain, exit) and SIGHUP (reload), and
+ * frees closed connections after each dispatch round.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "common/log.h"
+#include "derp/key.h"
+#include "worker/stun.h"
+#include "worker/worker.h"
+#include "worker/wk.h"
+
+#define STOP_GRACE_MS	5000
+
+struct pkt *
+pkt_alloc(struct worker *w, size_t frame_len)
+{
+	struct pkt	*p;
+	size_t		 cap = frame_len <= WK_PKT_SMALL ? WK_PKT_SMALL :
+			    frame_len;
+
+	if (cap == WK_PKT_SMALL && (p = w->pool) != NULL) {
+		w->pool = p->next;
+		w->npool--;
+		return p;
+	}
+	if ((p = malloc(sizeof(*p) + cap)) == NULL)
+		return NULL;
+	p->cap = (uint32_t)cap;
+	return p;
+}
+
+void
+pkt_free(struct worker *w, struct pkt *p)
+{
+	if (p->cap == WK_PKT_SMALL && w->npool < WK_POOL_MAX) {
+		p->next = w->pool;
+		w->pool = p;
+		w->npool++;
+		return;
+	}
+	free(p);
+}
+
+static void
+after_dispatch(void *arg)
+{
+	struct worker	*w = arg;
+	struct conn	*c, *again;
+
+	again = w->again_list;
+	w->again_list = NULL;
+	while ((c = again) != NULL) {
+		again = c->again_next;
+		c->in_again = false;
+		if (!c->closing)
+			conn_on_readable(c);
+	}
+	if (w->again_list != NULL)
+		loop_wake(w->loop);
+	while ((c = w->close_list) != NULL) {
+		w->close_list = c->close_next;
+		conn_free(c);
+	}
+	if (w->stopping && w->nconns == 0)
+		loop_stop(w->loop);
+}
+
+static void
+on_accept(struct loop_io *io, unsigned events)
+{
+	struct worker	*w = io->arg;
+
+	(void)events;
+	conn_accept(w, io->fd, io == &w->lis_http && w->lis_https.fd >= 0 ?
+	    ROLE_PORT80 : ROLE_DERP);
+}
+
+static void
+stop_timeout(struct loop_timer *t)
+{
+	struct worker	*w = t->arg;
+	struct conn	*c;
+
+	log_notice("stop_forced", "conns=%zu", w->nconns);
+	for (c = w->conns; c != NULL; c = c->next)
+		conn_close(c, "shutdown");
+}
+
+static void
+begin_stop(struct worker *w)
+{
+	struct conn	*c, *next;
+
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	log_notice("stopping", "conns=%zu", w->nconns);
+	if (w->lis_https.fd >= 0)
+		loop_io_del(w->loop, &w->lis_https);
+	if (w->lis_http.fd >= 0)
+		loop_io_del(w->loop, &w->lis_http);
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == ST_DERP)
+			session_restarting(c);
+		else
+			conn_close(c, "shutdown");
+	}
+	loop_timer_init(&w->stop_timer, stop_timeout, w);
+	if (loop_timer_set(w->loop, &w->stop_timer, STOP_GRACE_MS) < 0)
+		stop_timeout(&w->stop_timer);
+}
+
+static void
+reload(struct worker *w)
+{
+	struct config	 nc;
+	char		 err[512];
+	const char	*why;
+	SSL_CTX		*ctx = NULL;
+
+	if (w->cfg_path == NULL) {
+		log_notice("reload_skipped", "reason=no_config_file");
+		return;
+	}
+	if (conf_load(w->cfg_path, &nc, err, sizeof(err)) < 0) {
+		log_warn("reload_refused", "err=\"%s\"", err);
+		return;
+	}
+	nc.dev = w->cfg.dev;
+	if ((why = conf_restart_needed(&w->cfg, &nc)) != NULL) {
+		log_warn("reload_refused", "setting=%s reason=needs_restart",
+		    why);
+		return;
+	}
+	if (w->ssl_ctx != NULL && (ctx = tls_ctx_new(&nc, w->pub, err,
+	    sizeof(err))) == NULL) {
+		log_warn("reload_refused", "err=\"%s\"", err);
+		return;
+	}
+	w->cfg = nc;
+	if (ctx != NULL) {
+		/* Live connections keep a reference to the old context. */
+		SSL_CTX_free(w->ssl_ctx);
+		w->ssl_ctx = ctx;
+	}
+	log_set_level(nc.log_level);
+	log_notice("reloaded", "path=%s", w->cfg_path);
+}
+
+static void
+on_signal(struct loop_io *io, unsigned events)
+{
+	struct worker		*w = io->arg;
+	struct signalfd_siginfo	 si;
+
+	(void)events;
+	while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			reload(w);
+		else
+			begin_stop(w);
+	}
+}
+
+static int
+add_listener(struct worker *w, struct loop_io *io, int fd, loop_io_fn fn)
+{
+	loop_io_init(io, fd, fn, w);
+	if (fd < 0)
+		return 0;
+	return loop_io_add(w->loop, io, LOOP_IN);
+}
+
+static void
+worker_free(struct worker *w)
+{
+	struct conn	*c;
+	struct pkt	*p;
+
+	while ((c = w->conns) != NULL) {
+		if (!c->closing)
+			conn_close(c, "shutdown");
+		while ((c = w->close_list) != NULL) {
+			w->close_list = c->close_next;
+			conn_free(c);
+		}
+	}
+	while ((p = w->pool) != NULL) {
+		w->pool = p->next;
+		free(p);
+	}
+	if (w->sig_io.fd >= 0)
+		close(w->sig_io.fd);
+	stun_fini(w);
+	registry_free(w->reg);
+	SSL_CTX_free(w->ssl_ctx);
+	loop_free(w->loop);
+	free(w->scratch);
+	sodium_memzero(w->priv, sizeof(w->priv));
+	sodium_memzero(w->mesh_key, sizeof(w->mesh_key));
+	free(w);
+}
+
+int
+worker_check_config(const struct config *cfg, char *err, size_t errlen)
+{
+	uint8_t	 pub[DERP_KEY_LEN] = { 0 };
+	SSL_CTX	*ctx;
+
+	if (cfg->listen_https[0] == '\0')
+		return 0;
+	if ((ctx = tls_ctx_new(cfg, pub, err, errlen)) == NULL)
+		return -EINVAL;
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
+static int
+worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
+    const uint8_t priv[DERP_KEY_LEN], const struct worker_listeners *ls)
+{
+	char		err[512];
+	sigset_t	sigs;
+	int		rc, sfd;
+
+	w->cfg = *cfg;
+	w->cfg_path = cfg_path;
+	w->sig_io.fd = -1;
+	w->lis_https.fd = w->lis_http.fd = w->lis_stun.fd = -1;
+	memcpy(w->priv, priv, DERP_KEY_LEN);
+	if ((rc = derp_key_public(w->pub, w->priv)) < 0) {
+		log_err("bad_node_key", "err=%s", strerror(-rc));
+		return rc;
+	}
+	derp_key_format_hex(w->pub_hex, w->pub);
+	if (cfg->mesh_psk_file[0] != '\0') {
+		if ((rc = derp_psk_load(cfg->mesh_psk_file, w->mesh_key)) < 0) {
+			log_err("mesh_psk_invalid", "path=%s err=%s",
+			    cfg->mesh_psk_file, strerror(-rc));
+			return rc;
+		}
+		w->has_mesh_key = true;
+	}
+	if (ls->https >= 0 && (w->ssl_ctx = tls_ctx_new(cfg, w->pub, err,
+	    sizeof(err))) == NULL) {
+		log_err("tls_config_failed", "err=\"%s\"", err);
+		return -EINVAL;
+	}
+	if ((w->loop = loop_new()) == NULL || (w->reg = registry_new()) ==
+	    NULL || (w->scratch = malloc(WK_IN_CAP)) == NULL)
+		return -ENOMEM;
+	w->start_ms = loop_now(w->loop);
+	loop_set_after(w->loop, after_dispatch, w);
+	if ((rc = add_listener(w, &w->lis_https, ls->https, on_accept)) < 0 ||
+	    (rc = add_listener(w, &w->lis_http, ls->http, on_accept)) < 0 ||
+	    (rc = stun_init(w, ls->stun)) < 0)
+		return rc;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	if ((sfd = loop_signalfd(&sigs)) < 0)
+		return sfd;
+	loop_io_init(&w->sig_io, sfd, on_signal, w);
+	return loop_io_add(w->loop, &w->sig_io, LOOP_IN);
+}
+
+int
+worker_main(const struct config *cfg, const char *cfg_path,
+    const uint8_t priv[DERP_KEY_LEN], const struct worker_listeners *ls)
+{
+	struct worker	*w;
+	int		 rc;
+	char		 ks[DERP_KEY_TEXT_MAX];
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return 1;
+	if ((rc = worker_init(w, cfg, cfg_path, priv, ls)) < 0) {
+		log_err("worker_init_failed", "err=%s", strerror(-rc));
+		worker_free(w);
+		return 1;
+	}
+	derp_key_format_public(ks, w->pub);
+	log_notice("ready", "pubkey=%s tls=%d", ks, w->ssl_ctx != NULL);
+	rc = loop_run(w->loop);
+	if (rc < 0)
+		log_err("loop_failed", "err=%s", strerror(-rc));
+	log_notice("stopped", "accepts=%" PRIu64, w->m.accepts);
+	worker_free(w);
+	return rc < 0 ? 1 : 0;
+}
