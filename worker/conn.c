@@ -492,7 +492,17 @@ conn_on_readable(struct conn *c)
 	if (!c->closing && budget == 0)
 		conn_read_again(c);
 	if (!c->closing)
-		conn_flush(c);
+		conn_flush_later(c);
+}
+
+void
+conn_flush_later(struct conn *c)
+{
+	if (c->flush_pending || c->closing)
+		return;
+	c->flush_pending = true;
+	c->flush_next = c->w->flush_list;
+	c->w->flush_list = c;
 }
 
 void

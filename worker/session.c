@@ -112,7 +112,7 @@ watchers_present(struct worker *w, const struct conn *c)
 	for (x = w->watchers; x != NULL; x = x->watch_next)
 		if (!x->closing) {
 			send_present(x, c);
-			conn_flush(x);
+			conn_flush_later(x);
 		}
 }
 
@@ -124,7 +124,7 @@ session_peer_left(struct worker *w, const uint8_t key[DERP_KEY_LEN])
 	for (x = w->watchers; x != NULL; x = x->watch_next)
 		if (!x->closing) {
 			send_gone(x, key, DERP_PEER_GONE_DISCONNECTED);
-			conn_flush(x);
+			conn_flush_later(x);
 		}
 }
 
@@ -134,7 +134,7 @@ session_notify_gone(struct conn *to, const uint8_t key[DERP_KEY_LEN])
 	if (to->closing)
 		return;
 	send_gone(to, key, DERP_PEER_GONE_DISCONNECTED);
-	conn_flush(to);
+	conn_flush_later(to);
 }
 
 static void
@@ -270,7 +270,7 @@ enqueue(struct conn *dst, const uint8_t src[DERP_KEY_LEN],
 	q->tail = p;
 	q->n++;
 	q->bytes += (uint32_t)flen;
-	conn_flush(dst);
+	conn_flush_later(dst);
 }
 
 /* Move queued frames into the coalescing buffer (disco first, then
@@ -535,7 +535,7 @@ session_input(struct conn *c)
 		frames++;
 	}
 	if (frames > 0 && !c->closing)
-		conn_flush(c);
+		conn_flush_later(c);
 }
 
 void
@@ -549,7 +549,7 @@ session_keepalive(struct loop_timer *t)
 	derp_enc_keep_alive(ka);
 	if (conn_send_ctrl(c, ka, sizeof(ka)) < 0)
 		return;
-	conn_flush(c);
+	conn_flush_later(c);
 	keepalive_arm(c);
 }
 
@@ -565,5 +565,5 @@ session_restarting(struct conn *c)
 	if (conn_send_ctrl(c, f, sizeof(f)) < 0)
 		return;
 	c->close_after_write = true;
-	conn_flush(c);
+	conn_flush_later(c);
 }

@@ -78,6 +78,7 @@ struct conn {
 	bool		 closing;
 	bool		 close_after_write;	/* HTTP: Connection: close */
 	bool		 in_again;		/* on the read-again list */
+	bool		 flush_pending;		/* on the flush list */
 	bool		 want_write_on_read;	/* TLS wants read to write */
 	char		 addr[64];		/* "ip:port" for logs */
 	uint8_t		 ip16[16];
@@ -95,6 +96,7 @@ struct conn {
 	struct loop_timer keepalive;
 	struct conn	*close_next;	/* worker close list */
 	struct conn	*again_next;	/* worker read-again list */
+	struct conn	*flush_next;	/* worker flush list */
 	struct conn	*prev, *next;	/* worker's all-conns list */
 
 	/* HTTP */
@@ -143,6 +145,7 @@ struct worker {
 	size_t		 nconns;
 	struct conn	*close_list;
 	struct conn	*again_list;
+	struct conn	*flush_list;	/* written once per round */
 	struct conn	*watchers;
 	struct registry	*reg;
 
@@ -169,6 +172,9 @@ void	conn_accept(struct worker *w, int lfd, enum listen_role role);
 void	conn_close(struct conn *c, const char *reason);
 void	conn_free(struct conn *c);
 void	conn_flush(struct conn *c);
+/* Flush at the end of this dispatch round, coalescing what is queued
+ * meanwhile into large writes. */
+void	conn_flush_later(struct conn *c);
 int	conn_send_ctrl(struct conn *c, const void *p, size_t n);
 void	conn_read_again(struct conn *c);
 void	conn_on_readable(struct conn *c);

@@ -69,6 +69,11 @@ after_dispatch(void *arg)
 	}
 	if (w->again_list != NULL)
 		loop_wake(w->loop);
+	while ((c = w->flush_list) != NULL) {
+		w->flush_list = c->flush_next;
+		c->flush_pending = false;
+		conn_flush(c);
+	}
 	while ((c = w->close_list) != NULL) {
 		w->close_list = c->close_next;
 		conn_free(c);
