@@ -58,7 +58,7 @@ $(B)/%.o: %.c
 
 # ---- binaries ----
 SUP_OBJ	:= $(patsubst %.c,$(B)/%.o,$(wildcard supervisor/*.c))
-TOOLS	:= derpcat
+TOOLS	:= derpcat derpbench
 BINS	:= $(B)/derpd $(addprefix $(B)/,$(TOOLS))
 
 $(B)/derpd: $(SUP_OBJ) $(ARCHIVES)
@@ -66,6 +66,9 @@ $(B)/derpd: $(SUP_OBJ) $(ARCHIVES)
 
 $(B)/derpcat: $(B)/tools/derpcat.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/derpbench: $(B)/tools/derpbench.o $(ARCHIVES)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
 all: $(BINS)
 .DEFAULT_GOAL := all
