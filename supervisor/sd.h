@@ -1,0 +1,27 @@
+/*
+ * systemd integration, the only user of sd-daemon: readiness, reload and
+ * stop notifications, status text, the watchdog, and socket activation.
+ * Every call is a no-op when not started by systemd (no NOTIFY_SOCKET).
+ */
+#ifndef SUPERVISOR_SD_H
+#define SUPERVISOR_SD_H
+
+#include <stdint.h>
+
+void	sd_ready(void);
+/* RELOADING=1 with MONOTONIC_USEC, as Type=notify-reload expects. */
+void	sd_reloading(void);
+void	sd_stopping(void);
+void	sd_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	sd_watchdog_ping(void);
+/* Watchdog interval in microseconds, 0 when disabled. */
+uint64_t sd_watchdog_usec(void);
+
+/*
+ * Sockets passed by systemd, matched by FileDescriptorName= ("https",
+ * "http", "stun").  Fills the fds (-1 when not passed) and returns how
+ * many were passed (0 when not socket-activated), or -errno.
+ */
+int	sd_sockets(int *https, int *http, int *stun);
+
+#endif
