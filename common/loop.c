@@ -63,7 +63,8 @@ loop_free(struct loop *l)
 static uint32_t
 to_epoll(unsigned ev)
 {
-	return ((ev & LOOP_IN) ? EPOLLIN : 0) | ((ev & LOOP_OUT) ? EPOLLOUT : 0);
+	return ((ev & LOOP_IN) ? EPOLLIN : 0) | ((ev & LOOP_OUT) ? EPOLLOUT : 0) |
+	    ((ev & LOOP_EXCLUSIVE) ? EPOLLEXCLUSIVE : 0);
 }
 
 void

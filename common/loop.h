@@ -18,6 +18,7 @@ enum loop_events {
 	LOOP_OUT = 0x2,
 	LOOP_RW = LOOP_IN | LOOP_OUT,
 	LOOP_ERR = 0x4,		/* reported only: EPOLLERR / EPOLLHUP */
+	LOOP_EXCLUSIVE = 0x8,	/* add only: one waiter woken (shared fds) */
 };
 
 struct loop_io;

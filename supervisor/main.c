@@ -16,6 +16,8 @@
 #include "conf/conf.h"
 #include "derp/key.h"
 #include "supervisor/listen.h"
+#include "supervisor/sd.h"
+#include "supervisor/sup.h"
 #include "worker/worker.h"
 
 #define DERPD_VERSION	"0.1.0"
@@ -134,7 +136,7 @@ main(int argc, char **argv)
 		    path ? path : "(dev)");
 		return 0;
 	}
-	log_init("worker=0", cfg.log_level);
+	log_init("sup", cfg.log_level);
 	if (derp_crypto_init() < 0) {
 		log_err("crypto_init_failed", "err=%s", strerror(EIO));
 		return 1;
@@ -148,9 +150,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	raise_nofile();
-	if (open_listeners(&cfg, &ls) < 0)
+	if ((rc = sd_sockets(&ls.https, &ls.http, &ls.stun)) > 0)
+		log_notice("socket_activation", "fds=%d", rc);
+	else if (open_listeners(&cfg, &ls) < 0)
 		return 1;
-	rc = worker_main(&cfg, path, priv, &ls);
+	rc = sup_run(&cfg, path, priv, &ls);
 	sodium_memzero(priv, sizeof(priv));
 	return rc;
 }

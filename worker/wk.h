@@ -133,7 +133,9 @@ struct worker {
 	uint8_t		 mesh_key[DERP_KEY_LEN];
 	SSL_CTX		*ssl_ctx;
 
-	struct loop_io	 lis_https, lis_http, lis_stun, sig_io;
+	struct loop_io	 lis_https, lis_http, lis_stun, sig_io, ctl_io;
+	struct loop_timer beat;
+	int		 id, nworkers;
 	bool		 accept_paused;
 	struct loop_timer accept_resume;
 	struct loop_timer stop_timer;

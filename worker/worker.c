@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "common/ctl.h"
 #include "common/log.h"
 #include "derp/key.h"
 #include "worker/stun.h"
@@ -186,7 +188,46 @@ add_listener(struct worker *w, struct loop_io *io, int fd, loop_io_fn fn)
 	loop_io_init(io, fd, fn, w);
 	if (fd < 0)
 		return 0;
-	return loop_io_add(w->loop, io, LOOP_IN);
+	/* Siblings share the socket: wake one of them per connection. */
+	return loop_io_add(w->loop, io, LOOP_IN |
+	    (w->nworkers > 1 ? LOOP_EXCLUSIVE : 0));
+}
+
+static void
+send_beat(struct worker *w)
+{
+	struct ctl_msg	m = { .type = CTL_HEARTBEAT };
+
+	m.clients = (uint32_t)registry_count(w->reg);
+	m.conns = (uint32_t)w->nconns;
+	(void)ctl_send(w->ctl_io.fd, &m);	/* the next beat retries */
+}
+
+static void
+on_beat(struct loop_timer *t)
+{
+	struct worker	*w = t->arg;
+
+	send_beat(w);
+	(void)loop_timer_set(w->loop, &w->beat, 1000);
+}
+
+/* The supervisor writes nothing yet; EOF means it is gone. */
+static void
+on_ctl(struct loop_io *io, unsigned events)
+{
+	struct worker	*w = io->arg;
+	struct ctl_msg	 m;
+	int		 rc;
+
+	(void)events;
+	while ((rc = ctl_recv(io->fd, &m)) == 0)
+		;
+	if (rc != -EAGAIN) {
+		loop_io_del(w->loop, io);
+		log_warn("supervisor_gone", "err=%s", strerror(-rc));
+		begin_stop(w);
+	}
 }
 
 static void
@@ -209,6 +250,8 @@ worker_free(struct worker *w)
 	}
 	if (w->sig_io.fd >= 0)
 		close(w->sig_io.fd);
+	if (w->ctl_io.fd >= 0)
+		close(w->ctl_io.fd);
 	stun_fini(w);
 	registry_free(w->reg);
 	SSL_CTX_free(w->ssl_ctx);
@@ -235,7 +278,8 @@ worker_check_config(const struct config *cfg, char *err, size_t errlen)
 
 static int
 worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
-    const uint8_t priv[DERP_KEY_LEN], const struct worker_listeners *ls)
+    const uint8_t priv[DERP_KEY_LEN], const struct worker_listeners *ls,
+    const struct worker_env *env)
 {
 	char		err[512];
 	sigset_t	sigs;
@@ -245,6 +289,9 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	w->cfg_path = cfg_path;
 	w->sig_io.fd = -1;
 	w->lis_https.fd = w->lis_http.fd = w->lis_stun.fd = -1;
+	w->ctl_io.fd = env != NULL ? env->ctl_fd : -1;
+	w->id = env != NULL ? env->id : 0;
+	w->nworkers = env != NULL ? env->nworkers : 1;
 	memcpy(w->priv, priv, DERP_KEY_LEN);
 	if ((rc = derp_key_public(w->pub, w->priv)) < 0) {
 		log_err("bad_node_key", "err=%s", strerror(-rc));
@@ -280,12 +327,24 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	if ((sfd = loop_signalfd(&sigs)) < 0)
 		return sfd;
 	loop_io_init(&w->sig_io, sfd, on_signal, w);
-	return loop_io_add(w->loop, &w->sig_io, LOOP_IN);
+	if ((rc = loop_io_add(w->loop, &w->sig_io, LOOP_IN)) < 0)
+		return rc;
+	if (w->ctl_io.fd >= 0) {
+		/* A worker never outlives its supervisor. */
+		(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+		loop_io_init(&w->ctl_io, w->ctl_io.fd, on_ctl, w);
+		if ((rc = loop_io_add(w->loop, &w->ctl_io, LOOP_IN)) < 0)
+			return rc;
+		loop_timer_init(&w->beat, on_beat, w);
+		(void)loop_timer_set(w->loop, &w->beat, 1000);
+	}
+	return 0;
 }
 
 int
 worker_main(const struct config *cfg, const char *cfg_path,
-    const uint8_t priv[DERP_KEY_LEN], const struct worker_listeners *ls)
+    const uint8_t priv[DERP_KEY_LEN], const struct worker_listeners *ls,
+    const struct worker_env *env)
 {
 	struct worker	*w;
 	int		 rc;
@@ -293,13 +352,20 @@ worker_main(const struct config *cfg, const char *cfg_path,
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return 1;
-	if ((rc = worker_init(w, cfg, cfg_path, priv, ls)) < 0) {
+	if ((rc = worker_init(w, cfg, cfg_path, priv, ls, env)) < 0) {
 		log_err("worker_init_failed", "err=%s", strerror(-rc));
 		worker_free(w);
 		return 1;
 	}
 	derp_key_format_public(ks, w->pub);
 	log_notice("ready", "pubkey=%s tls=%d", ks, w->ssl_ctx != NULL);
+	if (w->ctl_io.fd >= 0) {
+		struct ctl_msg	m = { .type = CTL_READY };
+
+		if (ctl_send(w->ctl_io.fd, &m) < 0)
+			log_warn("ctl_send_failed", "type=ready");
+		send_beat(w);
+	}
 	rc = loop_run(w->loop);
 	if (rc < 0)
 		log_err("loop_failed", "err=%s", strerror(-rc));

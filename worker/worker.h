@@ -17,6 +17,13 @@ struct worker_listeners {
 	int	stun;		/* UDP; -1 = off */
 };
 
+/* What a supervised worker inherits beyond the config (NULL = alone). */
+struct worker_env {
+	int	id;		/* 0 .. nworkers-1 */
+	int	nworkers;
+	int	ctl_fd;		/* control socketpair end, -1 = none */
+};
+
 /*
  * Serve until SIGTERM/SIGINT (graceful: Restarting to every client, then
  * close).  SIGHUP re-reads cfg_path when non-NULL (certificates, reloadable
@@ -24,7 +31,7 @@ struct worker_listeners {
  */
 int	worker_main(const struct config *cfg, const char *cfg_path,
 	    const uint8_t priv[DERP_KEY_LEN],
-	    const struct worker_listeners *ls);
+	    const struct worker_listeners *ls, const struct worker_env *env);
 
 /* Check what the supervisor cannot: the TLS files load and match.
  * 0, or -EINVAL with a message in err. */

@@ -1,0 +1,415 @@
+/*
+ * Supervisor loop: one control socketpair per worker slot, fork without
+ * exec, SIGCHLD through signalfd, respawn with capped exponential
+ * backoff, SIGHUP validated here then relayed, SIGTERM relayed with a
+ * kill deadline, READY / RELOADING / STOPPING / STATUS / WATCHDOG to
+ * systemd (watchdog pings only while every worker heartbeats).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "common/ctl.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "supervisor/sd.h"
+#include "supervisor/sup.h"
+
+#define BACKOFF_MIN_MS		100
+#define BACKOFF_MAX_MS		10000
+#define STABLE_MS		30000	/* a run this long resets backoff */
+#define STOP_KILL_MS		10000
+#define BEAT_MS			1000	/* worker heartbeat period */
+#define HUNG_MS			5000	/* no beat this long: kill */
+
+struct slot {
+	struct sup	*s;
+	int		 id;
+	pid_t		 pid;
+	int		 ctl;		/* supervisor end */
+	struct loop_io	 io;
+	bool		 ready;
+	uint64_t	 started_ms, beat_ms;
+	uint32_t	 clients;
+	unsigned	 fails;
+	struct loop_timer respawn;
+};
+
+struct sup {
+	struct loop		*loop;
+	struct config		 cfg;
+	const char		*cfg_path;
+	uint8_t			 priv[DERP_KEY_LEN];
+	struct worker_listeners	 ls;
+	struct slot		*slots;
+	int			 n;
+	bool			 announced_ready;
+	bool			 stopping;
+	struct loop_io		 sig_io;
+	struct loop_timer	 tick, kill_timer;
+	uint64_t		 wd_usec;
+	uint64_t		 respawns;
+};
+
+static void	slot_spawn(struct slot *sl);
+
+static int
+drop_privileges(const struct config *cfg)
+{
+	struct passwd	*pw = NULL;
+	struct group	*gr = NULL;
+
+	if (cfg->user[0] == '\0' && cfg->group[0] == '\0')
+		return 0;
+	if (cfg->group[0] != '\0' && (gr = getgrnam(cfg->group)) == NULL)
+		return -ENOENT;
+	if (cfg->user[0] != '\0' && (pw = getpwnam(cfg->user)) == NULL)
+		return -ENOENT;
+	if (gr != NULL || pw != NULL) {
+		gid_t	gid = gr ? gr->gr_gid : pw->pw_gid;
+
+		if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1)
+			return -errno;
+	}
+	if (pw != NULL && setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		return -errno;
+	return 0;
+}
+
+static void
+status_update(struct sup *s)
+{
+	uint32_t	clients = 0;
+	int		i, up = 0;
+
+	for (i = 0; i < s->n; i++) {
+		clients += s->slots[i].clients;
+		up += s->slots[i].pid > 0 && s->slots[i].ready;
+	}
+	sd_status("%d/%d workers, %" PRIu32 " clients", up, s->n, clients);
+}
+
+static void
+on_ctl(struct loop_io *io, unsigned events)
+{
+	struct slot	*sl = io->arg;
+	struct sup	*s = sl->s;
+	struct ctl_msg	 m;
+	int		 rc, i;
+
+	(void)events;
+	while ((rc = ctl_recv(sl->ctl, &m)) == 0) {
+		sl->beat_ms = loop_now(s->loop);
+		if (m.type == CTL_READY) {
+			sl->ready = true;
+			log_notice("worker_ready", "worker=%d pid=%d", sl->id,
+			    (int)sl->pid);
+		} else {
+			sl->clients = m.clients;
+		}
+	}
+	if (rc == -EPROTO) {
+		log_err("ctl_protocol_error", "worker=%d", sl->id);
+		kill(sl->pid, SIGKILL);
+	}
+	if (rc == -ECONNRESET)
+		loop_io_del(s->loop, &sl->io);
+	if (!s->announced_ready) {
+		for (i = 0; i < s->n; i++)
+			if (!s->slots[i].ready)
+				return;
+		s->announced_ready = true;
+		sd_ready();
+		log_notice("node_ready", "workers=%d", s->n);
+		status_update(s);
+	}
+}
+
+static void
+respawn_due(struct loop_timer *t)
+{
+	slot_spawn(t->arg);
+}
+
+static void
+slot_exited(struct sup *s, struct slot *sl, int status)
+{
+	uint64_t	now = loop_now(s->loop), delay;
+
+	if (WIFSIGNALED(status))
+		log_warn("worker_exited", "worker=%d pid=%d signal=%d", sl->id,
+		    (int)sl->pid, WTERMSIG(status));
+	else
+		log_notice("worker_exited", "worker=%d pid=%d status=%d",
+		    sl->id, (int)sl->pid, WEXITSTATUS(status));
+	sl->pid = 0;
+	sl->ready = false;
+	sl->clients = 0;
+	loop_io_del(s->loop, &sl->io);
+	close(sl->ctl);
+	sl->ctl = -1;
+	if (s->stopping)
+		return;
+	if (now - sl->started_ms > STABLE_MS)
+		sl->fails = 0;
+	delay = BACKOFF_MIN_MS << (sl->fails < 7 ? sl->fails : 7);
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	sl->fails++;
+	log_notice("worker_respawn_scheduled", "worker=%d delay_ms=%" PRIu64,
+	    sl->id, delay);
+	loop_timer_init(&sl->respawn, respawn_due, sl);
+	if (loop_timer_set(s->loop, &sl->respawn, delay) < 0)
+		slot_spawn(sl);
+}
+
+static void
+reap(struct sup *s)
+{
+	pid_t	pid;
+	int	status, i, alive = 0;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (i = 0; i < s->n; i++)
+			if (s->slots[i].pid == pid)
+				slot_exited(s, &s->slots[i], status);
+	status_update(s);
+	if (!s->stopping)
+		return;
+	for (i = 0; i < s->n; i++)
+		alive += s->slots[i].pid > 0;
+	if (alive == 0)
+		loop_stop(s->loop);
+}
+
+static void
+signal_workers(struct sup *s, int sig)
+{
+	int	i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->slots[i].pid > 0)
+			kill(s->slots[i].pid, sig);
+}
+
+static void
+kill_stragglers(struct loop_timer *t)
+{
+	struct sup	*s = t->arg;
+
+	log_warn("stop_timeout", "action=kill");
+	signal_workers(s, SIGKILL);
+}
+
+static void
+begin_stop(struct sup *s)
+{
+	int	i;
+
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	sd_stopping();
+	log_notice("stopping", "workers=%d", s->n);
+	for (i = 0; i < s->n; i++)
+		loop_timer_cancel(s->loop, &s->slots[i].respawn);
+	signal_workers(s, SIGTERM);
+	loop_timer_init(&s->kill_timer, kill_stragglers, s);
+	(void)loop_timer_set(s->loop, &s->kill_timer, STOP_KILL_MS);
+	reap(s);
+}
+
+static void
+reload(struct sup *s)
+{
+	struct config	 nc;
+	char		 err[512];
+	const char	*why;
+
+	sd_reloading();
+	if (s->cfg_path == NULL) {
+		log_notice("reload_skipped", "reason=no_config_file");
+	} else if (conf_load(s->cfg_path, &nc, err, sizeof(err)) < 0 ||
+	    worker_check_config(&nc, err, sizeof(err)) < 0) {
+		log_warn("reload_refused", "err=\"%s\"", err);
+	} else if ((why = conf_restart_needed(&s->cfg, &nc)) != NULL) {
+		log_warn("reload_refused", "setting=%s reason=needs_restart",
+		    why);
+	} else {
+		nc.dev = s->cfg.dev;
+		s->cfg = nc;
+		log_set_level(nc.log_level);
+		signal_workers(s, SIGHUP);
+		log_notice("reloaded", "path=%s", s->cfg_path);
+	}
+	sd_ready();
+}
+
+static void
+on_signal(struct loop_io *io, unsigned events)
+{
+	struct sup		*s = io->arg;
+	struct signalfd_siginfo	 si;
+
+	(void)events;
+	while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap(s);
+			break;
+		case SIGHUP:
+			reload(s);
+			break;
+		default:
+			begin_stop(s);
+			break;
+		}
+	}
+}
+
+/* Once a second: hung-worker detection and the systemd watchdog. */
+static void
+on_tick(struct loop_timer *t)
+{
+	struct sup	*s = t->arg;
+	uint64_t	 now = loop_now(s->loop);
+	bool		 all_alive = true;
+	int		 i;
+
+	for (i = 0; i < s->n; i++) {
+		struct slot	*sl = &s->slots[i];
+
+		if (sl->pid <= 0) {
+			all_alive = false;
+			continue;
+		}
+		if (now - sl->beat_ms > HUNG_MS) {
+			all_alive = false;
+			log_err("worker_hung", "worker=%d pid=%d silent_ms=%"
+			    PRIu64, sl->id, (int)sl->pid, now - sl->beat_ms);
+			kill(sl->pid, SIGKILL);
+		} else if (now - sl->beat_ms > 2 * BEAT_MS) {
+			all_alive = false;
+		}
+	}
+	if (s->wd_usec > 0 && all_alive && !s->stopping)
+		sd_watchdog_ping();
+	(void)loop_timer_set(s->loop, &s->tick, s->wd_usec > 0 &&
+	    s->wd_usec / 2000 < BEAT_MS ? s->wd_usec / 2000 : BEAT_MS);
+}
+
+static void
+slot_spawn(struct slot *sl)
+{
+	struct sup	*s = sl->s;
+	int		 sv[2], rc, i;
+	pid_t		 pid;
+	char		 tag[32];
+
+	if (s->stopping)
+		return;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_err("socketpair_failed", "err=%s", strerror(errno));
+		return;
+	}
+	if ((pid = fork()) == -1) {
+		log_err("fork_failed", "err=%s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	if (pid == 0) {
+		struct worker_env	env;
+
+		close(sv[0]);
+		for (i = 0; i < s->n; i++)
+			if (s->slots[i].ctl >= 0)
+				close(s->slots[i].ctl);
+		snprintf(tag, sizeof(tag), "worker=%d", sl->id);
+		log_init(tag, s->cfg.log_level);
+		if ((rc = drop_privileges(&s->cfg)) < 0) {
+			log_err("drop_privileges_failed", "user=%s group=%s "
+			    "err=%s", s->cfg.user, s->cfg.group,
+			    strerror(-rc));
+			_exit(1);
+		}
+		memset(&env, 0, sizeof(env));
+		env.id = sl->id;
+		env.nworkers = s->n;
+		env.ctl_fd = sv[1];
+		_exit(worker_main(&s->cfg, s->cfg_path, s->priv, &s->ls,
+		    &env));
+	}
+	close(sv[1]);
+	sl->pid = pid;
+	sl->ctl = sv[0];
+	sl->ready = false;
+	sl->started_ms = sl->beat_ms = loop_now(s->loop);
+	s->respawns += sl->fails > 0;
+	loop_io_init(&sl->io, sl->ctl, on_ctl, sl);
+	if (loop_io_add(s->loop, &sl->io, LOOP_IN) < 0)
+		log_err("ctl_register_failed", "worker=%d", sl->id);
+	log_notice("worker_started", "worker=%d pid=%d", sl->id, (int)pid);
+}
+
+int
+sup_run(const struct config *cfg, const char *cfg_path,
+    const uint8_t priv[DERP_KEY_LEN], const struct worker_listeners *ls)
+{
+	struct sup	 s;
+	sigset_t	 sigs;
+	int		 i, fd, rc;
+
+	memset(&s, 0, sizeof(s));
+	s.cfg = *cfg;
+	s.cfg_path = cfg_path;
+	memcpy(s.priv, priv, DERP_KEY_LEN);
+	s.ls = *ls;
+	s.n = cfg->workers > 0 ? cfg->workers :
+	    (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (s.n < 1)
+		s.n = 1;
+	if ((s.loop = loop_new()) == NULL ||
+	    (s.slots = calloc((size_t)s.n, sizeof(*s.slots))) == NULL)
+		return 1;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	if ((fd = loop_signalfd(&sigs)) < 0)
+		return 1;
+	loop_io_init(&s.sig_io, fd, on_signal, &s);
+	if (loop_io_add(s.loop, &s.sig_io, LOOP_IN) < 0)
+		return 1;
+	s.wd_usec = sd_watchdog_usec();
+	loop_timer_init(&s.tick, on_tick, &s);
+	(void)loop_timer_set(s.loop, &s.tick, BEAT_MS);
+	for (i = 0; i < s.n; i++) {
+		s.slots[i].s = &s;
+		s.slots[i].id = i;
+		s.slots[i].ctl = -1;
+		loop_timer_init(&s.slots[i].respawn, respawn_due,
+		    &s.slots[i]);
+	}
+	for (i = 0; i < s.n; i++)
+		slot_spawn(&s.slots[i]);
+	rc = loop_run(s.loop);
+	log_notice("stopped", "respawns=%" PRIu64, s.respawns);
+	close(fd);
+	loop_free(s.loop);
+	free(s.slots);
+	sodium_memzero(s.priv, sizeof(s.priv));
+	return rc < 0 ? 1 : 0;
+}
