@@ -35,6 +35,12 @@ struct derp_server_info {
 ssize_t	derp_box_seal(uint8_t *out, size_t cap, const uint8_t *msg,
 	    size_t len, const uint8_t peer_pub[DERP_KEY_LEN],
 	    const uint8_t my_priv[DERP_KEY_LEN]);
+/* As derp_box_seal with a caller-chosen nonce: only for test vectors;
+ * real traffic must use random nonces. */
+ssize_t	derp_box_seal_nonce(uint8_t *out, size_t cap, const uint8_t *msg,
+	    size_t len, const uint8_t nonce[DERP_NONCE_LEN],
+	    const uint8_t peer_pub[DERP_KEY_LEN],
+	    const uint8_t my_priv[DERP_KEY_LEN]);
 /* Open nonce || box.  Returns plaintext length or -EPROTO (short, bad
  * tag, zero or small-order key) / -ENOBUFS. */
 ssize_t	derp_box_open(uint8_t *out, size_t cap, const uint8_t *in,
