@@ -1,0 +1,462 @@
+/*
+ * Configuration loader: a schema table drives defaults, types, ranges,
+ * the reload/restart split and unknown-key detection (STYLE.md 9).  The
+ * only user of libconfig; errors are "file:line: message".
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <libconfig.h>
+
+#include "conf/conf.h"
+
+enum conf_type {
+	CONF_INT,
+	CONF_BOOL,
+	CONF_STR,
+	CONF_LEVEL,	/* string -> LOG_* */
+	CONF_GROUP,
+	CONF_PEERS,	/* list of strings */
+};
+
+enum { CONF_RELOAD, CONF_RESTART };
+
+struct conf_item {
+	const char	*path;
+	enum conf_type	 type;
+	size_t		 off, size;
+	long		 min, max;
+	long		 dflt;
+	const char	*sdflt;
+	int		 when;
+};
+
+#define F(f)	offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define G(p)	{ p, CONF_GROUP, 0, 0, 0, 0, 0, NULL, CONF_RELOAD }
+#define S(p, f, d, w)	{ p, CONF_STR, F(f), 0, 0, 0, d, w }
+#define I(p, f, lo, hi, d, w)	{ p, CONF_INT, F(f), lo, hi, d, NULL, w }
+#define B(p, f, d, w)	{ p, CONF_BOOL, F(f), 0, 1, d, NULL, w }
+
+static const struct conf_item conf_items[] = {
+	S("hostname", hostname, "", CONF_RELOAD),
+	I("workers", workers, 0, 256, 0, CONF_RESTART),
+	G("listen"),
+	S("listen.https", listen_https, "[::]:443", CONF_RESTART),
+	S("listen.http", listen_http, "[::]:80", CONF_RESTART),
+	S("listen.stun", listen_stun, "[::]:3478", CONF_RESTART),
+	G("tls"),
+	S("tls.certificate", tls_certificate, "/etc/derpd/tls/fullchain.pem",
+	    CONF_RELOAD),
+	S("tls.private_key", tls_private_key, "/etc/derpd/tls/privkey.pem",
+	    CONF_RELOAD),
+	S("node_key_file", node_key_file, "/var/lib/derpd/derpd.key",
+	    CONF_RESTART),
+	S("runtime_dir", runtime_dir, "/run/derpd", CONF_RESTART),
+	S("home", home, "", CONF_RELOAD),
+	S("user", user, "derpd", CONF_RESTART),
+	S("group", group, "derpd", CONF_RESTART),
+	G("log"),
+	{ "log.level", CONF_LEVEL, F(log_level), 0, 0, LOG_INFO, NULL,
+	    CONF_RELOAD },
+	G("derp"),
+	I("derp.keepalive_ms", keepalive_ms, 100, 3600000, 60000, CONF_RELOAD),
+	I("derp.write_timeout_ms", write_timeout_ms, 0, 600000, 2000,
+	    CONF_RELOAD),
+	I("derp.mesh_write_timeout_ms", mesh_write_timeout_ms, 100, 600000,
+	    30000, CONF_RELOAD),
+	I("derp.handshake_timeout_ms", handshake_timeout_ms, 100, 600000,
+	    10000, CONF_RELOAD),
+	I("derp.http_timeout_ms", http_timeout_ms, 100, 600000, 30000,
+	    CONF_RELOAD),
+	I("derp.idle_timeout_ms", idle_timeout_ms, 0, 86400000, 0,
+	    CONF_RELOAD),
+	I("derp.queue_packets", queue_packets, 1, 4096, 32, CONF_RELOAD),
+	I("derp.queue_bytes", queue_bytes, 65600, 67108864, 98304,
+	    CONF_RELOAD),
+	I("derp.max_clients", max_clients, 0, 10000000, 0, CONF_RELOAD),
+	I("derp.restart_reconnect_ms", restart_reconnect_ms, 0, 3600000, 1000,
+	    CONF_RELOAD),
+	I("derp.restart_try_for_ms", restart_try_for_ms, 0, 3600000, 30000,
+	    CONF_RELOAD),
+	I("derp.tcp_keepalive_s", tcp_keepalive_s, 0, 86400, 600,
+	    CONF_RELOAD),
+	I("derp.tcp_user_timeout_ms", tcp_user_timeout_ms, 0, 600000, 15000,
+	    CONF_RELOAD),
+	G("mesh"),
+	S("mesh.psk_file", mesh_psk_file, "", CONF_RESTART),
+	{ "mesh.peers", CONF_PEERS, F(mesh_peers), 0, CONF_MAX_PEERS, 0,
+	    NULL, CONF_RELOAD },
+	S("mesh.ca_file", mesh_ca_file, "", CONF_RELOAD),
+	B("mesh.insecure_skip_verify", mesh_insecure, 0, CONF_RELOAD),
+	G("stun"),
+	B("stun.any_client", stun_any_client, 0, CONF_RELOAD),
+	G("metrics"),
+	S("metrics.listen", metrics_listen, "127.0.0.1:9090", CONF_RESTART),
+};
+
+#define NITEMS	(sizeof(conf_items) / sizeof(conf_items[0]))
+
+static const char *const level_names[] = {
+	[LOG_ERR] = "err", [LOG_WARNING] = "warn", [LOG_NOTICE] = "notice",
+	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+};
+
+void
+conf_defaults(struct config *c)
+{
+	size_t	i;
+
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < NITEMS; i++) {
+		const struct conf_item	*it = &conf_items[i];
+		char			*dst = (char *)c + it->off;
+
+		switch (it->type) {
+		case CONF_INT:
+		case CONF_LEVEL:
+			*(int *)(void *)dst = (int)it->dflt;
+			break;
+		case CONF_BOOL:
+			*(bool *)(void *)dst = it->dflt != 0;
+			break;
+		case CONF_STR:
+			snprintf(dst, it->size, "%s", it->sdflt);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+void
+conf_dev(struct config *c)
+{
+	conf_defaults(c);
+	snprintf(c->hostname, sizeof(c->hostname), "localhost");
+	c->listen_https[0] = '\0';
+	snprintf(c->listen_http, sizeof(c->listen_http), "127.0.0.1:3340");
+	snprintf(c->listen_stun, sizeof(c->listen_stun), "127.0.0.1:3478");
+	c->node_key_file[0] = '\0';
+	c->runtime_dir[0] = '\0';
+	c->user[0] = c->group[0] = '\0';
+	c->metrics_listen[0] = '\0';
+	c->workers = 1;
+	c->dev = true;
+}
+
+int
+conf_split_hostport(const char *s, char *host, size_t hostlen,
+    uint16_t *port)
+{
+	const char	*colon, *h = s;
+	size_t		 hl;
+	char		*end;
+	long		 p;
+	unsigned char	 buf[16];
+
+	if (s[0] == '[') {
+		const char	*rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL ||
+		    memchr(s, ':', (size_t)(colon - s)) != NULL)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl >= hostlen || strpbrk(colon + 1, " \t") != NULL)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (s[0] == '[' && inet_pton(AF_INET6, host, buf) != 1)
+		return -EINVAL;
+	if (strpbrk(host, " \t/[]") != NULL)
+		return -EINVAL;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || p < 1 ||
+	    p > 65535)
+		return -EINVAL;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static const struct conf_item *
+item_find(const char *path)
+{
+	size_t	i;
+
+	for (i = 0; i < NITEMS; i++)
+		if (strcmp(conf_items[i].path, path) == 0)
+			return &conf_items[i];
+	return NULL;
+}
+
+static int
+fail(char *err, size_t errlen, const char *file, int line, const char *fmt,
+    const char *a, const char *b)
+{
+	char	msg[1024];
+
+	snprintf(msg, sizeof(msg), fmt, a, b);
+	if (line > 0)
+		snprintf(err, errlen, "%s:%d: %s", file, line, msg);
+	else
+		snprintf(err, errlen, "%s: %s", file, msg);
+	return -EINVAL;
+}
+
+static int
+check_peer(const char *p)
+{
+	const char	*slash = strchr(p, '/');
+	char		 host[CONF_STR_MAX];
+	uint16_t	 port;
+
+	if (p[0] == '\0' || strpbrk(p, " \t") != NULL ||
+	    (slash != NULL && strchr(slash + 1, '/') != NULL) ||
+	    slash == p || (slash != NULL && slash[1] == '\0'))
+		return -EINVAL;
+	/* host[:port]: a colon form must parse as host:port. */
+	if (slash == NULL && strchr(p, ':') != NULL && p[0] != '[')
+		return conf_split_hostport(p, host, sizeof(host), &port);
+	return 0;
+}
+
+static int
+load_setting(config_setting_t *s, const char *path, struct config *c,
+    const char *file, char *err, size_t errlen)
+{
+	const struct conf_item	*it = item_find(path);
+	int			 line = config_setting_source_line(s);
+	char			*dst;
+	const char		*v;
+	long			 iv;
+	int			 i, n, rc;
+	char			 host[CONF_STR_MAX];
+	uint16_t		 port;
+
+	if (it == NULL)
+		return fail(err, errlen, file, line, "unknown setting \"%s\"%s",
+		    path, "");
+	dst = (char *)c + it->off;
+	switch (it->type) {
+	case CONF_GROUP:
+		if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+			return fail(err, errlen, file, line,
+			    "\"%s\" must be a group { ... }%s", path, "");
+		n = config_setting_length(s);
+		for (i = 0; i < n; i++) {
+			config_setting_t	*ch = config_setting_get_elem(s,
+						    (unsigned)i);
+			char			 sub[128];
+
+			snprintf(sub, sizeof(sub), "%s.%s", path,
+			    config_setting_name(ch));
+			if ((rc = load_setting(ch, sub, c, file, err,
+			    errlen)) < 0)
+				return rc;
+		}
+		return 0;
+	case CONF_INT:
+		if (config_setting_type(s) != CONFIG_TYPE_INT &&
+		    config_setting_type(s) != CONFIG_TYPE_INT64)
+			return fail(err, errlen, file, line,
+			    "\"%s\" must be an integer%s", path, "");
+		iv = (long)config_setting_get_int64(s);
+		if (iv < it->min || iv > it->max) {
+			char	range[64];
+
+			snprintf(range, sizeof(range), " (%ld..%ld)", it->min,
+			    it->max);
+			return fail(err, errlen, file, line,
+			    "\"%s\" is out of range%s", path, range);
+		}
+		*(int *)(void *)dst = (int)iv;
+		return 0;
+	case CONF_BOOL:
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+			return fail(err, errlen, file, line,
+			    "\"%s\" must be true or false%s", path, "");
+		*(bool *)(void *)dst = config_setting_get_bool(s);
+		return 0;
+	case CONF_STR:
+	case CONF_LEVEL:
+		if (config_setting_type(s) != CONFIG_TYPE_STRING)
+			return fail(err, errlen, file, line,
+			    "\"%s\" must be a string%s", path, "");
+		v = config_setting_get_string(s);
+		if (it->type == CONF_LEVEL) {
+			for (i = LOG_ERR; i <= LOG_DEBUG; i++)
+				if (level_names[i] != NULL &&
+				    strcmp(v, level_names[i]) == 0)
+					break;
+			if (i > LOG_DEBUG)
+				return fail(err, errlen, file, line,
+				    "\"%s\": unknown level \"%s\" (err, warn, "
+				    "notice, info, debug)", path, v);
+			*(int *)(void *)dst = i;
+			return 0;
+		}
+		if (strlen(v) >= it->size)
+			return fail(err, errlen, file, line,
+			    "\"%s\" is too long%s", path, "");
+		if ((strncmp(path, "listen.", 7) == 0 ||
+		    strcmp(path, "metrics.listen") == 0) && v[0] != '\0' &&
+		    conf_split_hostport(v, host, sizeof(host), &port) < 0)
+			return fail(err, errlen, file, line,
+			    "\"%s\": bad address \"%s\" (host:port, "
+			    "[v6]:port or :port)", path, v);
+		if (strcmp(path, "home") == 0 && v[0] != '\0' &&
+		    strcmp(v, "blank") != 0 && strncmp(v, "http://", 7) != 0 &&
+		    strncmp(v, "https://", 8) != 0)
+			return fail(err, errlen, file, line, "\"home\" must be "
+			    "\"\", \"blank\" or an http(s) URL, not \"%s\"%s",
+			    v, "");
+		memcpy(dst, v, strlen(v) + 1);
+		return 0;
+	case CONF_PEERS:
+		if (config_setting_type(s) != CONFIG_TYPE_LIST &&
+		    config_setting_type(s) != CONFIG_TYPE_ARRAY)
+			return fail(err, errlen, file, line,
+			    "\"%s\" must be a list of strings%s", path, "");
+		n = config_setting_length(s);
+		if (n > CONF_MAX_PEERS)
+			return fail(err, errlen, file, line,
+			    "\"%s\" has too many entries%s", path, "");
+		for (i = 0; i < n; i++) {
+			config_setting_t	*e = config_setting_get_elem(s,
+						    (unsigned)i);
+
+			if (config_setting_type(e) != CONFIG_TYPE_STRING)
+				return fail(err, errlen, file, line,
+				    "\"%s\" must be a list of strings%s", path,
+				    "");
+			v = config_setting_get_string(e);
+			if (strlen(v) >= CONF_STR_MAX || check_peer(v) < 0)
+				return fail(err, errlen, file,
+				    config_setting_source_line(e),
+				    "\"%s\": bad peer \"%s\" (host[:port]"
+				    "[/dialhost[:port]])", path, v);
+			snprintf(c->mesh_peers[i], CONF_STR_MAX, "%s", v);
+		}
+		c->mesh_npeers = n;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Cross-field rules, checked once everything is loaded. */
+static int
+validate(const config_t *lc, struct config *c, const char *file, char *err,
+    size_t errlen)
+{
+	const config_setting_t	*s;
+
+	if (c->mesh_npeers > 0 && c->mesh_psk_file[0] == '\0') {
+		s = config_lookup(lc, "mesh.peers");
+		return fail(err, errlen, file, s ?
+		    config_setting_source_line(s) : 0,
+		    "\"mesh.peers\" requires \"mesh.psk_file\"%s%s", "", "");
+	}
+	if (c->listen_https[0] == '\0' && c->listen_http[0] == '\0') {
+		s = config_lookup(lc, "listen");
+		return fail(err, errlen, file, s ?
+		    config_setting_source_line(s) : 0,
+		    "no listener: set listen.https or listen.http%s%s", "", "");
+	}
+	return 0;
+}
+
+static int
+load(config_t *lc, const char *name, struct config *c, char *err,
+    size_t errlen)
+{
+	config_setting_t	*root = config_root_setting(lc);
+	int			 i, n, rc;
+
+	conf_defaults(c);
+	n = config_setting_length(root);
+	for (i = 0; i < n; i++) {
+		config_setting_t	*s = config_setting_get_elem(root,
+					    (unsigned)i);
+
+		if ((rc = load_setting(s, config_setting_name(s), c, name, err,
+		    errlen)) < 0)
+			return rc;
+	}
+	return validate(lc, c, name, err, errlen);
+}
+
+int
+conf_parse_string(const char *text, const char *name, struct config *c,
+    char *err, size_t errlen)
+{
+	config_t	lc;
+	int		rc;
+
+	config_init(&lc);
+	if (config_read_string(&lc, text) != CONFIG_TRUE) {
+		snprintf(err, errlen, "%s:%d: %s", name, config_error_line(&lc),
+		    config_error_text(&lc));
+		config_destroy(&lc);
+		return -EINVAL;
+	}
+	rc = load(&lc, name, c, err, errlen);
+	config_destroy(&lc);
+	return rc;
+}
+
+int
+conf_load(const char *path, struct config *c, char *err, size_t errlen)
+{
+	config_t	lc;
+	int		rc;
+	FILE		*f;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	config_init(&lc);
+	if (config_read(&lc, f) != CONFIG_TRUE) {
+		snprintf(err, errlen, "%s:%d: %s", path, config_error_line(&lc),
+		    config_error_text(&lc));
+		config_destroy(&lc);
+		fclose(f);
+		return -EINVAL;
+	}
+	fclose(f);
+	rc = load(&lc, path, c, err, errlen);
+	config_destroy(&lc);
+	return rc;
+}
+
+const char *
+conf_restart_needed(const struct config *a, const struct config *b)
+{
+	size_t	i;
+
+	for (i = 0; i < NITEMS; i++) {
+		const struct conf_item	*it = &conf_items[i];
+
+		if (it->when != CONF_RESTART || it->size == 0)
+			continue;
+		if (it->type == CONF_STR ? strcmp((const char *)a + it->off,
+		    (const char *)b + it->off) != 0 :
+		    memcmp((const char *)a + it->off, (const char *)b + it->off,
+		    it->size) != 0)
+			return it->path;
+	}
+	return NULL;
+}
