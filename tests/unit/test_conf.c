@@ -1,0 +1,207 @@
+/*
+ * Unit tests for conf/conf.c: defaults, the shipped example, every error
+ * class with its file:line, dev mode, host:port parsing, restart rules.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <cmocka.h>
+
+#include "conf/conf.h"
+
+static void
+expect_error(const char *text, const char *needle)
+{
+	struct config	c;
+	char		err[512] = "";
+
+	assert_int_equal(conf_parse_string(text, "t.conf", &c, err,
+	    sizeof(err)), -EINVAL);
+	if (strstr(err, needle) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\"", err, needle);
+}
+
+static void
+test_conf_defaults(void **state)
+{
+	struct config	c;
+	char		err[256];
+
+	(void)state;
+	assert_int_equal(conf_parse_string("", "t.conf", &c, err, sizeof(err)),
+	    0);
+	assert_string_equal(c.listen_https, "[::]:443");
+	assert_int_equal(c.keepalive_ms, 60000);
+	assert_int_equal(c.queue_packets, 32);
+	assert_int_equal(c.log_level, LOG_INFO);
+	assert_int_equal(c.workers, 0);
+	assert_false(c.dev);
+}
+
+static void
+test_conf_example_file_loads(void **state)
+{
+	struct config	c;
+	char		err[256] = "";
+
+	(void)state;
+	if (conf_load("conf/derpd.conf", &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_string_equal(c.hostname, "derp.example.net");
+	assert_int_equal(c.mesh_npeers, 0);
+}
+
+static void
+test_conf_full_values(void **state)
+{
+	struct config	c;
+	char		err[256] = "";
+	const char	*t =
+	    "hostname = \"a.b\";\nworkers = 4;\n"
+	    "listen = { https = \"127.0.0.1:8443\"; http = \"\"; "
+	    "stun = \"[::1]:3478\"; };\n"
+	    "log = { level = \"debug\"; };\n"
+	    "derp = { keepalive_ms = 200; queue_packets = 8; };\n"
+	    "mesh = { psk_file = \"/x\"; peers = (\"b.c\", \"d.e:8443/10.0.0.3\")"
+	    "; insecure_skip_verify = true; };\n"
+	    "stun = { any_client = true; };\nhome = \"blank\";\n";
+
+	(void)state;
+	if (conf_parse_string(t, "t.conf", &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.workers, 4);
+	assert_string_equal(c.listen_http, "");
+	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(c.keepalive_ms, 200);
+	assert_int_equal(c.mesh_npeers, 2);
+	assert_string_equal(c.mesh_peers[1], "d.e:8443/10.0.0.3");
+	assert_true(c.mesh_insecure);
+	assert_true(c.stun_any_client);
+}
+
+static void
+test_conf_errors_have_lines(void **state)
+{
+	(void)state;
+	expect_error("\n\nbogus = 1;\n", "t.conf:3: unknown setting \"bogus\"");
+	expect_error("derp = {\n  nope = 1;\n};\n",
+	    "t.conf:2: unknown setting \"derp.nope\"");
+	expect_error("workers = \"4\";\n", "t.conf:1: \"workers\" must be an "
+	    "integer");
+	expect_error("\nworkers = 999;\n", "t.conf:2: \"workers\" is out of "
+	    "range (0..256)");
+	expect_error("derp = { queue_bytes = 10; };\n", "out of range");
+	expect_error("home = \"ftp://x\";\n", "t.conf:1: \"home\" must be");
+	expect_error("listen = { https = \"nope\"; };\n",
+	    "t.conf:1: \"listen.https\": bad address");
+	expect_error("listen = { https = \"1.2.3.4:0\"; };\n", "bad address");
+	expect_error("mesh = { psk_file = \"/p\"; peers = (\"a/b/c\"); };\n",
+	    "bad peer");
+	expect_error("mesh = {\n peers = (\"a\"); };\n",
+	    "t.conf:2: \"mesh.peers\" requires \"mesh.psk_file\"");
+	expect_error("mesh = { psk_file = \"/p\"; peers = (\"a\",\"b\",\"c\","
+	    "\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\",\"m\",\"n\","
+	    "\"o\",\"p\",\"q\"); };\n", "too many");
+	expect_error("stun = { any_client = 1; };\n", "true or false");
+	expect_error("log = { level = \"loud\"; };\n", "unknown level");
+	expect_error("workers = ;\n", "t.conf:1:");
+	expect_error("listen = 5;\n", "must be a group");
+	expect_error("listen = { https = \"\"; http = \"\"; };\n",
+	    "no listener");
+}
+
+static void
+test_conf_missing_file(void **state)
+{
+	struct config	c;
+	char		err[256];
+
+	(void)state;
+	assert_int_equal(conf_load("/nonexistent/derpd.conf", &c, err,
+	    sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/derpd.conf"));
+}
+
+static void
+test_conf_dev(void **state)
+{
+	struct config	c;
+
+	(void)state;
+	conf_dev(&c);
+	assert_true(c.dev);
+	assert_string_equal(c.listen_https, "");
+	assert_string_equal(c.listen_http, "127.0.0.1:3340");
+	assert_string_equal(c.listen_stun, "127.0.0.1:3478");
+	assert_string_equal(c.node_key_file, "");
+	assert_int_equal(c.workers, 1);
+}
+
+static void
+test_conf_split_hostport(void **state)
+{
+	char		h[64];
+	uint16_t	p;
+
+	(void)state;
+	assert_int_equal(conf_split_hostport("[::]:443", h, sizeof(h), &p), 0);
+	assert_string_equal(h, "::");
+	assert_int_equal(p, 443);
+	assert_int_equal(conf_split_hostport(":80", h, sizeof(h), &p), 0);
+	assert_string_equal(h, "");
+	assert_int_equal(conf_split_hostport("127.0.0.1:3340", h, sizeof(h),
+	    &p), 0);
+	assert_int_equal(p, 3340);
+	assert_int_equal(conf_split_hostport("x", h, sizeof(h), &p), -EINVAL);
+	assert_int_equal(conf_split_hostport("::1:5", h, sizeof(h), &p),
+	    -EINVAL);
+	assert_int_equal(conf_split_hostport("[zz]:5", h, sizeof(h), &p),
+	    -EINVAL);
+	assert_int_equal(conf_split_hostport("a:65536", h, sizeof(h), &p),
+	    -EINVAL);
+	assert_int_equal(conf_split_hostport("a:5x", h, sizeof(h), &p),
+	    -EINVAL);
+	assert_int_equal(conf_split_hostport("a:", h, sizeof(h), &p), -EINVAL);
+}
+
+static void
+test_conf_restart_needed(void **state)
+{
+	struct config	a, b;
+	char		err[256];
+
+	(void)state;
+	assert_int_equal(conf_parse_string("listen = { https = \":443\"; };",
+	    "a", &a, err, sizeof(err)), 0);
+	b = a;
+	assert_null(conf_restart_needed(&a, &b));
+	b.keepalive_ms = 1000;
+	snprintf(b.tls_certificate, sizeof(b.tls_certificate), "/new.pem");
+	assert_null(conf_restart_needed(&a, &b));
+	assert_int_equal(conf_parse_string("listen = { https = \":8443\"; };",
+	    "b", &b, err, sizeof(err)), 0);
+	assert_string_equal(conf_restart_needed(&a, &b), "listen.https");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_conf_defaults),
+		cmocka_unit_test(test_conf_example_file_loads),
+		cmocka_unit_test(test_conf_full_values),
+		cmocka_unit_test(test_conf_errors_have_lines),
+		cmocka_unit_test(test_conf_missing_file),
+		cmocka_unit_test(test_conf_dev),
+		cmocka_unit_test(test_conf_split_hostport),
+		cmocka_unit_test(test_conf_restart_needed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
