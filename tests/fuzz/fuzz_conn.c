@@ -1,0 +1,135 @@
+/*
+ * Fuzz the server's connection input path end to end, in memory: the
+ * HTTP front (http-parser + our routing and upgrade) and the DERP session
+ * (handshake and every frame type), on a worker with no sockets.  The
+ * first input byte picks the starting state: HTTP request, or an
+ * established session (to reach frame handling past the ClientInfo box).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "common/log.h"
+#include "derp/key.h"
+#include "worker/wk.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct worker *
+fake_worker(void)
+{
+	struct worker	*w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	conf_defaults(&w->cfg);
+	w->loop = loop_new();
+	w->reg = registry_new();
+	memset(w->priv, 0x42, sizeof(w->priv));
+	if (w->loop == NULL || w->reg == NULL ||
+	    derp_key_public(w->pub, w->priv) < 0)
+		return w;
+	derp_key_format_hex(w->pub_hex, w->pub);
+	w->has_mesh_key = true;
+	memset(w->mesh_key, 0x33, sizeof(w->mesh_key));
+	return w;
+}
+
+static struct conn *
+fake_conn(struct worker *w, bool derp)
+{
+	struct conn	*c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->w = w;
+	c->fd = -1;
+	c->id = ++w->next_conn_id;
+	c->role = ROLE_DERP;
+	c->state = ST_HTTP;
+	loop_io_init(&c->io, -1, NULL, c);
+	loop_timer_init(&c->deadline, NULL, c);
+	loop_timer_init(&c->keepalive, session_keepalive, c);
+	if (http_begin(c) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	if (derp) {
+		http_end(c);
+		memset(c->key, 0x07, sizeof(c->key));
+		c->can_mesh = true;
+		c->state = ST_DERP;
+		w->m.current_connections++;
+		if (registry_add(w, c) < 0)
+			c->state = ST_HELLO;
+	}
+	return c;
+}
+
+static void
+drain(struct worker *w)
+{
+	struct conn	*c;
+
+	while ((c = w->flush_list) != NULL) {
+		w->flush_list = c->flush_next;
+		c->flush_pending = false;
+		conn_flush(c);
+	}
+	while ((c = w->close_list) != NULL) {
+		w->close_list = c->close_next;
+		conn_free(c);
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int	 init;
+	struct worker	*w;
+	struct conn	*c, *peer;
+	struct pkt	*p;
+
+	if (!init) {
+		log_init("fuzz", LOG_EMERG);
+		if (derp_crypto_init() < 0)
+			return 0;
+		init = 1;
+	}
+	if (size < 1 || (w = fake_worker()) == NULL)
+		return 0;
+	if (w->loop == NULL || w->reg == NULL)
+		goto out;
+	peer = fake_conn(w, true);		/* a second, registered key */
+	if (peer != NULL)
+		peer->key[0] = 0x08;
+	if ((c = fake_conn(w, data[0] & 1)) == NULL)
+		goto out;
+	if (bbuf_append(&c->in, data + 1, size - 1, size) == 0) {
+		if (c->state == ST_HTTP)
+			http_input(c);
+		else
+			session_input(c);
+	}
+	drain(w);
+out:
+	while ((c = w->conns) != NULL) {
+		conn_close(c, "fuzz_done");
+		drain(w);
+	}
+	while ((p = w->pool) != NULL) {
+		w->pool = p->next;
+		free(p);
+	}
+	registry_free(w->reg);
+	loop_free(w->loop);
+	free(w);
+	return 0;
+}
