@@ -57,8 +57,11 @@ metacert_new(const uint8_t pub[DERP_KEY_LEN])
 	    (long)METACERT_DAYS * 86400) == NULL)
 		goto fail;
 	name = X509_get_subject_name(x);
-	if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0) != 1 ||
+	/* An explicit PrintableString, as Go encodes it: the MBSTRING path
+	 * would enforce the 64-character CN bound this 71-character name
+	 * exceeds (Go does not enforce it, and clients accept it). */
+	if (X509_NAME_add_entry_by_NID(name, NID_commonName,
+	    V_ASN1_PRINTABLESTRING, (const unsigned char *)cn, -1, -1, 0) != 1 ||
 	    X509_set_issuer_name(x, name) != 1 || X509_set_pubkey(x, pk) != 1)
 		goto fail;
 	if ((ext = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints,

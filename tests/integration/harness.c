@@ -1,0 +1,342 @@
+/*
+ * The integration harness: processes, temp dirs, certificates (made with
+ * the openssl tool), ports, readiness and teardown checks.  Readiness and
+ * every wait poll a condition against a deadline; nothing sleeps to
+ * synchronise.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "derp/key.h"
+#include "harness.h"
+
+uint64_t
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+pause_ms(int ms)
+{
+	/* Poll interval while waiting for a condition, not a sync sleep. */
+	poll(NULL, 0, ms);
+}
+
+static uint16_t
+free_port(int type)
+{
+	struct sockaddr_in	sa = { .sin_family = AF_INET };
+	socklen_t		sl = sizeof(sa);
+	int			fd = socket(AF_INET, type, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+struct node *
+node_new(void)
+{
+	struct node	*n = calloc(1, sizeof(*n));
+	const char	*tmp = getenv("TMPDIR");
+	struct rlimit	 rl;
+
+	assert_non_null(n);
+	snprintf(n->dir, sizeof(n->dir), "%s/derpd-itest-XXXXXX",
+	    tmp ? tmp : "/tmp");
+	assert_non_null(mkdtemp(n->dir));
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	assert_int_equal(derp_crypto_init(), 0);
+	return n;
+}
+
+static void
+make_cert(struct node *n)
+{
+	char	cmd[1024];
+
+	snprintf(n->cert, sizeof(n->cert), "%s/cert.pem", n->dir);
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt "
+	    "ec_paramgen_curve:prime256v1 -nodes -keyout %s/key.pem -out %s "
+	    "-days 2 -subj /CN=localhost -addext "
+	    "subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null", n->dir,
+	    n->cert);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void
+write_conf(struct node *n, const char *extra)
+{
+	FILE	*f;
+
+	snprintf(n->conf, sizeof(n->conf), "%s/derpd.conf", n->dir);
+	assert_non_null(f = fopen(n->conf, "w"));
+	fprintf(f, "hostname = \"localhost\";\nworkers = 1;\n"
+	    "node_key_file = \"%s/derpd.key\";\nruntime_dir = \"%s/run\";\n"
+	    "user = \"\";\ngroup = \"\";\nmetrics = { listen = \"\"; };\n",
+	    n->dir, n->dir);
+	if (n->tls)
+		fprintf(f, "listen = { https = \"127.0.0.1:%u\"; http = "
+		    "\"127.0.0.1:%u\"; stun = \"\"; };\ntls = { certificate = "
+		    "\"%s\"; private_key = \"%s/key.pem\"; };\n", n->port,
+		    n->http_port, n->cert, n->dir);
+	else
+		fprintf(f, "listen = { https = \"\"; http = \"127.0.0.1:%u\"; "
+		    "stun = \"\"; };\n", n->port);
+	if (extra != NULL)
+		fputs(extra, f);
+	fclose(f);
+}
+
+struct node *
+node_start_in(struct node *n, bool tls, const char *extra)
+{
+	const char	*bin = getenv("DERPD_BIN");
+	uint64_t	 deadline;
+	int		 fd, attempt;
+
+	n->tls = tls;
+	if (tls && n->cert[0] == '\0')
+		make_cert(n);
+	snprintf(n->log, sizeof(n->log), "%s/derpd.log", n->dir);
+	for (attempt = 0; attempt < 3; attempt++) {
+		n->port = free_port(SOCK_STREAM);
+		n->http_port = tls ? free_port(SOCK_STREAM) : 0;
+		write_conf(n, extra);
+		if ((n->pid = fork()) == 0) {
+			fd = open(n->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			dup2(fd, 2);
+			dup2(fd, 1);
+			execl(bin ? bin : "build/derpd", "derpd", "-c", n->conf,
+			    (char *)NULL);
+			_exit(127);
+		}
+		assert_true(n->pid > 0);
+		deadline = now_ms() + 10000;
+		while (now_ms() < deadline) {
+			if (node_log_count(n, "event=node_ready") > 0)
+				return n;
+			if (waitpid(n->pid, NULL, WNOHANG) == n->pid)
+				break;	/* port race or bad config: retry */
+			pause_ms(10);
+		}
+		kill(n->pid, SIGKILL);
+		waitpid(n->pid, NULL, 0);
+	}
+	fail_msg("derpd did not become ready; see %s", n->log);
+	return NULL;
+}
+
+struct node *
+node_start(bool tls, const char *extra)
+{
+	return node_start_in(node_new(), tls, extra);
+}
+
+int
+node_log_count(const struct node *n, const char *needle)
+{
+	FILE	*f = fopen(n->log, "r");
+	char	 line[4096];
+	int	 c = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		c += strstr(line, needle) != NULL;
+	fclose(f);
+	return c;
+}
+
+bool
+node_log_wait(const struct node *n, const char *needle, int timeout_ms)
+{
+	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
+
+	do {
+		if (node_log_count(n, needle) > 0)
+			return true;
+		pause_ms(5);
+	} while (now_ms() < deadline);
+	return false;
+}
+
+void
+node_stop(struct node *n)
+{
+	uint64_t	deadline = now_ms() + 10000;
+	int		status = -1;
+	pid_t		r = 0;
+
+	if (n->stopped)
+		return;
+	kill(n->pid, SIGTERM);
+	while (now_ms() < deadline &&
+	    (r = waitpid(n->pid, &status, WNOHANG)) == 0)
+		pause_ms(5);
+	if (r == 0) {
+		kill(n->pid, SIGKILL);
+		waitpid(n->pid, &status, 0);
+		fail_msg("derpd did not stop within 10 s");
+	}
+	n->stopped = true;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(node_log_count(n, "Sanitizer"), 0);
+	assert_int_equal(node_log_count(n, "runtime error:"), 0);
+	assert_int_equal(node_log_count(n, "Z err "), 0);
+}
+
+void
+node_free(struct node *n)
+{
+	char	cmd[300];
+
+	if (n == NULL)
+		return;
+	if (!n->stopped && n->pid > 0) {
+		kill(n->pid, SIGKILL);
+		waitpid(n->pid, NULL, 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", n->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", n->dir);
+	free(n);
+}
+
+void
+node_opts(const struct node *n, struct client_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->host = "127.0.0.1";
+	o->port = n->port;
+	o->tls = n->tls;
+	o->ca_file = n->tls ? n->cert : NULL;
+	o->server_name = "localhost";
+	o->info.can_ack_pings = true;
+	o->timeout_ms = 5000;
+}
+
+struct client *
+node_client_key(const struct node *n, const uint8_t *priv)
+{
+	struct client_opts	 o;
+	struct client		*c;
+	int			 err = 0;
+
+	node_opts(n, &o);
+	o.priv = priv;
+	c = client_connect(&o, &err);
+	if (c == NULL)
+		fail_msg("client_connect: %s", strerror(-err));
+	return c;
+}
+
+struct client *
+node_client(const struct node *n)
+{
+	return node_client_key(n, NULL);
+}
+
+long
+node_metric(const struct node *n, const char *name)
+{
+	struct client_opts	 o;
+	static char		 buf[65536];
+	char			 pat[256], *p;
+	int			 st;
+
+	node_opts(n, &o);
+	st = client_http_get(&o, "GET", "/debug/varz", NULL, buf, sizeof(buf));
+	assert_int_equal(st, 200);
+	snprintf(pat, sizeof(pat), "\n%s ", name);
+	if ((p = strstr(buf, pat)) == NULL)
+		fail_msg("metric %s not found", name);
+	return strtol(p + strlen(pat), NULL, 10);
+}
+
+int
+raw_connect(uint16_t port)
+{
+	struct sockaddr_in	sa = { .sin_family = AF_INET };
+	int			fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_port = htons(port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+ssize_t
+raw_read_until_eof(int fd, uint8_t *buf, size_t cap, int timeout_ms)
+{
+	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
+	size_t		n = 0;
+	ssize_t		r;
+	struct pollfd	p = { .fd = fd, .events = POLLIN };
+
+	while (now_ms() < deadline) {
+		if (poll(&p, 1, (int)(deadline - now_ms())) <= 0)
+			continue;
+		r = read(fd, buf + n, cap - n > 0 ? cap - n : 0);
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return (ssize_t)n;
+		if (r < 0)
+			return -1;
+		n += (size_t)r;
+		if (n == cap)
+			n = 0;	/* keep draining; only EOF matters */
+	}
+	return -1;
+}
+
+int
+recv_type(struct client *c, uint8_t type, struct client_msg *m,
+    int timeout_ms)
+{
+	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
+	int		rc;
+
+	for (;;) {
+		uint64_t	now = now_ms();
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		rc = client_recv(c, m, (int)(deadline - now));
+		if (rc < 0)
+			return rc;
+		if (m->type == type)
+			return 0;
+	}
+}
