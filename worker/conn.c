@@ -393,7 +393,7 @@ conn_flush(struct conn *c)
 	if (c->state == ST_DERP)
 		loop_timer_cancel(w->loop, &c->deadline);
 	if (c->close_after_write) {
-		conn_close(c, "done");
+		conn_close(c, c->close_reason ? c->close_reason : "done");
 		return;
 	}
 	(void)loop_io_mod(w->loop, &c->io, LOOP_IN);

@@ -437,6 +437,7 @@ http_input(struct conn *c)
 		if (!r->done) {
 			if (r->head_bytes >= WK_HTTP_HEAD_MAX) {
 				c->close_after_write = true;
+				c->close_reason = "http_header_too_large";
 				respond_text(c, 431, "Request Header Fields "
 				    "Too Large", NULL, "request too large\n");
 			}

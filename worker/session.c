@@ -521,8 +521,12 @@ session_input(struct conn *c)
 		n = derp_frame_parse(p, avail, avail >= DERP_FRAME_HDR_LEN ?
 		    derp_frame_server_limit(p[0]) : DERP_MAX_UNKNOWN_FRAME, &f);
 		if (n == -EMSGSIZE) {
+			/* Fixed-size frames with the wrong length are
+			 * malformed; anything else is merely too big. */
 			conn_close(c, c->state == ST_HELLO ?
-			    "client_info_invalid" : "frame_too_large");
+			    "client_info_invalid" :
+			    derp_frame_server_limit(p[0]) <= DERP_MAX_PING ?
+			    "frame_invalid" : "frame_too_large");
 			return;
 		}
 		if (n <= 0)

@@ -77,6 +77,8 @@ struct conn {
 	enum conn_state	 state;
 	bool		 closing;
 	bool		 close_after_write;	/* HTTP: Connection: close */
+	const char	*close_reason;		/* logged when that close
+						 * is not routine */
 	bool		 in_again;		/* on the read-again list */
 	bool		 flush_pending;		/* on the flush list */
 	bool		 want_write_on_read;	/* TLS wants read to write */
