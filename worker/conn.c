@@ -479,6 +479,8 @@ conn_on_readable(struct conn *c)
 		if (r == -EAGAIN)
 			break;
 		if (r == 0) {
+			/* A half-closed peer still gets what it asked for. */
+			conn_flush(c);
 			conn_close(c, c->state == ST_DERP ? "eof" :
 			    c->state == ST_HTTP && bbuf_len(in) > 0 ?
 			    "http_bad_request" : "eof");
