@@ -54,7 +54,8 @@ $(B)/%.a:
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # ---- binaries ----
 SUP_OBJ	:= $(patsubst %.c,$(B)/%.o,$(wildcard supervisor/*.c))
@@ -99,7 +100,8 @@ tests: $(UNIT_BIN) $(ITEST_BIN) $(REPLAY_BIN)
 
 check: deps
 	$(MAKE) all tests
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; \
+	    VECTORS=../shared/vectors $$t; done
 	@set -e; for n in $(FUZZ_NAMES); do echo "== replay $$n"; \
 	    $(B)/tests/fuzz/replay_$$n tests/fuzz/corpus/$$n; done
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; \
@@ -107,7 +109,8 @@ check: deps
 	@echo "check: all passed"
 
 check-unit: all tests
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; \
+	    VECTORS=../shared/vectors $$t; done
 
 # ---- fuzzing (clang libFuzzer) ----
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. $(PKG_CFLAGS) \

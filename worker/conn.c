@@ -225,6 +225,8 @@ bbuf_append(struct bbuf *b, const void *p, size_t n, size_t cap)
 {
 	int	rc;
 
+	if (n == 0)
+		return 0;	/* b->p may still be NULL */
 	if ((rc = bbuf_reserve(b, n, cap)) < 0)
 		return rc;
 	memcpy(b->p + b->len, p, n);
