@@ -75,6 +75,8 @@ all: $(BINS)
 .DEFAULT_GOAL := all
 
 # ---- tests ----
+export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/fuzz/lsan.supp
+
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 ITEST_SRC := $(wildcard tests/integration/test_*.c)
