@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	raise_nofile();
+	/* OpenSSL writes with write(2): a peer that vanished mid-write must
+	 * cost only its connection (EPIPE), never the worker. */
+	signal(SIGPIPE, SIG_IGN);
 	if ((rc = sd_sockets(&ls.https, &ls.http, &ls.stun)) > 0)
 		log_notice("socket_activation", "fds=%d", rc);
 	else if (open_listeners(&cfg, &ls) < 0)

@@ -212,6 +212,11 @@ node_stop(struct node *n)
 	assert_int_equal(node_log_count(n, "Sanitizer"), 0);
 	assert_int_equal(node_log_count(n, "runtime error:"), 0);
 	assert_int_equal(node_log_count(n, "Z err "), 0);
+	/* No worker may have died along the way (the supervisor would have
+	 * respawned it and still exited 0). */
+	assert_int_equal(node_log_count(n, "event=worker_exited worker=0 "
+	    "pid=") - node_log_count(n, "status=0"), 0);
+	assert_int_equal(node_log_count(n, "signal="), 0);
 }
 
 void
