@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ struct bench {
 	size_t			 size;
 	double			 seconds;
 	double			 rate;		/* packets/s per pair, 0 = max */
+	unsigned		 window;	/* max in flight per pair */
 	int			 server_pid;
 	bool			 json;
 	atomic_bool		 stop;
@@ -37,6 +39,7 @@ struct bench {
 
 struct pair {
 	struct bench	*b;
+	atomic_uint_fast64_t psent, precv;	/* this pair's counts */
 	struct client	*tx, *rx;
 	pthread_t	 ttx, trx;
 };
@@ -71,6 +74,26 @@ sender(void *arg)
 			}
 			next += gap;
 		}
+		/* Closed loop: never more than window packets in flight, so
+		 * "as fast as possible" measures what the relay delivers,
+		 * not what it drops. */
+		if (b->window > 0 && atomic_load(&p->psent) -
+		    atomic_load(&p->precv) >= b->window) {
+			uint64_t	give_up = now_ns() + 200000000u;
+
+			(void)client_flush(p->tx, 5000);
+			while (!atomic_load(&b->stop) && atomic_load(&p->psent) -
+			    atomic_load(&p->precv) >= b->window / 2) {
+				if (now_ns() > give_up) {
+					/* Lost in the relay: stop waiting. */
+					atomic_store(&p->precv,
+					    atomic_load(&p->psent));
+					break;
+				}
+				sched_yield();
+			}
+			continue;
+		}
 		t = now_ns();
 		memcpy(pkt, &t, b->size >= 8 ? 8 : 0);
 		rc = client_queue_packet(p->tx, client_public_key(p->rx), pkt,
@@ -84,6 +107,7 @@ sender(void *arg)
 			break;
 		}
 		atomic_fetch_add(&b->sent, 1);
+		atomic_fetch_add(&p->psent, 1);
 	}
 	(void)client_flush(p->tx, 1000);
 	free(pkt);
@@ -109,6 +133,7 @@ receiver(void *arg)
 		if (m.type != DERP_FRAME_RECV_PACKET)
 			continue;
 		atomic_fetch_add(&b->recv, 1);
+		atomic_fetch_add(&p->precv, 1);
 		atomic_fetch_add(&b->recv_bytes, m.len);
 		if (m.len >= 8) {
 			memcpy(&t, m.data, 8);
@@ -159,7 +184,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: derpbench [--tls] [--insecure] [--pairs N] "
 	    "[--size BYTES] [--seconds S]\n"
-	    "                 [--rate PPS_PER_PAIR] [--server-pid PID] [--json] "
+	    "                 [--rate PPS_PER_PAIR] [--window N (0 = open loop)]\n"
+	    "                 [--server-pid PID] [--json] "
 	    "HOST:PORT\n");
 	exit(2);
 }
@@ -222,6 +248,7 @@ main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "server-pid", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "window", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct bench	 b;
@@ -234,6 +261,7 @@ main(int argc, char **argv)
 	b.pairs = 10;
 	b.size = 1200;
 	b.seconds = 5;
+	b.window = 64;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 't': b.co.tls = true; break;
@@ -244,6 +272,7 @@ main(int argc, char **argv)
 		case 'r': b.rate = atof(optarg); break;
 		case 'p': b.server_pid = atoi(optarg); break;
 		case 'j': b.json = true; break;
+		case 'w': b.window = (unsigned)atoi(optarg); break;
 		default: usage();
 		}
 	}

@@ -244,6 +244,17 @@ enqueue(struct conn *dst, const uint8_t src[DERP_KEY_LEN],
 		if (q->n < (uint32_t)w->cfg.queue_packets &&
 		    q->bytes + flen <= (size_t)w->cfg.queue_bytes)
 			break;
+		/* Full within one round: write what is queued now (one
+		 * coalesced write) before evicting anything; only a
+		 * receiver that really does not keep up loses packets. */
+		if (i == 0 && !dst->closing) {
+			conn_flush(dst);
+			if (dst->closing) {
+				drop(w, DROP_GONE_DISCONNECTED, kind, len);
+				return;
+			}
+			continue;
+		}
 		if ((old = q->head) == NULL)
 			break;
 		q->head = old->next;
