@@ -1,0 +1,59 @@
+#!/bin/sh
+# make bench: start derpd over TLS on 127.0.0.1 and relay through it with
+# derpbench.  Scenarios: 1 pair and 10 pairs of 1,200-byte packets, and
+# 10 pairs of 64-byte packets.  Results (JSON lines and a Markdown table)
+# go to bench/results/.  Usage: tests/bench/relay.sh BUILD_DIR [SECONDS]
+set -eu
+B=${1:-build}
+SECS=${2:-5}
+RUNS=${RUNS:-3}
+dir=$(mktemp -d /tmp/derpd-bench-XXXXXX)
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+	-keyout "$dir/key.pem" -out "$dir/cert.pem" -days 2 -subj /CN=localhost \
+	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 28443)
+cat > "$dir/derpd.conf" <<CONF
+hostname = "localhost";
+workers = ${WORKERS:-1};
+listen = { https = "127.0.0.1:$port"; http = ""; stun = ""; };
+tls = { certificate = "$dir/cert.pem"; private_key = "$dir/key.pem"; };
+node_key_file = ""; runtime_dir = "$dir/run"; user = ""; group = "";
+log = { level = "notice"; };
+metrics = { listen = ""; };
+CONF
+"$B/derpd" -c "$dir/derpd.conf" 2> "$dir/log" &
+pid=$!
+i=0
+until grep -q node_ready "$dir/log"; do
+	i=$((i + 1)); [ $i -lt 500 ] || { cat "$dir/log"; exit 1; }
+	sleep 0.01
+done
+wpid=$(sed -n 's/.*event=worker_started worker=0 pid=\([0-9]*\).*/\1/p' "$dir/log" | tail -1)
+out=bench/results/relay-$(date -u +%Y%m%dT%H%M%SZ)
+: > "$out.jsonl"
+for sc in "1 1200" "10 1200" "10 64"; do
+	set -- $sc
+	r=0
+	while [ $r -lt "$RUNS" ]; do
+		"$B/derpbench" --tls --insecure --pairs "$1" --size "$2" \
+		    --seconds "$SECS" --server-pid "$wpid" --json \
+		    "127.0.0.1:$port" >> "$out.jsonl"
+		r=$((r + 1))
+	done
+done
+python3 - "$out.jsonl" > "$out.md" <<'PY'
+import json, sys, statistics as st
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print("| pairs | size | runs | packets/s (median) | MB/s | server CPU s/GB | loss % | p50 ms | p99 ms |")
+print("|---|---|---|---|---|---|---|---|---|")
+key = lambda r: (r["pairs"], r["size"])
+for k in sorted({key(r) for r in rows}):
+    g = [r for r in rows if key(r) == k]
+    med = lambda f: st.median(r[f] for r in g)
+    print(f"| {k[0]} | {k[1]} | {len(g)} | {med('pps'):.0f} | {med('mbytes_per_s'):.1f} | "
+          f"{med('server_cpu_s_per_gb'):.2f} | {med('loss_pct'):.2f} | "
+          f"{st.median(r['lat_ms']['p50'] for r in g):.3f} | {st.median(r['lat_ms']['p99'] for r in g):.3f} |")
+PY
+cat "$out.md"
+echo "machine: $(nproc) CPUs, $(sed -n 's/model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
