@@ -1,0 +1,205 @@
+/*
+ * SPSC ring in shared memory: byte positions head (consumer) and tail
+ * (producer) grow monotonically; a record is { u32 len, u16 type, u16 0,
+ * payload } padded to 8 bytes and never wraps (a pad record fills the end
+ * instead).  The producer publishes a record by a release store of tail
+ * after writing it; the consumer reads tail with acquire, so a process
+ * that dies mid-push leaves nothing half-visible.  One producer and one
+ * consumer at a time: a respawned worker simply continues from the
+ * positions in shared memory.
+ */
+#include <errno.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/ring.h"
+
+#define REC_HDR		8
+#define PAD_TYPE	0xffff
+
+struct ring {
+	alignas(64) _Atomic uint64_t	head;
+	alignas(64) _Atomic uint64_t	tail;
+	alignas(64) _Atomic uint64_t	drops;
+	_Atomic uint64_t		pushed;
+	uint64_t			cap;
+	alignas(64) uint8_t		data[];
+};
+
+static size_t
+ring_bytes(size_t capacity)
+{
+	return (sizeof(struct ring) + capacity + 63) & ~(size_t)63;
+}
+
+size_t
+ring_set_size(int n, size_t capacity)
+{
+	return (size_t)n * (size_t)n * ring_bytes(capacity);
+}
+
+void *
+ring_set_create(int n, size_t capacity)
+{
+	size_t	len = ring_set_size(n, capacity);
+	void	*mem;
+	int	fd, i, j;
+
+	if (n < 1 || capacity < 4096 || (capacity & (capacity - 1)) != 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((fd = memfd_create("derpd-rings", MFD_CLOEXEC)) == -1)
+		return NULL;
+	if (ftruncate(fd, (off_t)len) == -1) {
+		close(fd);
+		return NULL;
+	}
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (mem == MAP_FAILED)
+		return NULL;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < n; j++) {
+			struct ring	*r = ring_set_get(mem, n, capacity, i,
+					    j);
+
+			atomic_init(&r->head, 0);
+			atomic_init(&r->tail, 0);
+			atomic_init(&r->drops, 0);
+			atomic_init(&r->pushed, 0);
+			r->cap = capacity;
+		}
+	return mem;
+}
+
+void
+ring_set_destroy(void *set, int n, size_t capacity)
+{
+	if (set != NULL)
+		munmap(set, ring_set_size(n, capacity));
+}
+
+struct ring *
+ring_set_get(void *set, int n, size_t capacity, int from, int to)
+{
+	return (struct ring *)((uint8_t *)set + ((size_t)from * (size_t)n +
+	    (size_t)to) * ring_bytes(capacity));
+}
+
+static size_t
+rec_size(size_t payload)
+{
+	return (REC_HDR + payload + 7) & ~(size_t)7;
+}
+
+static void
+put_hdr(uint8_t *p, uint32_t len, uint16_t type)
+{
+	memcpy(p, &len, 4);
+	memcpy(p + 4, &type, 2);
+	memset(p + 6, 0, 2);
+}
+
+int
+ring_push(struct ring *r, uint16_t type, const void *a, size_t alen,
+    const void *b, size_t blen)
+{
+	uint64_t	head, tail, off, room_end;
+	size_t		need = rec_size(alen + blen);
+
+	if (need > r->cap / 4 || type == PAD_TYPE)
+		return -EMSGSIZE;
+	tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	head = atomic_load_explicit(&r->head, memory_order_acquire);
+	off = tail & (r->cap - 1);
+	room_end = r->cap - off;
+	if (room_end < need) {
+		/* Pad to the end, then start at offset 0. */
+		if (r->cap - (tail - head) < room_end + need)
+			goto full;
+		put_hdr(r->data + off, (uint32_t)(room_end - REC_HDR),
+		    PAD_TYPE);
+		tail += room_end;
+		off = 0;
+	} else if (r->cap - (tail - head) < need) {
+		goto full;
+	}
+	put_hdr(r->data + off, (uint32_t)(alen + blen), type);
+	if (alen > 0)
+		memcpy(r->data + off + REC_HDR, a, alen);
+	if (blen > 0)
+		memcpy(r->data + off + REC_HDR + alen, b, blen);
+	atomic_store_explicit(&r->tail, tail + need, memory_order_release);
+	atomic_fetch_add_explicit(&r->pushed, 1, memory_order_relaxed);
+	return 0;
+full:
+	atomic_fetch_add_explicit(&r->drops, 1, memory_order_relaxed);
+	return -ENOSPC;
+}
+
+int
+ring_peek(struct ring *r, uint16_t *type, const uint8_t **data, size_t *len)
+{
+	uint64_t	head, tail, off;
+	uint32_t	l;
+	uint16_t	t;
+
+	for (;;) {
+		head = atomic_load_explicit(&r->head, memory_order_relaxed);
+		tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+		if (head == tail)
+			return -EAGAIN;
+		off = head & (r->cap - 1);
+		if (tail - head < REC_HDR || tail - head > r->cap ||
+		    r->cap - off < REC_HDR)
+			return -EPROTO;
+		memcpy(&l, r->data + off, 4);
+		memcpy(&t, r->data + off + 4, 2);
+		if (rec_size(l) > r->cap - off || rec_size(l) > tail - head)
+			return -EPROTO;
+		if (t == PAD_TYPE) {
+			atomic_store_explicit(&r->head, head + rec_size(l),
+			    memory_order_release);
+			continue;
+		}
+		*type = t;
+		*data = r->data + off + REC_HDR;
+		*len = l;
+		return 0;
+	}
+}
+
+void
+ring_pop(struct ring *r)
+{
+	uint64_t	head = atomic_load_explicit(&r->head,
+			    memory_order_relaxed);
+	uint32_t	l;
+
+	memcpy(&l, r->data + (head & (r->cap - 1)), 4);
+	atomic_store_explicit(&r->head, head + rec_size(l),
+	    memory_order_release);
+}
+
+void
+ring_reset(struct ring *r)
+{
+	atomic_store_explicit(&r->head, atomic_load_explicit(&r->tail,
+	    memory_order_acquire), memory_order_release);
+}
+
+uint64_t
+ring_drops(const struct ring *r)
+{
+	return atomic_load_explicit(&r->drops, memory_order_relaxed);
+}
+
+uint64_t
+ring_pushed(const struct ring *r)
+{
+	return atomic_load_explicit(&r->pushed, memory_order_relaxed);
+}

@@ -1,0 +1,47 @@
+/*
+ * Shared-memory single-producer / single-consumer rings that carry
+ * packets between worker processes.  The supervisor maps one region for
+ * all N x N rings before fork; worker i produces into ring (i -> j) and
+ * worker j consumes it.  Push never blocks: a full ring is an error the
+ * caller counts as a drop.
+ */
+#ifndef COMMON_RING_H
+#define COMMON_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ring;
+
+/* Bytes of shared memory for n x n rings of capacity bytes each
+ * (capacity: a power of two, at least 4 KiB). */
+size_t	ring_set_size(int n, size_t capacity);
+/* Map and initialise the set (memfd + MAP_SHARED).  Returns the mapping
+ * or NULL with errno set. */
+void	*ring_set_create(int n, size_t capacity);
+void	 ring_set_destroy(void *set, int n, size_t capacity);
+/* The ring carrying records from worker `from` to worker `to`. */
+struct ring *ring_set_get(void *set, int n, size_t capacity, int from,
+	    int to);
+
+/*
+ * Append one record made of two segments (a header and a packet, so the
+ * caller needs no staging copy).  0, -ENOSPC when full (counted in the
+ * ring's drop counter), -EMSGSIZE when larger than a quarter of the ring.
+ */
+int	ring_push(struct ring *r, uint16_t type, const void *a, size_t alen,
+	    const void *b, size_t blen);
+/* Look at the oldest record: 0, -EAGAIN when empty, -EPROTO when the
+ * ring's contents are inconsistent (the caller resets it). */
+int	ring_peek(struct ring *r, uint16_t *type, const uint8_t **data,
+	    size_t *len);
+/* Release the record returned by ring_peek. */
+void	ring_pop(struct ring *r);
+/* Consumer side: drop everything queued (after -EPROTO). */
+void	ring_reset(struct ring *r);
+
+uint64_t ring_drops(const struct ring *r);
+uint64_t ring_pushed(const struct ring *r);
+
+#endif
