@@ -1,0 +1,615 @@
+/*
+ * Presence bus implementation.  Sockets: one PUB (own events), one SUB
+ * (everyone else's), one ROUTER (serves snapshots) and one DEALER per
+ * other worker (requests them).  Messages are version, type, publisher,
+ * epoch, sequence and fields, in network byte order through the wire
+ * cursor.  Every ZeroMQ call is non-blocking; a full PUB queue drops, and
+ * subscribers notice the gap and resync.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <zmq.h>
+
+#include "common/bus.h"
+#include "derp/wire.h"
+
+#define BUS_VERSION	1
+#define PENDING_MAX	65536
+#define SYNC_RETRY_MS	1000
+#define MSG_MAX		128
+
+enum msg_type {
+	M_ADD = 1, M_DEL, M_ACTIVE, M_HEARTBEAT, M_DOWN,
+	M_SNAP_REQ, M_SNAP_ADD, M_SNAP_END,
+};
+
+enum sync_state { S_UNSYNCED, S_SYNCING, S_SYNCED };
+
+struct pubstate {
+	enum sync_state	 state;
+	bool		 began;		/* sync_begin called for this sync */
+	bool		 ever;
+	uint64_t	 epoch, seq;
+	uint64_t	 asked_ms;
+	struct bus_msg	*pending;
+	size_t		 npending;
+	void		*dealer;
+};
+
+struct bus {
+	void			*ctx, *pub, *sub, *router;
+	int			 self, n;
+	uint64_t		 epoch, seq;
+	struct bus_callbacks	 cb;
+	struct pubstate		*ps;		/* per worker */
+	struct bus_stats	 st;
+	/* snapshot being served */
+	uint8_t			 snap_id[256];
+	size_t			 snap_idlen;
+};
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+endpoint(char *out, size_t cap, const char *dir, const char *kind, int id)
+{
+	if (id == BUS_SUPERVISOR)
+		snprintf(out, cap, "ipc://%s/%s-sup", dir, kind);
+	else
+		snprintf(out, cap, "ipc://%s/%s-%d", dir, kind, id);
+}
+
+void
+bus_cleanup_dir(const char *dir, int n)
+{
+	char	ep[4200];
+	int	i;
+
+	for (i = -1; i < n; i++) {
+		endpoint(ep, sizeof(ep), dir, "pub", i < 0 ? BUS_SUPERVISOR :
+		    i);
+		(void)unlink(ep + 6);
+		endpoint(ep, sizeof(ep), dir, "snap", i < 0 ? BUS_SUPERVISOR :
+		    i);
+		(void)unlink(ep + 6);
+	}
+}
+
+/* ---- codec ---- */
+
+static size_t
+encode(uint8_t *out, const struct bus_msg *m)
+{
+	struct wire_out	o;
+
+	wire_out_init(&o, out, MSG_MAX);
+	wire_put_u8(&o, BUS_VERSION);
+	wire_put_u8(&o, m->type);
+	wire_put_u16(&o, m->pub);
+	wire_put_u32(&o, (uint32_t)(m->epoch >> 32));
+	wire_put_u32(&o, (uint32_t)m->epoch);
+	wire_put_u32(&o, (uint32_t)(m->seq >> 32));
+	wire_put_u32(&o, (uint32_t)m->seq);
+	switch (m->type) {
+	case M_ADD:
+	case M_SNAP_ADD:
+	case M_DEL:
+	case M_ACTIVE:
+		wire_put_bytes(&o, m->c.key, 32);
+		wire_put_u16(&o, m->c.worker);
+		wire_put_u32(&o, (uint32_t)(m->c.conn_id >> 32));
+		wire_put_u32(&o, (uint32_t)m->c.conn_id);
+		wire_put_u32(&o, (uint32_t)(m->c.stamp >> 32));
+		wire_put_u32(&o, (uint32_t)m->c.stamp);
+		wire_put_u8(&o, m->c.flags);
+		wire_put_bytes(&o, m->c.ip16, 16);
+		wire_put_u16(&o, m->c.port);
+		break;
+	case M_DOWN:
+	case M_SNAP_REQ:
+		wire_put_u16(&o, m->worker);
+		break;
+	default:
+		break;
+	}
+	return o.err ? 0 : o.off;
+}
+
+static uint64_t
+get_u64(struct wire *w)
+{
+	uint64_t	hi = wire_u32(w);
+
+	return hi << 32 | wire_u32(w);
+}
+
+int
+bus_decode(const uint8_t *p, size_t len, struct bus_msg *m)
+{
+	struct wire	w;
+
+	memset(m, 0, sizeof(*m));
+	wire_init(&w, p, len);
+	if (wire_u8(&w) != BUS_VERSION)
+		return -EPROTO;
+	m->type = wire_u8(&w);
+	m->pub = wire_u16(&w);
+	m->epoch = get_u64(&w);
+	m->seq = get_u64(&w);
+	switch (m->type) {
+	case M_ADD:
+	case M_SNAP_ADD:
+	case M_DEL:
+	case M_ACTIVE:
+		wire_copy(&w, m->c.key, 32);
+		m->c.worker = wire_u16(&w);
+		m->c.conn_id = get_u64(&w);
+		m->c.stamp = get_u64(&w);
+		m->c.flags = wire_u8(&w);
+		wire_copy(&w, m->c.ip16, 16);
+		m->c.port = wire_u16(&w);
+		break;
+	case M_DOWN:
+	case M_SNAP_REQ:
+		m->worker = wire_u16(&w);
+		break;
+	case M_HEARTBEAT:
+	case M_SNAP_END:
+		break;
+	default:
+		return -EPROTO;
+	}
+	if (w.err || wire_left(&w) != 0)
+		return -EPROTO;
+	return 0;
+}
+
+/* ---- setup ---- */
+
+static void *
+sock(struct bus *b, int type, const char *ep, bool bind)
+{
+	void	*s = zmq_socket(b->ctx, type);
+	int	 hwm = 1000000, zero = 0;
+
+	if (s == NULL)
+		return NULL;
+	(void)zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	(void)zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	(void)zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	if (ep != NULL && (bind ? zmq_bind(s, ep) : zmq_connect(s, ep)) != 0) {
+		zmq_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+struct bus *
+bus_open(const char *dir, int self, int n, const struct bus_callbacks *cb)
+{
+	struct bus	*b;
+	char		 ep[4200];
+	int		 i;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return NULL;
+	b->self = self;
+	b->n = n;
+	if (cb != NULL)
+		b->cb = *cb;
+	randombytes_buf(&b->epoch, sizeof(b->epoch));
+	if ((b->ctx = zmq_ctx_new()) == NULL)
+		goto fail;
+	endpoint(ep, sizeof(ep), dir, "pub", self);
+	(void)unlink(ep + 6);
+	if ((b->pub = sock(b, ZMQ_PUB, ep, true)) == NULL)
+		goto fail;
+	if (self == BUS_SUPERVISOR)
+		return b;
+	if ((b->ps = calloc((size_t)n, sizeof(*b->ps))) == NULL)
+		goto fail;
+	endpoint(ep, sizeof(ep), dir, "snap", self);
+	(void)unlink(ep + 6);
+	if ((b->router = sock(b, ZMQ_ROUTER, ep, true)) == NULL ||
+	    (b->sub = sock(b, ZMQ_SUB, NULL, false)) == NULL ||
+	    zmq_setsockopt(b->sub, ZMQ_SUBSCRIBE, "", 0) != 0)
+		goto fail;
+	endpoint(ep, sizeof(ep), dir, "pub", BUS_SUPERVISOR);
+	if (zmq_connect(b->sub, ep) != 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (i == self)
+			continue;
+		endpoint(ep, sizeof(ep), dir, "pub", i);
+		if (zmq_connect(b->sub, ep) != 0)
+			goto fail;
+		endpoint(ep, sizeof(ep), dir, "snap", i);
+		if ((b->ps[i].dealer = sock(b, ZMQ_DEALER, ep, false)) == NULL)
+			goto fail;
+	}
+	return b;
+fail:
+	bus_close(b);
+	errno = errno ? errno : EIO;
+	return NULL;
+}
+
+void
+bus_close(struct bus *b)
+{
+	int	i;
+
+	if (b == NULL)
+		return;
+	for (i = 0; b->ps != NULL && i < b->n; i++) {
+		if (b->ps[i].dealer != NULL)
+			zmq_close(b->ps[i].dealer);
+		free(b->ps[i].pending);
+	}
+	free(b->ps);
+	if (b->pub != NULL)
+		zmq_close(b->pub);
+	if (b->sub != NULL)
+		zmq_close(b->sub);
+	if (b->router != NULL)
+		zmq_close(b->router);
+	if (b->ctx != NULL)
+		zmq_ctx_term(b->ctx);
+	free(b);
+}
+
+int
+bus_fds(struct bus *b, int *fds, int max)
+{
+	void	*socks[3] = { b->sub, b->router, NULL };
+	size_t	 sl;
+	int	 k = 0, i, fd;
+
+	for (i = 0; socks[i] != NULL && k < max; i++) {
+		sl = sizeof(fd);
+		if (zmq_getsockopt(socks[i], ZMQ_FD, &fd, &sl) == 0)
+			fds[k++] = fd;
+	}
+	for (i = 0; b->ps != NULL && i < b->n && k < max; i++) {
+		sl = sizeof(fd);
+		if (b->ps[i].dealer != NULL &&
+		    zmq_getsockopt(b->ps[i].dealer, ZMQ_FD, &fd, &sl) == 0)
+			fds[k++] = fd;
+	}
+	return k;
+}
+
+/* ---- publishing ---- */
+
+static int
+send_msg(void *s, struct bus_msg *m, const void *id, size_t idlen,
+    struct bus_stats *st)
+{
+	uint8_t	buf[MSG_MAX];
+	size_t	len = encode(buf, m);
+
+	if (len == 0)
+		return -EINVAL;
+	if (id != NULL && zmq_send(s, id, idlen, ZMQ_DONTWAIT | ZMQ_SNDMORE)
+	    < 0) {
+		st->send_dropped++;
+		return -errno;
+	}
+	if (zmq_send(s, buf, len, ZMQ_DONTWAIT) < 0) {
+		st->send_dropped++;
+		return -errno;
+	}
+	return 0;
+}
+
+int
+bus_publish(struct bus *b, enum bus_event ev, const struct bus_client *c)
+{
+	struct bus_msg	m = { .pub = (uint16_t)b->self, .epoch = b->epoch };
+
+	m.type = ev == BUS_ADD ? M_ADD : ev == BUS_DEL ? M_DEL : M_ACTIVE;
+	m.seq = ++b->seq;
+	m.c = *c;
+	b->st.published++;
+	/* A dropped message shows up as a gap at the subscribers. */
+	return send_msg(b->pub, &m, NULL, 0, &b->st);
+}
+
+int
+bus_publish_worker_down(struct bus *b, int worker)
+{
+	struct bus_msg	m = { .type = M_DOWN, .pub = BUS_SUPERVISOR };
+
+	m.epoch = b->epoch;
+	m.seq = ++b->seq;
+	m.worker = (uint16_t)worker;
+	return send_msg(b->pub, &m, NULL, 0, &b->st);
+}
+
+void
+bus_tick(struct bus *b)
+{
+	struct bus_msg	m = { .type = M_HEARTBEAT, .pub = (uint16_t)b->self };
+
+	m.epoch = b->epoch;
+	m.seq = b->seq;
+	(void)send_msg(b->pub, &m, NULL, 0, &b->st);
+	bus_process(b);
+}
+
+void
+bus_snapshot_add(struct bus *b, const struct bus_client *c)
+{
+	struct bus_msg	m = { .type = M_SNAP_ADD, .pub = (uint16_t)b->self };
+
+	m.epoch = b->epoch;
+	m.seq = b->seq;
+	m.c = *c;
+	(void)send_msg(b->router, &m, b->snap_id, b->snap_idlen, &b->st);
+}
+
+/* ---- subscribing ---- */
+
+static void
+request_sync(struct bus *b, int w)
+{
+	struct pubstate	*ps = &b->ps[w];
+	struct bus_msg	 m = { .type = M_SNAP_REQ, .pub = (uint16_t)b->self };
+
+	if (ps->state == S_SYNCED)
+		b->st.resyncs++;
+	ps->state = S_SYNCING;
+	ps->began = false;
+	ps->npending = 0;
+	ps->asked_ms = mono_ms();
+	m.worker = (uint16_t)b->self;
+	(void)send_msg(ps->dealer, &m, NULL, 0, &b->st);
+}
+
+static void
+apply(struct bus *b, const struct bus_msg *m)
+{
+	enum bus_event	ev;
+
+	if (b->cb.event == NULL || m->type == M_HEARTBEAT)
+		return;
+	ev = m->type == M_DEL ? BUS_DEL : m->type == M_ACTIVE ? BUS_ACTIVE :
+	    BUS_ADD;
+	b->cb.event(b->cb.arg, ev, &m->c);
+}
+
+static void
+on_delta(struct bus *b, const struct bus_msg *m)
+{
+	struct pubstate	*ps;
+
+	if (m->pub >= b->n || m->pub == b->self) {
+		b->st.bad_messages++;
+		return;
+	}
+	ps = &b->ps[m->pub];
+	if (ps->state == S_UNSYNCED) {
+		request_sync(b, m->pub);
+		return;
+	}
+	if (ps->state == S_SYNCING) {
+		if (ps->npending == PENDING_MAX) {
+			request_sync(b, m->pub);	/* too far behind */
+			return;
+		}
+		if (ps->pending == NULL && (ps->pending = malloc(PENDING_MAX *
+		    sizeof(*ps->pending))) == NULL)
+			return;
+		ps->pending[ps->npending++] = *m;
+		return;
+	}
+	if (m->epoch != ps->epoch || (m->type == M_HEARTBEAT ? m->seq >
+	    ps->seq : m->seq > ps->seq + 1)) {
+		b->st.gaps++;
+		request_sync(b, m->pub);
+		return;
+	}
+	if (m->type == M_HEARTBEAT || m->seq <= ps->seq)
+		return;
+	ps->seq = m->seq;
+	apply(b, m);
+}
+
+static void
+on_snapshot(struct bus *b, const struct bus_msg *m)
+{
+	struct pubstate	*ps;
+	size_t		 i;
+
+	if (m->pub >= b->n || m->pub == b->self) {
+		b->st.bad_messages++;
+		return;
+	}
+	ps = &b->ps[m->pub];
+	if (ps->state != S_SYNCING)
+		return;		/* a stale reply to an older request */
+	if (!ps->began) {
+		ps->began = true;
+		if (b->cb.sync_begin != NULL)
+			b->cb.sync_begin(b->cb.arg, m->pub);
+	}
+	if (m->type == M_SNAP_ADD) {
+		apply(b, m);
+		return;
+	}
+	ps->epoch = m->epoch;
+	ps->seq = m->seq;
+	ps->state = S_SYNCED;
+	ps->ever = true;
+	if (b->cb.sync_end != NULL)
+		b->cb.sync_end(b->cb.arg, m->pub);
+	for (i = 0; i < ps->npending && ps->state == S_SYNCED; i++)
+		if (ps->pending[i].epoch == ps->epoch &&
+		    ps->pending[i].seq > ps->seq)
+			on_delta(b, &ps->pending[i]);
+	if (ps->state == S_SYNCED) {
+		ps->npending = 0;
+		free(ps->pending);
+		ps->pending = NULL;
+	}
+}
+
+static void
+on_down(struct bus *b, int w)
+{
+	if (w < 0 || w >= b->n || w == b->self)
+		return;
+	if (b->cb.worker_down != NULL)
+		b->cb.worker_down(b->cb.arg, w);
+	/* Its successor (new epoch) is synchronised when it speaks. */
+	b->ps[w].state = S_UNSYNCED;
+	request_sync(b, w);
+}
+
+static void
+serve_snapshot(struct bus *b, const uint8_t *id, size_t idlen)
+{
+	struct bus_msg	m = { .type = M_SNAP_END, .pub = (uint16_t)b->self };
+
+	if (idlen > sizeof(b->snap_id))
+		return;
+	memcpy(b->snap_id, id, idlen);
+	b->snap_idlen = idlen;
+	if (b->cb.snapshot != NULL)
+		b->cb.snapshot(b->cb.arg, b);
+	m.epoch = b->epoch;
+	m.seq = b->seq;
+	(void)send_msg(b->router, &m, b->snap_id, b->snap_idlen, &b->st);
+	b->st.snapshots_served++;
+}
+
+static bool
+readable(void *s)
+{
+	int	ev = 0;
+	size_t	sl = sizeof(ev);
+
+	return zmq_getsockopt(s, ZMQ_EVENTS, &ev, &sl) == 0 &&
+	    (ev & ZMQ_POLLIN) != 0;
+}
+
+static void
+drain_router(struct bus *b)
+{
+	uint8_t		id[256], buf[MSG_MAX];
+	struct bus_msg	m;
+	int		idn, n, more;
+	size_t		ml;
+
+	while (readable(b->router)) {
+		if ((idn = zmq_recv(b->router, id, sizeof(id), ZMQ_DONTWAIT))
+		    < 0)
+			return;
+		more = 0;
+		ml = sizeof(more);
+		(void)zmq_getsockopt(b->router, ZMQ_RCVMORE, &more, &ml);
+		if (!more)
+			continue;
+		if ((n = zmq_recv(b->router, buf, sizeof(buf), ZMQ_DONTWAIT))
+		    < 0)
+			return;
+		if (n > (int)sizeof(buf) || bus_decode(buf, (size_t)n, &m) < 0 ||
+		    m.type != M_SNAP_REQ) {
+			b->st.bad_messages++;
+			continue;
+		}
+		serve_snapshot(b, id, idn > (int)sizeof(id) ? sizeof(id) :
+		    (size_t)idn);
+	}
+}
+
+static void
+drain(struct bus *b, void *s)
+{
+	uint8_t		buf[MSG_MAX];
+	struct bus_msg	m;
+	int		n;
+
+	while (readable(s)) {
+		if ((n = zmq_recv(s, buf, sizeof(buf), ZMQ_DONTWAIT)) < 0)
+			return;
+		b->st.received++;
+		if (n > (int)sizeof(buf) || bus_decode(buf, (size_t)n, &m) < 0) {
+			b->st.bad_messages++;
+			continue;
+		}
+		switch (m.type) {
+		case M_DOWN:
+			if (m.pub == BUS_SUPERVISOR)
+				on_down(b, m.worker);
+			break;
+		case M_SNAP_ADD:
+		case M_SNAP_END:
+			on_snapshot(b, &m);
+			break;
+		case M_ADD:
+		case M_DEL:
+		case M_ACTIVE:
+		case M_HEARTBEAT:
+			on_delta(b, &m);
+			break;
+		default:
+			b->st.bad_messages++;
+			break;
+		}
+	}
+}
+
+void
+bus_process(struct bus *b)
+{
+	uint64_t	now;
+	int		i;
+
+	if (b->sub == NULL)
+		return;
+	now = mono_ms();
+	for (i = 0; i < b->n; i++) {
+		if (i == b->self)
+			continue;
+		if (b->ps[i].state == S_UNSYNCED ||
+		    (b->ps[i].state == S_SYNCING &&
+		    now - b->ps[i].asked_ms > SYNC_RETRY_MS))
+			request_sync(b, i);
+	}
+	drain_router(b);
+	drain(b, b->sub);
+	for (i = 0; i < b->n; i++)
+		if (b->ps[i].dealer != NULL)
+			drain(b, b->ps[i].dealer);
+}
+
+const struct bus_stats *
+bus_stats(const struct bus *b)
+{
+	return &b->st;
+}
+
+bool
+bus_synced(const struct bus *b)
+{
+	int	i;
+
+	for (i = 0; b->ps != NULL && i < b->n; i++)
+		if (i != b->self && !b->ps[i].ever)
+			return false;
+	return true;
+}

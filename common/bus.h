@@ -1,0 +1,97 @@
+/*
+ * The presence bus: how the workers of one node share which DERP clients
+ * are connected where, over ZeroMQ ipc endpoints under the runtime
+ * directory (DESIGN.md 3).  Broker-less clone pattern: every worker
+ * publishes its own client ADD / DEL / ACTIVE events with a per-publisher
+ * epoch and sequence number; every worker subscribes to all the others
+ * and to the supervisor (WORKER_DOWN).  A joining or lagging subscriber
+ * asks the publisher for a snapshot; a gap in sequence numbers, a new
+ * epoch or a heartbeat ahead of what it has seen triggers a resync.
+ * Control only: packets never cross the bus.
+ */
+#ifndef COMMON_BUS_H
+#define COMMON_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUS_SUPERVISOR	0xffff
+
+struct bus;
+
+struct bus_client {
+	uint8_t		key[32];
+	uint16_t	worker;
+	uint64_t	conn_id;
+	uint64_t	stamp;		/* last activity, CLOCK_MONOTONIC ns */
+	uint8_t		flags;		/* PeerPresent flags */
+	uint8_t		ip16[16];
+	uint16_t	port;
+};
+
+enum bus_event {
+	BUS_ADD,	/* a client connected on another worker */
+	BUS_DEL,	/* it disconnected */
+	BUS_ACTIVE,	/* it spoke (duplicate keys: last writer wins) */
+};
+
+struct bus_callbacks {
+	void	(*event)(void *arg, enum bus_event ev,
+		    const struct bus_client *c);
+	/* Snapshot of worker w begins: mark its entries stale; the
+	 * snapshot's ADDs refresh them; at the end the rest are gone. */
+	void	(*sync_begin)(void *arg, int worker);
+	void	(*sync_end)(void *arg, int worker);
+	/* Worker w is gone: drop all of its entries now. */
+	void	(*worker_down)(void *arg, int worker);
+	/* Answer a snapshot request: bus_snapshot_add() per local client. */
+	void	(*snapshot)(void *arg, struct bus *b);
+	void	*arg;
+};
+
+struct bus_stats {
+	uint64_t	published, received, gaps, resyncs, snapshots_served;
+	uint64_t	send_dropped, bad_messages;
+};
+
+/*
+ * Open the bus for worker self (0..n-1) or for the supervisor (self =
+ * BUS_SUPERVISOR: publish only).  Creates its own ZeroMQ context; call
+ * after fork.  NULL and errno on failure.
+ */
+struct bus	*bus_open(const char *runtime_dir, int self, int n,
+		    const struct bus_callbacks *cb);
+void		 bus_close(struct bus *b);
+/* Remove stale endpoint files (supervisor, before the first fork). */
+void		 bus_cleanup_dir(const char *runtime_dir, int n);
+
+/* File descriptors to watch for readability (edge-triggered ZMQ_FDs);
+ * returns the count written (at most max). */
+int		 bus_fds(struct bus *b, int *fds, int max);
+/* Drain everything readable; call on any bus fd wakeup and from a
+ * periodic tick.  Also retries stalled snapshot requests. */
+void		 bus_process(struct bus *b);
+/* Once a second: heartbeat with the current sequence number. */
+void		 bus_tick(struct bus *b);
+
+int		 bus_publish(struct bus *b, enum bus_event ev,
+		    const struct bus_client *c);
+int		 bus_publish_worker_down(struct bus *b, int worker);
+void		 bus_snapshot_add(struct bus *b, const struct bus_client *c);
+
+const struct bus_stats *bus_stats(const struct bus *b);
+/* True when every publisher has been synchronised at least once. */
+bool		 bus_synced(const struct bus *b);
+
+/* Message codec, exposed for the fuzzer.  0 or -EPROTO. */
+struct bus_msg {
+	uint8_t			type;
+	uint16_t		pub;
+	uint64_t		epoch, seq;
+	uint16_t		worker;		/* WORKER_DOWN, SNAP_REQ */
+	struct bus_client	c;
+};
+int		 bus_decode(const uint8_t *p, size_t len, struct bus_msg *m);
+
+#endif

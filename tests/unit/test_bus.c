@@ -1,0 +1,324 @@
+/*
+ * Unit tests for common/bus.c: codec round trip and malformed messages;
+ * three worker buses and a supervisor bus in one process converge on the
+ * node-wide table through adds, deletes, late joins, WORKER_DOWN, a
+ * restarted publisher (new epoch) and thousands of events.  Progress is
+ * polled against deadlines.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "common/bus.h"
+
+#define NW	3
+#define MAXE	12000
+
+struct table {
+	struct bus_client	e[MAXE];
+	bool			stale[MAXE];
+	int			n;
+	int			self;
+};
+
+static struct table	tabs[NW];
+static struct bus	*buses[NW], *sup;
+static char		 dir[64];
+
+static int
+find(struct table *t, const struct bus_client *c)
+{
+	int	i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->e[i].worker == c->worker && t->e[i].conn_id == c->conn_id)
+			return i;
+	return -1;
+}
+
+static void
+del_at(struct table *t, int i)
+{
+	t->e[i] = t->e[t->n - 1];
+	t->stale[i] = t->stale[t->n - 1];
+	t->n--;
+}
+
+static void
+on_event(void *arg, enum bus_event ev, const struct bus_client *c)
+{
+	struct table	*t = arg;
+	int		 i = find(t, c);
+
+	if (ev == BUS_DEL) {
+		if (i >= 0)
+			del_at(t, i);
+		return;
+	}
+	if (i < 0 && t->n < MAXE)
+		i = t->n++;
+	if (i >= 0) {
+		t->e[i] = *c;
+		t->stale[i] = false;
+	}
+}
+
+static void
+on_begin(void *arg, int w)
+{
+	struct table	*t = arg;
+	int		 i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->e[i].worker == w)
+			t->stale[i] = true;
+}
+
+static void
+on_end(void *arg, int w)
+{
+	struct table	*t = arg;
+	int		 i;
+
+	for (i = t->n - 1; i >= 0; i--)
+		if (t->e[i].worker == w && t->stale[i])
+			del_at(t, i);
+}
+
+static void
+on_down(void *arg, int w)
+{
+	on_begin(arg, w);
+	on_end(arg, w);
+}
+
+/* Local clients of each worker: what its snapshots serve. */
+static struct table	local[NW];
+
+static void
+on_snapshot(void *arg, struct bus *b)
+{
+	struct table	*t = arg;
+	int		 i;
+
+	for (i = 0; i < local[t->self].n; i++)
+		bus_snapshot_add(b, &local[t->self].e[i]);
+}
+
+static struct bus *
+open_worker(int w)
+{
+	struct bus_callbacks	cb = { on_event, on_begin, on_end, on_down,
+				    on_snapshot, &tabs[w] };
+
+	tabs[w].self = w;
+	return bus_open(dir, w, NW, &cb);
+}
+
+static uint64_t
+ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Drive every bus until each worker's table holds all others' locals. */
+static bool
+converge(int timeout_ms)
+{
+	uint64_t	deadline = ms() + (uint64_t)timeout_ms, last_tick = 0;
+	struct pollfd	pf[64];
+	int		w, k, nf, fds[32], i, want;
+
+	while (ms() < deadline) {
+		bool	ok = true;
+
+		for (w = 0; w < NW; w++) {
+			if (buses[w] == NULL)
+				continue;
+			want = 0;
+			for (k = 0; k < NW; k++)
+				if (k != w && buses[k] != NULL)
+					want += local[k].n;
+			if (tabs[w].n != want)
+				ok = false;
+			for (i = 0; ok && i < tabs[w].n; i++)
+				if (buses[tabs[w].e[i].worker] == NULL)
+					ok = false;
+		}
+		if (ok)
+			return true;
+		nf = 0;
+		for (w = 0; w < NW; w++) {
+			if (buses[w] == NULL)
+				continue;
+			if (ms() - last_tick > 200)
+				bus_tick(buses[w]);
+			bus_process(buses[w]);
+			k = bus_fds(buses[w], fds, 32);
+			for (i = 0; i < k && nf < 64; i++) {
+				pf[nf].fd = fds[i];
+				pf[nf].events = POLLIN;
+				nf++;
+			}
+		}
+		if (ms() - last_tick > 200)
+			last_tick = ms();
+		(void)poll(pf, (nfds_t)nf, 20);
+	}
+	return false;
+}
+
+static void
+add_local(int w, uint64_t id)
+{
+	struct bus_client	c;
+
+	memset(&c, 0, sizeof(c));
+	memcpy(c.key, &id, sizeof(id));
+	c.key[31] = (uint8_t)w;
+	c.worker = (uint16_t)w;
+	c.conn_id = id;
+	c.flags = 1;
+	c.port = (uint16_t)id;
+	local[w].e[local[w].n++] = c;
+	assert_int_equal(bus_publish(buses[w], BUS_ADD, &c), 0);
+}
+
+static int
+setup(void **state)
+{
+	int	w;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/derpd-bus-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	bus_cleanup_dir(dir, NW);
+	sup = bus_open(dir, BUS_SUPERVISOR, NW, NULL);
+	assert_non_null(sup);
+	for (w = 0; w < NW; w++)
+		assert_non_null(buses[w] = open_worker(w));
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char	cmd[128];
+	int	w;
+
+	(void)state;
+	for (w = 0; w < NW; w++)
+		bus_close(buses[w]);
+	bus_close(sup);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_bus_codec(void **state)
+{
+	uint8_t		junk[200];
+	struct bus_msg	m;
+
+	(void)state;
+	memset(junk, 0, sizeof(junk));
+	assert_int_equal(bus_decode(junk, 0, &m), -EPROTO);
+	assert_int_equal(bus_decode(junk, sizeof(junk), &m), -EPROTO);
+	junk[0] = 1;
+	junk[1] = 4;	/* heartbeat: exactly the 20-byte header */
+	assert_int_equal(bus_decode(junk, 20, &m), 0);
+	assert_int_equal(bus_decode(junk, 21, &m), -EPROTO);
+	assert_int_equal(bus_decode(junk, 19, &m), -EPROTO);
+	junk[1] = 1;	/* add: 20 + 69 */
+	assert_int_equal(bus_decode(junk, 89, &m), 0);
+	assert_int_equal(bus_decode(junk, 88, &m), -EPROTO);
+	junk[0] = 2;	/* unknown version */
+	assert_int_equal(bus_decode(junk, 89, &m), -EPROTO);
+	junk[0] = 1;
+	junk[1] = 99;
+	assert_int_equal(bus_decode(junk, 20, &m), -EPROTO);
+}
+
+static void
+test_bus_adds_and_dels_converge(void **state)
+{
+	int	w, i;
+
+	(void)state;
+	for (w = 0; w < NW; w++)
+		for (i = 0; i < 10; i++)
+			add_local(w, (uint64_t)(w * 1000 + i + 1));
+	assert_true(converge(10000));
+	for (w = 0; w < NW; w++)
+		assert_true(bus_synced(buses[w]));
+	/* Delete half of worker 1's clients. */
+	for (i = 0; i < 5; i++) {
+		struct bus_client	c = local[1].e[local[1].n - 1];
+
+		local[1].n--;
+		assert_int_equal(bus_publish(buses[1], BUS_DEL, &c), 0);
+	}
+	assert_true(converge(10000));
+	assert_int_equal(tabs[0].n, 10 + 5);
+}
+
+static void
+test_bus_worker_down_and_restart(void **state)
+{
+	(void)state;
+	/* Worker 2 dies: the supervisor says so, everyone drops it. */
+	bus_close(buses[2]);
+	buses[2] = NULL;
+	assert_int_equal(bus_publish_worker_down(sup, 2), 0);
+	local[2].n = 0;
+	assert_true(converge(10000));
+	assert_int_equal(tabs[0].n, 5);
+	/* Its successor (new epoch) comes back with new clients. */
+	buses[2] = open_worker(2);
+	assert_non_null(buses[2]);
+	memset(&tabs[2], 0, sizeof(tabs[2]));
+	tabs[2].self = 2;
+	add_local(2, 7001);
+	add_local(2, 7002);
+	assert_true(converge(10000));
+	assert_int_equal(tabs[0].n, 7);
+	assert_int_equal(tabs[2].n, 10 + 5);	/* it learnt the others */
+}
+
+static void
+test_bus_many_events(void **state)
+{
+	int	i;
+
+	(void)state;
+	for (i = 0; i < 4000; i++)
+		add_local(0, (uint64_t)(100000 + i));
+	assert_true(converge(20000));
+	assert_int_equal(tabs[1].n, local[0].n + local[2].n);
+	assert_int_equal(bus_stats(buses[1])->bad_messages, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bus_codec),
+		cmocka_unit_test(test_bus_adds_and_dels_converge),
+		cmocka_unit_test(test_bus_worker_down_and_restart),
+		cmocka_unit_test(test_bus_many_events),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
