@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "common/bus.h"
+#include "common/log.h"
 #include "derp/wire.h"
 
 #define BUS_VERSION	1
@@ -376,6 +377,7 @@ request_sync(struct bus *b, int w)
 	ps->npending = 0;
 	ps->asked_ms = mono_ms();
 	m.worker = (uint16_t)b->self;
+	log_debug("bus_sync_request", "publisher=%d", w);
 	(void)send_msg(ps->dealer, &m, NULL, 0, &b->st);
 }
 
@@ -418,6 +420,8 @@ on_delta(struct bus *b, const struct bus_msg *m)
 	}
 	if (m->epoch != ps->epoch || (m->type == M_HEARTBEAT ? m->seq >
 	    ps->seq : m->seq > ps->seq + 1)) {
+		log_debug("bus_gap", "publisher=%d have=%llu got=%llu", m->pub,
+		    (unsigned long long)ps->seq, (unsigned long long)m->seq);
 		b->st.gaps++;
 		request_sync(b, m->pub);
 		return;
@@ -453,6 +457,8 @@ on_snapshot(struct bus *b, const struct bus_msg *m)
 	ps->epoch = m->epoch;
 	ps->seq = m->seq;
 	ps->state = S_SYNCED;
+	log_debug("bus_synced", "publisher=%d seq=%llu pending=%zu", m->pub,
+	    (unsigned long long)m->seq, ps->npending);
 	ps->ever = true;
 	if (b->cb.sync_end != NULL)
 		b->cb.sync_end(b->cb.arg, m->pub);

@@ -65,6 +65,7 @@ loop_timer_armed(const struct loop_timer *t)
 
 uint64_t loop_now(struct loop *l);	/* cached per iteration, ms */
 uint64_t loop_clock_ms(void);		/* fresh CLOCK_MONOTONIC, ms */
+uint64_t loop_clock_ns(void);		/* fresh CLOCK_MONOTONIC, ns */
 
 /* Called after every dispatch round (frees deferred objects). */
 typedef void	(*loop_after_fn)(void *arg);

@@ -16,7 +16,8 @@
 #define LISTEN_BACKLOG	4096
 
 static int
-open_bound(const char *hostport, int type, char *err, int errlen)
+open_bound(const char *hostport, int type, bool reuseport, char *err,
+    int errlen)
 {
 	char		 host[CONF_STR_MAX], port[8];
 	uint16_t	 p;
@@ -41,6 +42,9 @@ open_bound(const char *hostport, int type, char *err, int errlen)
 	if (fd == -1)
 		goto fail;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1)
+		goto fail;
 	if (ai->ai_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off,
 		    sizeof(off));
@@ -61,13 +65,13 @@ fail:
 }
 
 int
-listen_tcp(const char *hostport, char *err, int errlen)
+listen_tcp(const char *hostport, bool reuseport, char *err, int errlen)
 {
-	return open_bound(hostport, SOCK_STREAM, err, errlen);
+	return open_bound(hostport, SOCK_STREAM, reuseport, err, errlen);
 }
 
 int
-listen_udp(const char *hostport, char *err, int errlen)
+listen_udp(const char *hostport, bool reuseport, char *err, int errlen)
 {
-	return open_bound(hostport, SOCK_DGRAM, err, errlen);
+	return open_bound(hostport, SOCK_DGRAM, reuseport, err, errlen);
 }

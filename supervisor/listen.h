@@ -9,7 +9,9 @@
 
 /* Bind "host:port" ("" host = dual-stack wildcard).  Returns the fd or
  * -errno; err gets a message. */
-int	listen_tcp(const char *hostport, char *err, int errlen);
-int	listen_udp(const char *hostport, char *err, int errlen);
+int	listen_tcp(const char *hostport, bool reuseport, char *err,
+	    int errlen);
+int	listen_udp(const char *hostport, bool reuseport, char *err,
+	    int errlen);
 
 #endif

@@ -47,25 +47,31 @@ raise_nofile(void)
 	}
 }
 
+/* One set of listeners per worker, bound with SO_REUSEPORT when there
+ * are several, so the kernel spreads connections evenly. */
 static int
-open_listeners(const struct config *cfg, struct worker_listeners *ls)
+open_listeners(const struct config *cfg, struct worker_listeners *ls, int n)
 {
 	char	err[256];
+	bool	rp = n > 1;
+	int	i;
 
-	ls->https = ls->http = ls->stun = -1;
-	if (cfg->listen_https[0] != '\0' &&
-	    (ls->https = listen_tcp(cfg->listen_https, err, sizeof(err))) < 0)
-		goto fail;
-	if (cfg->listen_http[0] != '\0' &&
-	    (ls->http = listen_tcp(cfg->listen_http, err, sizeof(err))) < 0)
-		goto fail;
-	if (cfg->listen_stun[0] != '\0' &&
-	    (ls->stun = listen_udp(cfg->listen_stun, err, sizeof(err))) < 0)
-		goto fail;
-	log_notice("listening", "https=%s http=%s stun=%s",
+	for (i = 0; i < n; i++) {
+		ls[i].https = ls[i].http = ls[i].stun = -1;
+		if (cfg->listen_https[0] != '\0' && (ls[i].https =
+		    listen_tcp(cfg->listen_https, rp, err, sizeof(err))) < 0)
+			goto fail;
+		if (cfg->listen_http[0] != '\0' && (ls[i].http =
+		    listen_tcp(cfg->listen_http, rp, err, sizeof(err))) < 0)
+			goto fail;
+		if (cfg->listen_stun[0] != '\0' && (ls[i].stun =
+		    listen_udp(cfg->listen_stun, rp, err, sizeof(err))) < 0)
+			goto fail;
+	}
+	log_notice("listening", "https=%s http=%s stun=%s sockets=%d",
 	    cfg->listen_https[0] ? cfg->listen_https : "off",
 	    cfg->listen_http[0] ? cfg->listen_http : "off",
-	    cfg->listen_stun[0] ? cfg->listen_stun : "off");
+	    cfg->listen_stun[0] ? cfg->listen_stun : "off", n);
 	return 0;
 fail:
 	log_err("listen_failed", "err=\"%s\"", err);
@@ -84,9 +90,9 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char		*path = NULL;
-	bool			 check = false, dev = false;
+	bool			 check = false, dev = false, shared = false;
 	struct config		 cfg;
-	struct worker_listeners	 ls;
+	struct worker_listeners	*ls;
 	uint8_t			 priv[DERP_KEY_LEN];
 	char			 err[512];
 	int			 ch, rc;
@@ -154,11 +160,17 @@ main(int argc, char **argv)
 	/* OpenSSL writes with write(2): a peer that vanished mid-write must
 	 * cost only its connection (EPIPE), never the worker. */
 	signal(SIGPIPE, SIG_IGN);
-	if ((rc = sd_sockets(&ls.https, &ls.http, &ls.stun)) > 0)
-		log_notice("socket_activation", "fds=%d", rc);
-	else if (open_listeners(&cfg, &ls) < 0)
+	if ((ls = calloc((size_t)sup_nworkers(&cfg), sizeof(*ls))) == NULL)
 		return 1;
-	rc = sup_run(&cfg, path, priv, &ls);
+	if ((rc = sd_sockets(&ls[0].https, &ls[0].http, &ls[0].stun)) > 0) {
+		log_notice("socket_activation", "fds=%d", rc);
+		shared = true;
+	} else if (open_listeners(&cfg, ls, sup_nworkers(&cfg)) < 0) {
+		free(ls);
+		return 1;
+	}
+	rc = sup_run(&cfg, path, priv, ls, shared);
+	free(ls);
 	sodium_memzero(priv, sizeof(priv));
 	return rc;
 }

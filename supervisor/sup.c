@@ -8,23 +8,30 @@
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
+#include "common/bus.h"
 #include "common/ctl.h"
+#include "common/ring.h"
 #include "common/log.h"
 #include "common/loop.h"
 #include "supervisor/sd.h"
 #include "supervisor/sup.h"
+#include "worker/metrics.h"
 
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		10000
@@ -32,6 +39,7 @@
 #define STOP_KILL_MS		10000
 #define BEAT_MS			1000	/* worker heartbeat period */
 #define HUNG_MS			5000	/* no beat this long: kill */
+#define RING_CAP		(1u << 20)	/* per ordered worker pair */
 
 struct slot {
 	struct sup	*s;
@@ -51,7 +59,8 @@ struct sup {
 	struct config		 cfg;
 	const char		*cfg_path;
 	uint8_t			 priv[DERP_KEY_LEN];
-	struct worker_listeners	 ls;
+	const struct worker_listeners *ls;	/* per worker, or one shared */
+	bool			 shared;
 	struct slot		*slots;
 	int			 n;
 	bool			 announced_ready;
@@ -60,6 +69,12 @@ struct sup {
 	struct loop_timer	 tick, kill_timer;
 	uint64_t		 wd_usec;
 	uint64_t		 respawns;
+	char			 run_dir[PATH_MAX];
+	bool			 run_dir_temp;
+	void			*rings;
+	int			*bells;
+	struct metrics		*metrics;	/* n + 1 slots, shared */
+	struct bus		*bus;		/* publishes WORKER_DOWN */
 };
 
 static void	slot_spawn(struct slot *sl);
@@ -156,6 +171,10 @@ slot_exited(struct sup *s, struct slot *sl, int status)
 	sl->pid = 0;
 	sl->ready = false;
 	sl->clients = 0;
+	/* Siblings drop its clients at once; its rings keep their
+	 * positions for the successor (one producer, one consumer). */
+	if (s->bus != NULL)
+		(void)bus_publish_worker_down(s->bus, sl->id);
 	loop_io_del(s->loop, &sl->io);
 	close(sl->ctl);
 	sl->ctl = -1;
@@ -309,6 +328,26 @@ on_tick(struct loop_timer *t)
 	    s->wd_usec / 2000 < BEAT_MS ? s->wd_usec / 2000 : BEAT_MS);
 }
 
+/* A worker keeps only its own listening sockets. */
+static void
+close_other_listeners(struct sup *s, int self)
+{
+	int	i;
+
+	if (s->shared)
+		return;
+	for (i = 0; i < s->n; i++) {
+		if (i == self)
+			continue;
+		if (s->ls[i].https >= 0)
+			close(s->ls[i].https);
+		if (s->ls[i].http >= 0)
+			close(s->ls[i].http);
+		if (s->ls[i].stun >= 0)
+			close(s->ls[i].stun);
+	}
+}
+
 static void
 slot_spawn(struct slot *sl)
 {
@@ -348,24 +387,108 @@ slot_spawn(struct slot *sl)
 		env.id = sl->id;
 		env.nworkers = s->n;
 		env.ctl_fd = sv[1];
-		_exit(worker_main(&s->cfg, s->cfg_path, s->priv, &s->ls,
-		    &env));
+		env.shared_listeners = s->shared;
+		env.runtime_dir = s->run_dir;
+		env.rings = s->rings;
+		env.ring_cap = RING_CAP;
+		env.doorbells = s->bells;
+		env.metrics = s->metrics;
+		close_other_listeners(s, sl->id);
+		_exit(worker_main(&s->cfg, s->cfg_path, s->priv,
+		    &s->ls[s->shared ? 0 : sl->id], &env));
 	}
 	close(sv[1]);
 	sl->pid = pid;
 	sl->ctl = sv[0];
 	sl->ready = false;
 	sl->started_ms = sl->beat_ms = loop_now(s->loop);
-	s->respawns += sl->fails > 0;
+	if (sl->fails > 0) {
+		s->respawns++;
+		if (s->metrics != NULL)
+			s->metrics[s->n].respawns = s->respawns;
+	}
 	loop_io_init(&sl->io, sl->ctl, on_ctl, sl);
 	if (loop_io_add(s->loop, &sl->io, LOOP_IN) < 0)
 		log_err("ctl_register_failed", "worker=%d", sl->id);
 	log_notice("worker_started", "worker=%d pid=%d", sl->id, (int)pid);
 }
 
+/* Runtime directory, rings, doorbells and metrics slots: everything the
+ * workers share, created before the first fork. */
+static int
+shared_setup(struct sup *s)
+{
+	size_t	mlen = (size_t)(s->n + 1) * sizeof(struct metrics);
+	int	i;
+
+	if (s->cfg.runtime_dir[0] == '\0') {
+		snprintf(s->run_dir, sizeof(s->run_dir), "/tmp/derpd-run-XXXXXX");
+		if (mkdtemp(s->run_dir) == NULL)
+			return -errno;
+		s->run_dir_temp = true;
+	} else {
+		snprintf(s->run_dir, sizeof(s->run_dir), "%s",
+		    s->cfg.runtime_dir);
+		if (mkdir(s->run_dir, 0750) == -1 && errno != EEXIST)
+			return -errno;
+	}
+	bus_cleanup_dir(s->run_dir, s->n);
+	s->metrics = mmap(NULL, mlen, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (s->metrics == MAP_FAILED) {
+		s->metrics = NULL;
+		return -errno;
+	}
+	if (s->n < 2)
+		return 0;
+	if ((s->rings = ring_set_create(s->n, RING_CAP)) == NULL ||
+	    (s->bells = calloc((size_t)s->n, sizeof(int))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < s->n; i++)
+		if ((s->bells[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) ==
+		    -1)
+			return -errno;
+	/* The supervisor's bus context is created before fork; workers
+	 * never use it and make their own after fork. */
+	if ((s->bus = bus_open(s->run_dir, BUS_SUPERVISOR, s->n, NULL)) ==
+	    NULL)
+		return -EIO;
+	return 0;
+}
+
+static void
+shared_teardown(struct sup *s)
+{
+	int	i;
+
+	bus_close(s->bus);
+	if (s->run_dir[0] != '\0') {
+		bus_cleanup_dir(s->run_dir, s->n);
+		if (s->run_dir_temp)
+			(void)rmdir(s->run_dir);
+	}
+	for (i = 0; s->bells != NULL && i < s->n; i++)
+		if (s->bells[i] > 0)
+			close(s->bells[i]);
+	free(s->bells);
+	ring_set_destroy(s->rings, s->n, RING_CAP);
+	if (s->metrics != NULL)
+		munmap(s->metrics, (size_t)(s->n + 1) * sizeof(struct metrics));
+}
+
+int
+sup_nworkers(const struct config *cfg)
+{
+	long	n = cfg->workers > 0 ? cfg->workers :
+		    sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : (int)n;
+}
+
 int
 sup_run(const struct config *cfg, const char *cfg_path,
-    const uint8_t priv[DERP_KEY_LEN], const struct worker_listeners *ls)
+    const uint8_t priv[DERP_KEY_LEN], const struct worker_listeners *ls,
+    bool shared)
 {
 	struct sup	 s;
 	sigset_t	 sigs;
@@ -375,14 +498,18 @@ sup_run(const struct config *cfg, const char *cfg_path,
 	s.cfg = *cfg;
 	s.cfg_path = cfg_path;
 	memcpy(s.priv, priv, DERP_KEY_LEN);
-	s.ls = *ls;
-	s.n = cfg->workers > 0 ? cfg->workers :
-	    (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (s.n < 1)
-		s.n = 1;
+	s.ls = ls;
+	s.shared = shared;
+	s.n = sup_nworkers(cfg);
 	if ((s.loop = loop_new()) == NULL ||
 	    (s.slots = calloc((size_t)s.n, sizeof(*s.slots))) == NULL)
 		return 1;
+	if ((rc = shared_setup(&s)) < 0) {
+		log_err("setup_failed", "runtime_dir=%s err=%s", s.run_dir,
+		    strerror(-rc));
+		shared_teardown(&s);
+		return 1;
+	}
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGCHLD);
 	sigaddset(&sigs, SIGTERM);
@@ -407,6 +534,7 @@ sup_run(const struct config *cfg, const char *cfg_path,
 		slot_spawn(&s.slots[i]);
 	rc = loop_run(s.loop);
 	log_notice("stopped", "respawns=%" PRIu64, s.respawns);
+	shared_teardown(&s);
 	close(fd);
 	loop_free(s.loop);
 	free(s.slots);

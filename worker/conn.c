@@ -540,7 +540,7 @@ tls_step(struct conn *c)
 		(void)loop_io_mod(c->w->loop, &c->io, LOOP_RW);
 		return;
 	}
-	c->w->m.tls_handshake_failures++;
+	c->w->m->tls_handshake_failures++;
 	conn_close(c, "tls_handshake_failed");
 }
 
@@ -579,7 +579,7 @@ conn_deadline(struct loop_timer *t)
 		conn_close(c, "handshake_timeout");
 		break;
 	case ST_DERP:
-		c->w->m.sclient_write_timeouts++;
+		c->w->m->sclient_write_timeouts++;
 		conn_close(c, "write_timeout");
 		break;
 	}

@@ -300,6 +300,9 @@ serve_debug(struct conn *c, const char *path)
 	}
 	metrics_snapshot(c->w, &m);
 	n = metrics_render(&m, body, 64 * 1024);
+	if (c->w->m_all != NULL)
+		n = metrics_render_workers(c->w->m_all, c->w->nworkers, body, n,
+		    64 * 1024);
 	respond(c, 200, "OK", "text/plain; version=0.0.4", NULL, body, n);
 	free(body);
 }
@@ -377,7 +380,7 @@ route(struct conn *c)
 	char		*q;
 	unsigned	 m = c->hp.method;
 
-	c->w->m.http_requests++;
+	c->w->m->http_requests++;
 	snprintf(path, sizeof(path), "%s", r->url);
 	if ((q = strchr(path, '?')) != NULL)
 		*q = '\0';

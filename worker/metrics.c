@@ -118,11 +118,51 @@ metrics_render(const struct metrics *m, char *buf, size_t cap)
 	metric(&o, "derpd_tls_handshake_failures", "counter",
 	    m->tls_handshake_failures);
 	metric(&o, "derpd_http_requests", "counter", m->http_requests);
+	metric(&o, "derpd_ring_packets_out", "counter", m->ring_out);
+	metric(&o, "derpd_ring_packets_in", "counter", m->ring_in);
+	metric(&o, "derpd_ring_drops", "counter", m->ring_drops);
+	metric(&o, "derpd_bus_resyncs", "counter", m->bus_resyncs);
+	metric(&o, "derpd_bus_gaps", "counter", m->bus_gaps);
+	metric(&o, "derpd_worker_respawns", "counter", m->respawns);
+	return o.len;
+}
+
+size_t
+metrics_render_workers(const struct metrics *slots, int n, char *buf,
+    size_t len, size_t cap)
+{
+	struct out	o = { buf, cap, len };
+	int		i;
+
+	put(&o, "# TYPE derpd_worker_node_keys gauge\n");
+	for (i = 0; i < n; i++)
+		put(&o, "derpd_worker_node_keys{worker=\"%d\"} %" PRIu64 "\n",
+		    i, slots[i].node_keys);
+	put(&o, "# TYPE derpd_worker_connections gauge\n");
+	for (i = 0; i < n; i++)
+		put(&o, "derpd_worker_connections{worker=\"%d\"} %" PRIu64
+		    "\n", i, slots[i].current_connections);
 	return o.len;
 }
 
 void
 metrics_snapshot(struct worker *w, struct metrics *out)
 {
-	*out = w->m;
+	const uint64_t	*src;
+	uint64_t	*dst = (uint64_t *)out;
+	size_t		 k, i, nf = sizeof(*out) / sizeof(uint64_t);
+	int		 slots = w->m_all != NULL ? w->nworkers + 1 : 1;
+
+	/* Every field is a uint64_t: sum the slots field by field.  The
+	 * node-wide key counts come from this worker's own table, which
+	 * already covers the whole node. */
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < (size_t)slots; i++) {
+		src = (const uint64_t *)(w->m_all != NULL ? &w->m_all[i] : w->m);
+		for (k = 0; k < nf; k++)
+			dst[k] += src[k];
+	}
+	out->clients_local = registry_count(w->reg);
+	out->clients_total = out->clients_local;
+	out->avg_queue_us = w->m->avg_queue_us;
 }

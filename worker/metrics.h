@@ -27,6 +27,7 @@ enum pkt_kind {
 	KIND_N
 };
 
+/* Every field is a uint64_t (metrics_snapshot sums them as an array). */
 struct metrics {
 	uint64_t	accepts;
 	uint64_t	current_connections;
@@ -62,10 +63,20 @@ struct metrics {
 	uint64_t	conns_closed_error;
 	uint64_t	stun_success;
 	uint64_t	stun_not_stun;
+	uint64_t	ring_drops;		/* sibling ring full */
+	uint64_t	ring_in;		/* packets from siblings */
+	uint64_t	ring_out;
+	uint64_t	bus_resyncs;
+	uint64_t	bus_gaps;
+	uint64_t	respawns;		/* supervisor slot */
+	uint64_t	node_keys;		/* this worker's node-wide view */
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at
  * cap, NUL-terminated). */
 size_t	metrics_render(const struct metrics *m, char *out, size_t cap);
+/* Per-worker series (one slot per worker); appends, returns new length. */
+size_t	metrics_render_workers(const struct metrics *slots, int n, char *out,
+	    size_t len, size_t cap);
 
 #endif

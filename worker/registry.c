@@ -10,7 +10,20 @@
 
 #include <sodium.h>
 
+#include "common/bus.h"
 #include "worker/wk.h"
+
+/* A connection of this key on a sibling worker, as the bus reported it. */
+struct remote {
+	struct remote	*next;
+	uint16_t	 worker;
+	uint64_t	 conn_id;
+	uint64_t	 stamp;
+	uint8_t		 flags;
+	uint8_t		 ip16[16];
+	uint16_t	 port;
+	bool		 stale;
+};
 
 struct peer {
 	struct peer	*hnext;
@@ -18,6 +31,8 @@ struct peer {
 	struct conn	**conns;
 	uint32_t	 n, cap;
 	struct conn	*active, *last;
+	struct remote	*remotes;	/* node-wide: sibling workers */
+	uint32_t	 nremote;
 	struct saw_edge	*seen_by;	/* conns that received from key */
 };
 
@@ -68,6 +83,12 @@ registry_free(struct registry *r)
 	for (i = 0; r->b != NULL && i < r->nb; i++)
 		for (p = r->b[i]; p != NULL; p = np) {
 			np = p->hnext;
+			while (p->remotes != NULL) {
+				struct remote	*x = p->remotes;
+
+				p->remotes = x->next;
+				free(x);
+			}
 			free(p->conns);
 			free(p);
 		}
@@ -165,7 +186,33 @@ registry_active(const struct peer *p)
 size_t
 registry_nconns(const struct peer *p)
 {
-	return p->n;
+	return p->n + p->nremote;
+}
+
+static struct peer *
+peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
+{
+	struct registry	*r = w->reg;
+	struct peer	*p;
+	size_t		 i;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	if ((p->conns = calloc(1, sizeof(*p->conns))) == NULL) {
+		free(p);
+		return NULL;
+	}
+	p->cap = 1;
+	memcpy(p->key, key, DERP_KEY_LEN);
+	if (r->n >= r->nb)
+		grow(r);
+	i = khash(r, p->key) & (r->nb - 1);
+	p->hnext = r->b[i];
+	r->b[i] = p;
+	r->n++;
+	w->m->clients_local = r->n;
+	w->m->clients_total = r->n;
+	return p;
 }
 
 int
@@ -174,24 +221,9 @@ registry_add(struct worker *w, struct conn *c)
 	struct registry	*r = w->reg;
 	struct peer	*p = registry_get(r, c->key);
 	struct conn	**nc;
-	size_t		  i;
 
-	if (p == NULL) {
-		if ((p = calloc(1, sizeof(*p))) == NULL)
-			return -ENOMEM;
-		if ((p->conns = calloc(1, sizeof(*p->conns))) == NULL) {
-			free(p);
-			return -ENOMEM;
-		}
-		p->cap = 1;
-		memcpy(p->key, c->key, DERP_KEY_LEN);
-		if (r->n >= r->nb)
-			grow(r);
-		i = khash(r, p->key) & (r->nb - 1);
-		p->hnext = r->b[i];
-		r->b[i] = p;
-		r->n++;
-	}
+	if (p == NULL && (p = peer_new(w, c->key)) == NULL)
+		return -ENOMEM;
 	if (p->n == p->cap) {
 		/* p->n >= 1 here: a failure leaves the set as it was. */
 		if ((nc = realloc(p->conns, p->cap * 2 * sizeof(*nc))) == NULL)
@@ -204,17 +236,15 @@ registry_add(struct worker *w, struct conn *c)
 	c->spoke_seq = 0;
 	p->active = c;		/* the newest connection wins (5.3) */
 	if (p->n == 2) {
-		w->m.current_dup_client_keys++;
-		w->m.current_dup_client_conns += 2;
-		w->m.total_dup_client_conns++;
+		w->m->current_dup_client_keys++;
+		w->m->current_dup_client_conns += 2;
+		w->m->total_dup_client_conns++;
 		p->conns[0]->spoke_seq = 0;
 		p->last = NULL;
 	} else if (p->n > 2) {
-		w->m.current_dup_client_conns++;
-		w->m.total_dup_client_conns++;
+		w->m->current_dup_client_conns++;
+		w->m->total_dup_client_conns++;
 	}
-	w->m.clients_local = r->n;
-	w->m.clients_total = r->n;
 	return 0;
 }
 
@@ -262,8 +292,8 @@ peer_gone(struct worker *w, struct peer *p)
 			break;
 		}
 	r->n--;
-	w->m.clients_local = r->n;
-	w->m.clients_total = r->n;
+	w->m->clients_local = r->n;
+	w->m->clients_total = r->n;
 	session_peer_left(w, p->key);
 	while ((e = p->seen_by) != NULL) {
 		struct conn	*to = e->c;
@@ -273,6 +303,13 @@ peer_gone(struct worker *w, struct peer *p)
 	}
 	free(p->conns);
 	free(p);
+}
+
+static void
+maybe_gone(struct worker *w, struct peer *p)
+{
+	if (p->n == 0 && p->nremote == 0)
+		peer_gone(w, p);
 }
 
 void
@@ -292,18 +329,19 @@ registry_remove(struct worker *w, struct conn *c)
 		return;
 	p->conns[i] = p->conns[--p->n];
 	if (p->n == 0) {
-		peer_gone(w, p);
+		p->active = p->last = NULL;
+		maybe_gone(w, p);
 		return;
 	}
 	if (p->n == 1) {
-		w->m.current_dup_client_keys--;
-		w->m.current_dup_client_conns -= 2;
+		w->m->current_dup_client_keys--;
+		w->m->current_dup_client_conns -= 2;
 		p->active = p->conns[0];
 		p->conns[0]->spoke_seq = 0;
 		p->last = NULL;
 		return;
 	}
-	w->m.current_dup_client_conns--;
+	w->m->current_dup_client_conns--;
 	for (i = 0; i < p->n; i++)
 		if (p->conns[i]->spoke_seq > 0 && (best == NULL ||
 		    p->conns[i]->spoke_seq > best->spoke_seq))
@@ -312,16 +350,233 @@ registry_remove(struct worker *w, struct conn *c)
 	p->active = best;
 }
 
-void
+/* Node-wide best connection by activity stamp (ties: lower worker). */
+static struct remote *
+best_remote(const struct peer *p)
+{
+	struct remote	*x, *best = NULL;
+
+	for (x = p->remotes; x != NULL; x = x->next)
+		if (best == NULL || x->stamp > best->stamp ||
+		    (x->stamp == best->stamp && x->worker < best->worker))
+			best = x;
+	return best;
+}
+
+static struct conn *
+best_local(const struct peer *p)
+{
+	struct conn	*best = NULL;
+	uint32_t	 i;
+
+	for (i = 0; i < p->n; i++)
+		if (best == NULL || p->conns[i]->stamp > best->stamp)
+			best = p->conns[i];
+	return best;
+}
+
+int
+registry_route(const struct peer *p, struct conn **local)
+{
+	struct remote	*r;
+	struct conn	*c;
+
+	*local = NULL;
+	if (p->nremote == 0) {
+		*local = p->active;
+		return -1;
+	}
+	r = best_remote(p);
+	c = best_local(p);
+	if (c != NULL && (c->stamp > r->stamp || (c->stamp == r->stamp &&
+	    c->w->id < r->worker))) {
+		*local = c;
+		return -1;
+	}
+	return r->worker;
+}
+
+struct conn *
+registry_local_target(const struct peer *p)
+{
+	return p->nremote == 0 ? p->active : best_local(p);
+}
+
+bool
 registry_note_activity(struct worker *w, struct conn *c)
 {
 	struct peer	*p = c->peer;
+	struct conn	*cur;
 
-	if (p == NULL || p->n < 2)
-		return;
-	c->spoke_seq = ++w->spoke_clock;
-	p->last = c;
-	p->active = c;
+	if (p == NULL)
+		return false;
+	if (p->n >= 2) {
+		c->spoke_seq = ++w->spoke_clock;
+		p->last = c;
+		p->active = c;
+	}
+	if (p->nremote == 0)
+		return false;
+	/* A node-wide duplicate spoke: if it is not already the target,
+	 * it becomes so everywhere (announced on the bus). */
+	if (registry_route(p, &cur) == -1 && cur == c)
+		return false;
+	c->stamp = loop_clock_ns();
+	return true;
+}
+
+static struct remote *
+remote_find(const struct peer *p, uint16_t worker, uint64_t conn_id)
+{
+	struct remote	*x;
+
+	for (x = p->remotes; x != NULL; x = x->next)
+		if (x->worker == worker && x->conn_id == conn_id)
+			return x;
+	return NULL;
+}
+
+int
+registry_remote_add(struct worker *w, const struct bus_client *bc)
+{
+	struct peer	*p = registry_get(w->reg, bc->key);
+	struct remote	*x;
+	bool		 fresh = false;
+
+	if (p == NULL && (p = peer_new(w, bc->key)) == NULL)
+		return -ENOMEM;
+	if ((x = remote_find(p, bc->worker, bc->conn_id)) == NULL) {
+		if ((x = calloc(1, sizeof(*x))) == NULL) {
+			maybe_gone(w, p);
+			return -ENOMEM;
+		}
+		x->next = p->remotes;
+		p->remotes = x;
+		p->nremote++;
+		x->worker = bc->worker;
+		x->conn_id = bc->conn_id;
+		fresh = true;
+	}
+	x->stamp = bc->stamp;
+	x->flags = bc->flags;
+	memcpy(x->ip16, bc->ip16, 16);
+	x->port = bc->port;
+	x->stale = false;
+	return fresh ? 1 : 0;
+}
+
+static void
+remote_unlink(struct worker *w, struct peer *p, struct remote *x)
+{
+	struct remote	**pp;
+
+	for (pp = &p->remotes; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == x) {
+			*pp = x->next;
+			break;
+		}
+	p->nremote--;
+	free(x);
+	maybe_gone(w, p);
+}
+
+void
+registry_remote_del(struct worker *w, const struct bus_client *bc)
+{
+	struct peer	*p = registry_get(w->reg, bc->key);
+	struct remote	*x;
+
+	if (p != NULL && (x = remote_find(p, bc->worker, bc->conn_id)) != NULL)
+		remote_unlink(w, p, x);
+}
+
+void
+registry_remote_active(struct worker *w, const struct bus_client *bc)
+{
+	struct peer	*p = registry_get(w->reg, bc->key);
+	struct remote	*x;
+
+	if (p != NULL && (x = remote_find(p, bc->worker, bc->conn_id)) != NULL &&
+	    bc->stamp > x->stamp)
+		x->stamp = bc->stamp;
+}
+
+void
+registry_remote_mark(struct worker *w, int worker)
+{
+	struct registry	*r = w->reg;
+	struct peer	*p;
+	struct remote	*x;
+	size_t		 i;
+
+	for (i = 0; i < r->nb; i++)
+		for (p = r->b[i]; p != NULL; p = p->hnext)
+			for (x = p->remotes; x != NULL; x = x->next)
+				if (x->worker == worker)
+					x->stale = true;
+}
+
+void
+registry_remote_sweep(struct worker *w, int worker, bool all)
+{
+	struct registry	*r = w->reg;
+	struct peer	*p, *np;
+	struct remote	*x, *nx;
+	size_t		 i;
+
+	/* peer_gone may free p: keep the next pointer first.  Buckets are
+	 * not resized while sweeping (removal never grows). */
+	for (i = 0; i < r->nb; i++)
+		for (p = r->b[i]; p != NULL; p = np) {
+			np = p->hnext;
+			for (x = p->remotes; x != NULL; x = nx) {
+				nx = x->next;
+				if (x->worker == worker && (all || x->stale)) {
+					bool	last = p->nremote == 1 &&
+						    p->n == 0;
+
+					remote_unlink(w, p, x);
+					if (last)
+						break;	/* p is freed */
+				}
+			}
+		}
+}
+
+void
+registry_foreach_local(struct registry *r, void (*fn)(struct conn *c,
+    void *arg), void *arg)
+{
+	size_t		 i;
+	uint32_t	 k;
+	struct peer	*p;
+
+	for (i = 0; i < r->nb; i++)
+		for (p = r->b[i]; p != NULL; p = p->hnext)
+			for (k = 0; k < p->n; k++)
+				fn(p->conns[k], arg);
+}
+
+void
+registry_foreach_present(struct registry *r, void (*fn)(void *arg,
+    const uint8_t key[DERP_KEY_LEN], const uint8_t ip16[16], uint16_t port,
+    uint8_t flags), void *arg)
+{
+	size_t		 i;
+	struct peer	*p;
+	struct conn	*c;
+	struct remote	*x;
+
+	for (i = 0; i < r->nb; i++)
+		for (p = r->b[i]; p != NULL; p = p->hnext) {
+			if (registry_route(p, &c) == -1) {
+				if (c != NULL)
+					fn(arg, p->key, c->ip16, c->port,
+					    session_flags(c));
+			} else if ((x = best_remote(p)) != NULL) {
+				fn(arg, p->key, x->ip16, x->port, x->flags);
+			}
+		}
 }
 
 void
@@ -367,19 +622,6 @@ registry_forget_saw(struct conn *c)
 	while (c->saw != NULL)
 		edge_unlink(c->w->reg, c->saw);
 	c->saw_last = NULL;
-}
-
-void
-registry_foreach_active(struct registry *r,
-    void (*fn)(struct conn *active, void *arg), void *arg)
-{
-	size_t		 i;
-	struct peer	*p;
-
-	for (i = 0; i < r->nb; i++)
-		for (p = r->b[i]; p != NULL; p = p->hnext)
-			if (p->active != NULL)
-				fn(p->active, arg);
 }
 
 void

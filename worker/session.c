@@ -18,6 +18,7 @@
 #include "derp/frame.h"
 #include "derp/key.h"
 #include "derp/wire.h"
+#include "common/bus.h"
 #include "worker/wk.h"
 
 #define ENQUEUE_ATTEMPTS	3
@@ -46,7 +47,7 @@ session_start(struct conn *c, bool fast_start, bool not_ideal)
 	c->state = ST_HELLO;
 	c->fast_start = fast_start;
 	c->not_ideal = not_ideal;
-	w->m.accepts++;
+	w->m->accepts++;
 	http_end(c);
 	if (!fast_start) {
 		n = snprintf(head, sizeof(head),
@@ -66,8 +67,8 @@ session_start(struct conn *c, bool fast_start, bool not_ideal)
 		session_input(c);
 }
 
-static uint8_t
-peer_flags(const struct conn *c)
+uint8_t
+session_flags(const struct conn *c)
 {
 	uint8_t	f = 0;
 
@@ -81,12 +82,13 @@ peer_flags(const struct conn *c)
 }
 
 static void
-send_present(struct conn *watcher, const struct conn *c)
+send_present_raw(void *arg, const uint8_t key[DERP_KEY_LEN],
+    const uint8_t ip16[16], uint16_t port, uint8_t flags)
 {
 	uint8_t	f[DERP_PEER_PRESENT_FRAME_LEN];
 
-	derp_enc_peer_present(f, c->key, c->ip16, c->port, peer_flags(c));
-	(void)conn_send_ctrl(watcher, f, sizeof(f));
+	derp_enc_peer_present(f, key, ip16, port, flags);
+	(void)conn_send_ctrl(arg, f, sizeof(f));
 }
 
 static void
@@ -98,20 +100,21 @@ send_gone(struct conn *to, const uint8_t key[DERP_KEY_LEN], uint8_t reason)
 	if (conn_send_ctrl(to, f, sizeof(f)) < 0)
 		return;
 	if (reason == DERP_PEER_GONE_NOT_HERE)
-		to->w->m.peer_gone_not_here_frames++;
+		to->w->m->peer_gone_not_here_frames++;
 	else
-		to->w->m.peer_gone_disconnected_frames++;
+		to->w->m->peer_gone_disconnected_frames++;
 }
 
-/* Registry callbacks: presence changes go to every watcher. */
-static void
-watchers_present(struct worker *w, const struct conn *c)
+/* Presence changes, local or on a sibling, go to every watcher. */
+void
+session_watchers_present(struct worker *w, const uint8_t key[DERP_KEY_LEN],
+    const uint8_t ip16[16], uint16_t port, uint8_t flags)
 {
 	struct conn	*x;
 
 	for (x = w->watchers; x != NULL; x = x->watch_next)
 		if (!x->closing) {
-			send_present(x, c);
+			send_present_raw(x, key, ip16, port, flags);
 			conn_flush_later(x);
 		}
 }
@@ -163,23 +166,26 @@ client_info(struct conn *c, const uint8_t *payload, size_t len)
 	 * frame after ServerKey whatever arrives next. */
 	if (conn_send_ctrl(c, out, (size_t)n) < 0)
 		return;
+	c->stamp = loop_clock_ns();
 	if (registry_add(w, c) < 0) {
 		conn_close(c, "out_of_memory");
 		return;
 	}
+	node_publish(w, c, BUS_ADD);
 	loop_timer_cancel(w->loop, &c->deadline);
 	c->state = ST_DERP;
 	c->registered_ms = loop_now(w->loop);
 	c->gone_tokens = GONE_BURST;
 	c->gone_ms = c->registered_ms;
-	w->m.current_connections++;
+	w->m->current_connections++;
 	if (c->not_ideal)
-		w->m.current_notideal_connections++;
+		w->m->current_notideal_connections++;
 	derp_key_format_short(ks, c->key);
 	log_info("client_registered", "conn=%" PRIu64 " peer=%s key=%s "
 	    "mesh=%d prober=%d fast_start=%d", c->id, c->addr, ks,
 	    c->can_mesh, c->info.is_prober, c->fast_start);
-	watchers_present(w, c);
+	session_watchers_present(w, c->key, c->ip16, c->port,
+	    session_flags(c));
 	keepalive_arm(c);
 }
 
@@ -197,23 +203,24 @@ session_end(struct conn *c)
 				*pp = c->watch_next;
 				break;
 			}
-		w->m.watchers--;
+		w->m->watchers--;
 	}
 	for (k = 0; k < KIND_N; k++)
 		while ((p = c->q[k].head) != NULL) {
 			c->q[k].head = p->next;
-			w->m.packets_dropped[DROP_GONE_DISCONNECTED][k]++;
-			w->m.bytes_dropped[DROP_GONE_DISCONNECTED][k] +=
+			w->m->packets_dropped[DROP_GONE_DISCONNECTED][k]++;
+			w->m->bytes_dropped[DROP_GONE_DISCONNECTED][k] +=
 			    p->len - DERP_RECV_HDR_LEN;
 			pkt_free(w, p);
 		}
 	memset(c->q, 0, sizeof(c->q));
-	w->m.current_connections--;
+	w->m->current_connections--;
 	if (c->not_ideal)
-		w->m.current_notideal_connections--;
+		w->m->current_notideal_connections--;
 	if (c->preferred)
-		w->m.current_home_connections--;
+		w->m->current_home_connections--;
 	registry_forget_saw(c);
+	node_publish(w, c, BUS_DEL);
 	registry_remove(w, c);
 }
 
@@ -222,8 +229,8 @@ session_end(struct conn *c)
 static void
 drop(struct worker *w, enum drop_reason r, int kind, size_t bytes)
 {
-	w->m.packets_dropped[r][kind]++;
-	w->m.bytes_dropped[r][kind] += bytes;
+	w->m->packets_dropped[r][kind]++;
+	w->m->bytes_dropped[r][kind] += bytes;
 }
 
 static void
@@ -315,10 +322,10 @@ session_fill(struct conn *c)
 		q->n--;
 		q->bytes -= p->len;
 		c->next_q = (uint8_t)((k + 1) % KIND_N);
-		w->m.packets_sent++;
-		w->m.bytes_sent += p->len - DERP_RECV_HDR_LEN;
+		w->m->packets_sent++;
+		w->m->bytes_sent += p->len - DERP_RECV_HDR_LEN;
 		us = (loop_now(w->loop) - p->enq_ms) * 1000;
-		w->m.avg_queue_us = (w->m.avg_queue_us * 9 + us) / 10;
+		w->m->avg_queue_us = (w->m->avg_queue_us * 9 + us) / 10;
 		if (p->len > WK_OUT_CAP) {
 			c->cur = p;
 			c->cur_off = 0;
@@ -355,14 +362,21 @@ route(struct conn *from, const uint8_t src[DERP_KEY_LEN],
 {
 	struct worker	*w = from->w;
 	struct peer	*p = registry_get(w->reg, dst);
-	struct conn	*to = p != NULL ? registry_active(p) : NULL;
+	struct conn	*to = NULL;
 	int		 kind = derp_looks_disco(pkt, len) ? KIND_DISCO :
 			    KIND_OTHER;
+	int		 sib = p != NULL ? registry_route(p, &to) : -1;
 
 	if (to != NULL) {
 		if (!forwarded)
 			registry_note_saw(w, to, from->peer);
 		enqueue(to, src, pkt, len, kind);
+		return;
+	}
+	if (sib >= 0) {
+		/* On a sibling worker: one copy into the shared ring. */
+		if (node_send(w, sib, dst, src, pkt, len) < 0)
+			w->m->ring_drops++;
 		return;
 	}
 	if (p != NULL && registry_nconns(p) > 1) {
@@ -375,10 +389,21 @@ route(struct conn *from, const uint8_t src[DERP_KEY_LEN],
 		send_gone(from, dst, DERP_PEER_GONE_NOT_HERE);
 }
 
-static void
-snapshot_one(struct conn *active, void *arg)
+void
+session_deliver(struct worker *w, const uint8_t dst[DERP_KEY_LEN],
+    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len)
 {
-	send_present(arg, active);
+	struct peer	*p = registry_get(w->reg, dst);
+	struct conn	*to = p != NULL ? registry_local_target(p) : NULL;
+	int		 kind = derp_looks_disco(pkt, len) ? KIND_DISCO :
+			    KIND_OTHER;
+
+	if (to == NULL) {
+		drop(w, DROP_GONE_DISCONNECTED, kind, len);
+		return;
+	}
+	registry_note_saw(w, to, registry_get(w->reg, src));
+	enqueue(to, src, pkt, len, kind);
 }
 
 static void
@@ -389,10 +414,10 @@ watch_conns(struct conn *c)
 	if (c->watcher || derp_key_equal(c->key, w->pub))
 		return;
 	c->watcher = true;
-	registry_foreach_active(w->reg, snapshot_one, c);
+	registry_foreach_present(w->reg, send_present_raw, c);
 	c->watch_next = w->watchers;
 	w->watchers = c;
-	w->m.watchers++;
+	w->m->watchers++;
 }
 
 static void
@@ -406,13 +431,13 @@ note_preferred(struct conn *c, bool pref)
 		return;
 	c->preferred = pref;
 	if (pref) {
-		w->m.current_home_connections++;
+		w->m->current_home_connections++;
 		if (late)
-			w->m.home_moves_in++;
+			w->m->home_moves_in++;
 	} else {
-		w->m.current_home_connections--;
+		w->m->current_home_connections--;
 		if (late)
-			w->m.home_moves_out++;
+			w->m->home_moves_out++;
 	}
 }
 
@@ -423,16 +448,17 @@ frame(struct conn *c, const struct derp_frame *f)
 	struct worker	*w = c->w;
 	uint8_t		 pong[DERP_PING_FRAME_LEN];
 
-	registry_note_activity(w, c);
+	if (registry_note_activity(w, c))
+		node_publish(w, c, BUS_ACTIVE);
 	switch (f->type) {
 	case DERP_FRAME_SEND_PACKET:
 		if (f->len < DERP_KEY_LEN) {
 			conn_close(c, "frame_invalid");
 			return;
 		}
-		w->m.packets_received++;
-		w->m.bytes_received += f->len - DERP_KEY_LEN;
-		w->m.packets_received_kind[derp_looks_disco(f->payload +
+		w->m->packets_received++;
+		w->m->bytes_received += f->len - DERP_KEY_LEN;
+		w->m->packets_received_kind[derp_looks_disco(f->payload +
 		    DERP_KEY_LEN, f->len - DERP_KEY_LEN) ? KIND_DISCO :
 		    KIND_OTHER]++;
 		route(c, c->key, f->payload, f->payload + DERP_KEY_LEN,
@@ -443,7 +469,7 @@ frame(struct conn *c, const struct derp_frame *f)
 			conn_close(c, "frame_invalid");
 			return;
 		}
-		w->m.packets_forwarded_in++;
+		w->m->packets_forwarded_in++;
 		route(c, f->payload, f->payload + DERP_KEY_LEN,
 		    f->payload + 2 * DERP_KEY_LEN, f->len - 2 * DERP_KEY_LEN,
 		    true);
@@ -460,13 +486,13 @@ frame(struct conn *c, const struct derp_frame *f)
 			conn_close(c, "frame_invalid");
 			return;
 		}
-		w->m.got_ping++;
+		w->m->got_ping++;
 		/* One pong in flight at most: a flood is not answered. */
 		if (bbuf_len(&c->ctrl) > 1024)
 			break;
 		derp_enc_ping(pong, DERP_FRAME_PONG, f->payload);
 		if (conn_send_ctrl(c, pong, sizeof(pong)) == 0)
-			w->m.sent_pong++;
+			w->m->sent_pong++;
 		break;
 	case DERP_FRAME_WATCH_CONNS:
 		if (f->len != 0) {

@@ -47,12 +47,12 @@ stun_read(struct loop_io *io, unsigned events)
 			return;		/* EAGAIN, or a transient error */
 		if (stun_parse_request(buf, (size_t)n, w->cfg.stun_any_client,
 		    txid) < 0) {
-			w->m.stun_not_stun++;
+			w->m->stun_not_stun++;
 			continue;
 		}
 		if ((rn = stun_build_response(out, txid,
 		    (struct sockaddr *)&ss)) < 0) {
-			w->m.stun_not_stun++;
+			w->m->stun_not_stun++;
 			continue;
 		}
 		/* Reply with the arrival address as source. */
@@ -69,7 +69,7 @@ stun_read(struct loop_io *io, unsigned events)
 		iov.iov_len = (size_t)rn;
 		mh.msg_flags = 0;
 		if (sendmsg(io->fd, &mh, MSG_DONTWAIT) == rn)
-			w->m.stun_success++;
+			w->m->stun_success++;
 	}
 }
 

@@ -117,6 +117,7 @@ struct conn {
 	uint32_t	 skip;		/* unknown-frame bytes to discard */
 	uint64_t	 registered_ms;
 	uint64_t	 spoke_seq;	/* dup sets: last time it sent */
+	uint64_t	 stamp;		/* node-wide dups: last activity, ns */
 	double		 gone_tokens;	/* PeerGone(NotHere) limiter */
 	uint64_t	 gone_ms;
 	struct saw_edge	*saw;		/* sources this conn received from */
@@ -138,6 +139,8 @@ struct worker {
 	struct loop_io	 lis_https, lis_http, lis_stun, sig_io, ctl_io;
 	struct loop_timer beat;
 	int		 id, nworkers;
+	bool		 shared;	/* listeners shared with siblings */
+	bool		 ready_sent;
 	bool		 accept_paused;
 	struct loop_timer accept_resume;
 	struct loop_timer stop_timer;
@@ -156,7 +159,10 @@ struct worker {
 	struct pkt	*pool;		/* free small packets */
 	size_t		 npool;
 	uint8_t		*scratch;	/* WK_IN_CAP bytes */
-	struct metrics	 m;
+	struct metrics	*m;		/* this worker's slot (shared) */
+	struct metrics	 m_local;	/* the slot when unsupervised */
+	struct metrics	*m_all;		/* every worker's slot, or NULL */
+	struct node	*node;		/* bus + rings; NULL when alone */
 	uint64_t	 start_ms;
 };
 
@@ -197,6 +203,24 @@ void	session_end(struct conn *c);
 void	session_keepalive(struct loop_timer *t);
 int	session_fill(struct conn *c);	/* move queued packets into out */
 void	session_restarting(struct conn *c);
+uint8_t	session_flags(const struct conn *c);	/* PeerPresent flags */
+void	session_watchers_present(struct worker *w,
+	    const uint8_t key[DERP_KEY_LEN], const uint8_t ip16[16],
+	    uint16_t port, uint8_t flags);
+/* A packet from a sibling worker's ring, for a client here. */
+void	session_deliver(struct worker *w, const uint8_t dst[DERP_KEY_LEN],
+	    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len);
+
+/* node.c: node-wide presence (bus) and sibling packets (rings) */
+struct worker_env;
+int	node_init(struct worker *w, const struct worker_env *env);
+void	node_fini(struct worker *w);
+void	node_publish(struct worker *w, const struct conn *c, int ev);
+int	node_send(struct worker *w, int sib, const uint8_t dst[DERP_KEY_LEN],
+	    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len);
+void	node_after(struct worker *w);	/* doorbells, ring re-drain */
+bool	node_synced(const struct worker *w);
+void	worker_check_ready(struct worker *w);
 /* Registry callbacks: key left the node / tell one receiver. */
 void	session_peer_left(struct worker *w, const uint8_t key[DERP_KEY_LEN]);
 void	session_notify_gone(struct conn *to, const uint8_t key[DERP_KEY_LEN]);
@@ -210,14 +234,36 @@ size_t		 registry_count(const struct registry *r);
 int		 registry_add(struct worker *w, struct conn *c);
 void		 registry_remove(struct worker *w, struct conn *c);
 struct conn	*registry_active(const struct peer *p);
+/* Connections of the key node-wide (local + sibling workers). */
 size_t		 registry_nconns(const struct peer *p);
-void		 registry_note_activity(struct worker *w, struct conn *c);
+/* Where a packet for p goes: -1 with *local set (or NULL: nowhere
+ * active), or the sibling worker holding the node-wide target. */
+int		 registry_route(const struct peer *p, struct conn **local);
+/* The local connection a sibling's packet for p is delivered to. */
+struct conn	*registry_local_target(const struct peer *p);
+/* A frame arrived from c; true when c became the node-wide target and
+ * siblings must be told (BUS_ACTIVE). */
+bool		 registry_note_activity(struct worker *w, struct conn *c);
+/* Sibling presence, from the bus.  add: 1 new, 0 updated, -ENOMEM. */
+struct bus_client;
+int		 registry_remote_add(struct worker *w,
+		    const struct bus_client *bc);
+void		 registry_remote_del(struct worker *w,
+		    const struct bus_client *bc);
+void		 registry_remote_active(struct worker *w,
+		    const struct bus_client *bc);
+void		 registry_remote_mark(struct worker *w, int worker);
+void		 registry_remote_sweep(struct worker *w, int worker, bool all);
+void		 registry_foreach_local(struct registry *r,
+		    void (*fn)(struct conn *c, void *arg), void *arg);
+/* Every key present node-wide, with its target's address and flags. */
+void		 registry_foreach_present(struct registry *r,
+		    void (*fn)(void *arg, const uint8_t key[DERP_KEY_LEN],
+		    const uint8_t ip16[16], uint16_t port, uint8_t flags),
+		    void *arg);
 void		 registry_note_saw(struct worker *w, struct conn *dst,
 		    struct peer *src);
 void		 registry_forget_saw(struct conn *c);
-/* Iterate keys with an active conn (WatchConns snapshot). */
-void		 registry_foreach_active(struct registry *r,
-		    void (*fn)(struct conn *active, void *arg), void *arg);
 /* Close every conn of key (ClosePeer). */
 void		 registry_close_key(struct worker *w, const uint8_t key[32]);
 

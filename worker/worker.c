@@ -76,6 +76,7 @@ after_dispatch(void *arg)
 		c->flush_pending = false;
 		conn_flush(c);
 	}
+	node_after(w);
 	while ((c = w->close_list) != NULL) {
 		w->close_list = c->close_next;
 		conn_free(c);
@@ -188,9 +189,11 @@ add_listener(struct worker *w, struct loop_io *io, int fd, loop_io_fn fn)
 	loop_io_init(io, fd, fn, w);
 	if (fd < 0)
 		return 0;
-	/* Siblings share the socket: wake one of them per connection. */
+	/* A socket shared by siblings (socket activation) wakes one of
+	 * them per connection; otherwise each has its own SO_REUSEPORT
+	 * socket and the kernel spreads connections. */
 	return loop_io_add(w->loop, io, LOOP_IN |
-	    (w->nworkers > 1 ? LOOP_EXCLUSIVE : 0));
+	    (w->shared ? LOOP_EXCLUSIVE : 0));
 }
 
 static void
@@ -201,6 +204,22 @@ send_beat(struct worker *w)
 	m.clients = (uint32_t)registry_count(w->reg);
 	m.conns = (uint32_t)w->nconns;
 	(void)ctl_send(w->ctl_io.fd, &m);	/* the next beat retries */
+}
+
+/* READY once this worker's view of the node is complete: every sibling
+ * has been synchronised over the bus at least once. */
+void
+worker_check_ready(struct worker *w)
+{
+	struct ctl_msg	m = { .type = CTL_READY };
+
+	if (w->ready_sent || w->ctl_io.fd < 0 || !node_synced(w))
+		return;
+	w->ready_sent = true;
+	log_notice("ready", "worker=%d", w->id);
+	if (ctl_send(w->ctl_io.fd, &m) < 0)
+		log_warn("ctl_send_failed", "type=ready");
+	send_beat(w);
 }
 
 static void
@@ -253,6 +272,7 @@ worker_free(struct worker *w)
 	if (w->ctl_io.fd >= 0)
 		close(w->ctl_io.fd);
 	stun_fini(w);
+	node_fini(w);
 	registry_free(w->reg);
 	SSL_CTX_free(w->ssl_ctx);
 	loop_free(w->loop);
@@ -292,6 +312,13 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	w->ctl_io.fd = env != NULL ? env->ctl_fd : -1;
 	w->id = env != NULL ? env->id : 0;
 	w->nworkers = env != NULL ? env->nworkers : 1;
+	w->shared = env != NULL && env->shared_listeners && w->nworkers > 1;
+	w->m = &w->m_local;
+	if (env != NULL && env->metrics != NULL) {
+		w->m_all = env->metrics;
+		w->m = &env->metrics[w->id];
+		memset(w->m, 0, sizeof(*w->m));	/* a respawn starts over */
+	}
 	memcpy(w->priv, priv, DERP_KEY_LEN);
 	if ((rc = derp_key_public(w->pub, w->priv)) < 0) {
 		log_err("bad_node_key", "err=%s", strerror(-rc));
@@ -319,6 +346,8 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	if ((rc = add_listener(w, &w->lis_https, ls->https, on_accept)) < 0 ||
 	    (rc = add_listener(w, &w->lis_http, ls->http, on_accept)) < 0 ||
 	    (rc = stun_init(w, ls->stun)) < 0)
+		return rc;
+	if ((rc = node_init(w, env)) < 0)
 		return rc;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -358,18 +387,12 @@ worker_main(const struct config *cfg, const char *cfg_path,
 		return 1;
 	}
 	derp_key_format_public(ks, w->pub);
-	log_notice("ready", "pubkey=%s tls=%d", ks, w->ssl_ctx != NULL);
-	if (w->ctl_io.fd >= 0) {
-		struct ctl_msg	m = { .type = CTL_READY };
-
-		if (ctl_send(w->ctl_io.fd, &m) < 0)
-			log_warn("ctl_send_failed", "type=ready");
-		send_beat(w);
-	}
+	log_notice("serving", "pubkey=%s tls=%d", ks, w->ssl_ctx != NULL);
+	worker_check_ready(w);
 	rc = loop_run(w->loop);
 	if (rc < 0)
 		log_err("loop_failed", "err=%s", strerror(-rc));
-	log_notice("stopped", "accepts=%" PRIu64, w->m.accepts);
+	log_notice("stopped", "accepts=%" PRIu64, w->m->accepts);
 	worker_free(w);
 	return rc < 0 ? 1 : 0;
 }

@@ -18,10 +18,18 @@ struct worker_listeners {
 };
 
 /* What a supervised worker inherits beyond the config (NULL = alone). */
+struct metrics;
+
 struct worker_env {
-	int	id;		/* 0 .. nworkers-1 */
-	int	nworkers;
-	int	ctl_fd;		/* control socketpair end, -1 = none */
+	int		 id;		/* 0 .. nworkers-1 */
+	int		 nworkers;
+	int		 ctl_fd;	/* control socketpair end, -1 = none */
+	const char	*runtime_dir;	/* bus endpoints */
+	void		*rings;		/* ring set (common/ring.h) */
+	size_t		 ring_cap;
+	const int	*doorbells;	/* eventfd per worker */
+	struct metrics	*metrics;	/* nworkers + 1 shared slots */
+	bool		 shared_listeners; /* one socket for all workers */
 };
 
 /*

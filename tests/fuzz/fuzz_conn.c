@@ -25,6 +25,8 @@ fake_worker(void)
 	if (w == NULL)
 		return NULL;
 	conf_defaults(&w->cfg);
+	w->m = &w->m_local;
+	w->nworkers = 1;
 	w->loop = loop_new();
 	w->reg = registry_new();
 	memset(w->priv, 0x42, sizeof(w->priv));
@@ -66,7 +68,7 @@ fake_conn(struct worker *w, bool derp)
 		memset(c->key, 0x07, sizeof(c->key));
 		c->can_mesh = true;
 		c->state = ST_DERP;
-		w->m.current_connections++;
+		w->m->current_connections++;
 		if (registry_add(w, c) < 0)
 			c->state = ST_HELLO;
 	}

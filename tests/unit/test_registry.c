@@ -22,6 +22,8 @@ wk_new(void)
 	struct worker	*w = calloc(1, sizeof(*w));
 
 	assert_non_null(w);
+	w->m = &w->m_local;
+	w->nworkers = 1;
 	w->loop = loop_new();
 	w->reg = registry_new();
 	assert_non_null(w->loop);
@@ -82,7 +84,7 @@ test_registry_single_and_lookup(void **state)
 	assert_int_equal(registry_count(w->reg), 1);
 	memset(k, 2, sizeof(k));
 	assert_null(registry_get(w->reg, k));
-	assert_int_equal(w->m.current_dup_client_keys, 0);
+	assert_int_equal(w->m->current_dup_client_keys, 0);
 	conn_rm(a);
 	assert_int_equal(registry_count(w->reg), 0);
 	wk_free(w);
@@ -100,24 +102,24 @@ test_registry_dup_newest_then_last_writer(void **state)
 	p = a->peer;
 	assert_ptr_equal(b->peer, p);
 	assert_ptr_equal(registry_active(p), b);	/* newest wins */
-	assert_int_equal(w->m.current_dup_client_keys, 1);
-	assert_int_equal(w->m.current_dup_client_conns, 2);
-	assert_int_equal(w->m.total_dup_client_conns, 1);
+	assert_int_equal(w->m->current_dup_client_keys, 1);
+	assert_int_equal(w->m->current_dup_client_conns, 2);
+	assert_int_equal(w->m->total_dup_client_conns, 1);
 	registry_note_activity(w, a);			/* a speaks */
 	assert_ptr_equal(registry_active(p), a);
 	c = conn_mk(w, 7);
 	assert_ptr_equal(registry_active(p), c);
-	assert_int_equal(w->m.current_dup_client_conns, 3);
-	assert_int_equal(w->m.total_dup_client_conns, 2);
+	assert_int_equal(w->m->current_dup_client_conns, 3);
+	assert_int_equal(w->m->total_dup_client_conns, 2);
 	/* c (never spoke) leaves: active becomes last = a. */
 	conn_rm(c);
 	assert_ptr_equal(registry_active(p), a);
-	assert_int_equal(w->m.current_dup_client_conns, 2);
+	assert_int_equal(w->m->current_dup_client_conns, 2);
 	/* a leaves: one member remains and is active again. */
 	conn_rm(a);
 	assert_ptr_equal(registry_active(p), b);
-	assert_int_equal(w->m.current_dup_client_keys, 0);
-	assert_int_equal(w->m.current_dup_client_conns, 0);
+	assert_int_equal(w->m->current_dup_client_keys, 0);
+	assert_int_equal(w->m->current_dup_client_conns, 0);
 	conn_rm(b);
 	wk_free(w);
 }
@@ -165,7 +167,7 @@ test_registry_peer_gone_to_receivers(void **state)
 	assert_int_equal(f[0], DERP_FRAME_PEER_GONE);
 	assert_int_equal(f[5], 3);
 	assert_int_equal(f[5 + 32], DERP_PEER_GONE_DISCONNECTED);
-	assert_int_equal(w->m.peer_gone_disconnected_frames, 2);
+	assert_int_equal(w->m->peer_gone_disconnected_frames, 2);
 	conn_rm(r1);
 	conn_rm(r2);
 	conn_rm(other);
@@ -182,7 +184,7 @@ test_registry_receiver_leaves_first(void **state)
 	registry_note_saw(w, r, s->peer);
 	conn_rm(r);		/* its edge goes with it */
 	conn_rm(s);		/* nothing left to notify; no crash */
-	assert_int_equal(w->m.peer_gone_disconnected_frames, 0);
+	assert_int_equal(w->m->peer_gone_disconnected_frames, 0);
 	wk_free(w);
 }
 

@@ -1,0 +1,285 @@
+/*
+ * One node, several worker processes (issue 3): clients spread over four
+ * workers all reach each other with the right source key, a mesh-key
+ * watcher sees node-wide presence whichever worker serves it, and a
+ * worker killed with SIGKILL is respawned while the others' clients keep
+ * relaying and its stale presence disappears node-wide.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "derp/key.h"
+#include "harness.h"
+
+#define N	200
+#define PSK	"8fb454e8a4747af1bbc2f421ad3c8aca9e0416cc60a7102983692f34dc153b2a\n"
+
+static struct node *
+start4(void)
+{
+	struct node	*n = node_new();
+	char		 path[512], extra[1024];
+	FILE		*f;
+
+	snprintf(path, sizeof(path), "%s/mesh.psk", n->dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(PSK, f);
+	fclose(f);
+	snprintf(extra, sizeof(extra), "workers = 4;\nmesh = { psk_file = "
+	    "\"%s\"; };\n", path);
+	return node_start_in(n, false, extra);
+}
+
+/* Which worker holds this client: its local port in the log. */
+static int
+worker_of(const struct node *n, struct client *c)
+{
+	struct sockaddr_in	sa;
+	socklen_t		sl = sizeof(sa);
+	char			needle[64], line[1024], *p;
+	FILE			*f;
+	int			w = -1;
+
+	assert_int_equal(getsockname(client_fd(c), (struct sockaddr *)&sa,
+	    &sl), 0);
+	snprintf(needle, sizeof(needle), "peer=127.0.0.1:%u ",
+	    ntohs(sa.sin_port));
+	assert_non_null(f = fopen(n->log, "r"));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, "event=client_registered") != NULL &&
+		    strstr(line, needle) != NULL &&
+		    (p = strstr(line, " worker=")) != NULL)
+			w = atoi(p + 8);
+	fclose(f);
+	return w;
+}
+
+/* Every worker's own node-wide view holds exactly want keys. */
+static bool
+converged(const struct node *n, long want, int timeout_ms)
+{
+	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
+	char		name[64];
+	int		k, ok;
+
+	while (now_ms() < deadline) {
+		for (k = 0, ok = 0; k < 4; k++) {
+			snprintf(name, sizeof(name),
+			    "derpd_worker_node_keys{worker=\"%d\"}", k);
+			ok += node_metric(n, name) == want;
+		}
+		if (ok == 4)
+			return true;
+	}
+	return false;
+}
+
+static struct client *
+watcher(const struct node *n)
+{
+	struct client_opts	 o;
+	struct client		*c;
+	int			 err;
+
+	node_opts(n, &o);
+	o.info.can_ack_pings = false;
+	assert_int_equal(derp_psk_parse(PSK, strlen(PSK), o.info.mesh_key), 0);
+	o.info.has_mesh_key = true;
+	o.watch_conns = true;
+	assert_non_null(c = client_connect(&o, &err));
+	return c;
+}
+
+static void
+test_workers_every_pair_and_watcher(void **state)
+{
+	struct node		*n = start4();
+	struct client		**cs = calloc(N, sizeof(*cs)), *w;
+	struct client_msg	 m;
+	uint8_t			(*seen)[N] = calloc(N, N);
+	int			 used[4] = { 0 }, i, j, k, workers = 0, present;
+
+	(void)state;
+	for (i = 0; i < N; i++)
+		cs[i] = node_client(n);
+	for (i = 0; i < N; i++) {
+		k = worker_of(n, cs[i]);
+		assert_true(k >= 0 && k < 4);
+		used[k]++;
+	}
+	for (k = 0; k < 4; k++)
+		workers += used[k] > 0;
+	print_message("accepts per worker: %d %d %d %d\n", used[0], used[1],
+	    used[2], used[3]);
+	assert_true(workers >= 2);
+	assert_true(converged(n, N, 10000));
+	/* Every ordered pair. */
+	for (i = 0; i < N; i++) {
+		for (j = 0; j < N; j++)
+			if (j != i)
+				assert_int_equal(client_queue_packet(cs[i],
+				    client_public_key(cs[j]), &i, sizeof(i)),
+				    0);
+		assert_int_equal(client_flush(cs[i], 5000), 0);
+	}
+	for (j = 0; j < N; j++)
+		for (k = 0; k < N - 1; k++) {
+			assert_int_equal(recv_type(cs[j], DERP_FRAME_RECV_PACKET,
+			    &m, 5000), 0);
+			memcpy(&i, m.data, sizeof(i));
+			assert_true(i >= 0 && i < N && i != j);
+			assert_memory_equal(m.key, client_public_key(cs[i]),
+			    32);
+			assert_int_equal(seen[j][i], 0);
+			seen[j][i] = 1;
+		}
+	assert_true(node_metric(n, "derpd_ring_packets_in") > 0);
+	/* A watcher sees every client node-wide, then deltas. */
+	w = watcher(n);
+	present = 0;
+	while (present < N) {
+		assert_int_equal(client_recv(w, &m, 5000), 0);
+		if (m.type != DERP_FRAME_PEER_PRESENT)
+			continue;
+		for (i = 0; i < N; i++)
+			if (memcmp(m.key, client_public_key(cs[i]), 32) == 0)
+				present++;
+	}
+	client_free(cs[0]);
+	assert_int_equal(recv_type(w, DERP_FRAME_PEER_GONE, &m, 5000), 0);
+	assert_memory_equal(m.key, client_public_key(cs[0]), 32);
+	cs[0] = node_client(n);
+	do {
+		assert_int_equal(recv_type(w, DERP_FRAME_PEER_PRESENT, &m,
+		    5000), 0);
+	} while (memcmp(m.key, client_public_key(cs[0]), 32) != 0);
+	client_free(w);
+	for (i = 0; i < N; i++)
+		client_free(cs[i]);
+	free(cs);
+	free(seen);
+	node_stop(n);
+	node_free(n);
+}
+
+static pid_t
+worker_pid(const struct node *n, int worker)
+{
+	char	needle[64], line[1024], *p;
+	FILE	*f;
+	pid_t	 pid = -1;
+
+	snprintf(needle, sizeof(needle), "event=worker_started worker=%d ",
+	    worker);
+	assert_non_null(f = fopen(n->log, "r"));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, needle) != NULL &&
+		    (p = strstr(line, "pid=")) != NULL)
+			pid = (pid_t)atoi(p + 4);
+	fclose(f);
+	return pid;
+}
+
+static void
+test_workers_kill9_one_worker(void **state)
+{
+	enum { M = 40 };
+	struct node		*n = start4();
+	struct client		*cs[M];
+	struct client_msg	 m;
+	int			 wk[M], victim, i, j, alive = 0, sent;
+	char			 needle[64];
+	uint64_t		 t0;
+
+	(void)state;
+	for (i = 0; i < M; i++) {
+		cs[i] = node_client(n);
+		wk[i] = worker_of(n, cs[i]);
+	}
+	assert_true(converged(n, M, 10000));
+	victim = wk[0];
+	for (i = 0; i < M; i++)
+		alive += wk[i] != victim;
+	assert_int_equal(kill(worker_pid(n, victim), SIGKILL), 0);
+	t0 = now_ms();
+	snprintf(needle, sizeof(needle), "event=worker_ready worker=%d",
+	    victim);
+	/* Stale presence is gone node-wide within a second. */
+	assert_true(converged(n, alive, 1000));
+	print_message("stale presence gone after %llu ms\n",
+	    (unsigned long long)(now_ms() - t0));
+	/* Respawned. */
+	assert_true(node_log_wait(n, "signal=9", 5000));
+	while (node_log_count(n, needle) < 2 && now_ms() - t0 < 10000)
+		(void)node_log_wait(n, "worker_ready", 10);
+	assert_int_equal(node_log_count(n, needle), 2);
+	/* Survivors on other workers lose nothing. */
+	sent = 0;
+	for (i = 0; i < M; i++) {
+		if (wk[i] == victim)
+			continue;
+		for (j = 0; j < M; j++)
+			if (j != i && wk[j] != victim) {
+				assert_int_equal(client_queue_packet(cs[i],
+				    client_public_key(cs[j]), &i, sizeof(i)),
+				    0);
+				sent++;
+			}
+		assert_int_equal(client_flush(cs[i], 5000), 0);
+	}
+	for (j = 0; j < M; j++) {
+		if (wk[j] == victim)
+			continue;
+		for (i = 0; i < alive - 1; i++) {
+			if (recv_type(cs[j], DERP_FRAME_RECV_PACKET, &m, 5000)
+			    != 0) {
+				fail_msg("client %d (worker %d) got %d of %d; "
+				    "victim %d; log %s", j, wk[j], i, alive - 1,
+				    victim, n->log);
+			}
+			sent--;
+		}
+	}
+	assert_int_equal(sent, 0);
+	/* The victim's clients can reconnect. */
+	client_free(cs[0]);
+	cs[0] = node_client(n);
+	for (i = 0; i < M; i++)
+		client_free(cs[i]);
+	/* The harness's teardown would flag the intended SIGKILL: check
+	 * the exit status by hand instead. */
+	n->stopped = true;
+	kill(n->pid, SIGTERM);
+	{
+		int	st;
+
+		assert_int_equal(waitpid(n->pid, &st, 0), n->pid);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	node_free(n);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_workers_every_pair_and_watcher),
+		cmocka_unit_test(test_workers_kill9_one_worker),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

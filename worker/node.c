@@ -1,0 +1,320 @@
+/*
+ * One node, many workers: this worker's side of the presence bus (what
+ * it publishes about its clients, what it learns of its siblings') and
+ * of the packet rings (packets for clients on a sibling go out through
+ * ring self->sib and a doorbell; packets from siblings come in through
+ * ring sib->self).  Routing decisions stay in session.c and registry.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/bus.h"
+#include "common/log.h"
+#include "common/ring.h"
+#include "worker/worker.h"
+#include "worker/wk.h"
+
+#define RING_BUDGET	4096	/* records per wakeup per sibling */
+#define BUS_FDS_MAX	300
+#define RING_PACKET	1
+
+struct node {
+	struct worker		*w;
+	struct bus		*bus;
+	struct loop_io		 bus_io[BUS_FDS_MAX];
+	int			 nbus;
+	struct loop_timer	 tick;
+	int			 ticks;
+	void			*rings;
+	size_t			 ring_cap;
+	const int		*doorbells;
+	struct loop_io		 bell_io;
+	bool			*dirty;		/* rings rung this round */
+	bool			 more;		/* a ring was left non-empty */
+};
+
+static void
+client_of(const struct worker *w, const struct conn *c, struct bus_client *b)
+{
+	memset(b, 0, sizeof(*b));
+	memcpy(b->key, c->key, DERP_KEY_LEN);
+	b->worker = (uint16_t)w->id;
+	b->conn_id = c->id;
+	b->stamp = c->stamp;
+	b->flags = session_flags(c);
+	memcpy(b->ip16, c->ip16, 16);
+	b->port = c->port;
+}
+
+void
+node_publish(struct worker *w, const struct conn *c, int ev)
+{
+	struct bus_client	b;
+
+	if (w->node == NULL)
+		return;
+	client_of(w, c, &b);
+	/* A failed send is a gap the siblings detect and resync. */
+	(void)bus_publish(w->node->bus, (enum bus_event)ev, &b);
+}
+
+/* ---- bus callbacks ---- */
+
+static void
+on_event(void *arg, enum bus_event ev, const struct bus_client *c)
+{
+	struct worker	*w = arg;
+	int		 rc;
+
+	if (c->worker >= w->nworkers || c->worker == w->id)
+		return;
+	switch (ev) {
+	case BUS_ADD:
+		rc = registry_remote_add(w, c);
+		/* Watchers see every new connection, as Go's do. */
+		if (rc == 1)
+			session_watchers_present(w, c->key, c->ip16, c->port,
+			    c->flags);
+		break;
+	case BUS_DEL:
+		registry_remote_del(w, c);
+		break;
+	case BUS_ACTIVE:
+		registry_remote_active(w, c);
+		break;
+	}
+}
+
+static void
+on_sync_begin(void *arg, int worker)
+{
+	registry_remote_mark(arg, worker);
+}
+
+static void
+on_sync_end(void *arg, int worker)
+{
+	struct worker	*w = arg;
+
+	registry_remote_sweep(w, worker, false);
+	w->m->node_keys = registry_count(w->reg);
+	worker_check_ready(w);
+}
+
+static void
+on_worker_down(void *arg, int worker)
+{
+	struct worker	*w = arg;
+
+	log_notice("sibling_down", "sibling=%d", worker);
+	registry_remote_sweep(w, worker, true);
+}
+
+static void
+snap_one(struct conn *c, void *arg)
+{
+	struct worker		*w = c->w;
+	struct bus_client	 b;
+
+	if (c->closing)
+		return;
+	client_of(w, c, &b);
+	bus_snapshot_add(arg, &b);
+}
+
+static void
+on_snapshot(void *arg, struct bus *b)
+{
+	struct worker	*w = arg;
+
+	registry_foreach_local(w->reg, snap_one, b);
+}
+
+static void
+on_bus_fd(struct loop_io *io, unsigned events)
+{
+	struct worker	*w = io->arg;
+
+	(void)events;
+	bus_process(w->node->bus);
+}
+
+static void
+on_tick(struct loop_timer *t)
+{
+	struct worker	*w = t->arg;
+	struct node	*n = w->node;
+
+	/* ZMQ_FD is edge-triggered: poll the sockets regularly too. */
+	bus_tick(n->bus);
+	n->ticks++;
+	w->m->node_keys = registry_count(w->reg);
+	worker_check_ready(w);
+	w->m->bus_resyncs = bus_stats(n->bus)->resyncs;
+	w->m->bus_gaps = bus_stats(n->bus)->gaps;
+	(void)loop_timer_set(w->loop, &n->tick, 200);
+}
+
+/* ---- rings ---- */
+
+int
+node_send(struct worker *w, int sib, const uint8_t dst[DERP_KEY_LEN],
+    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len)
+{
+	struct node	*n = w->node;
+	uint8_t		 hdr[2 * DERP_KEY_LEN];
+	int		 rc;
+
+	if (n == NULL || sib < 0 || sib >= w->nworkers)
+		return -EINVAL;
+	memcpy(hdr, dst, DERP_KEY_LEN);
+	memcpy(hdr + DERP_KEY_LEN, src, DERP_KEY_LEN);
+	rc = ring_push(ring_set_get(n->rings, w->nworkers, n->ring_cap, w->id,
+	    sib), RING_PACKET, hdr, sizeof(hdr), pkt, len);
+	if (rc == 0) {
+		n->dirty[sib] = true;
+		w->m->ring_out++;
+	}
+	return rc;
+}
+
+static void
+drain_rings(struct worker *w)
+{
+	struct node	*n = w->node;
+	const uint8_t	*d;
+	size_t		 len;
+	uint16_t	 type;
+	int		 sib, k, rc;
+
+	n->more = false;
+	for (sib = 0; sib < w->nworkers; sib++) {
+		struct ring	*r;
+
+		if (sib == w->id)
+			continue;
+		r = ring_set_get(n->rings, w->nworkers, n->ring_cap, sib,
+		    w->id);
+		for (k = 0; k < RING_BUDGET; k++) {
+			if ((rc = ring_peek(r, &type, &d, &len)) == -EAGAIN)
+				break;
+			if (rc < 0) {
+				log_err("ring_corrupt", "from=%d", sib);
+				ring_reset(r);
+				break;
+			}
+			if (type == RING_PACKET && len >= 2 * DERP_KEY_LEN) {
+				session_deliver(w, d, d + DERP_KEY_LEN,
+				    d + 2 * DERP_KEY_LEN,
+				    len - 2 * DERP_KEY_LEN);
+				w->m->ring_in++;
+			}
+			ring_pop(r);
+		}
+		if (k == RING_BUDGET)
+			n->more = true;
+	}
+}
+
+static void
+on_bell(struct loop_io *io, unsigned events)
+{
+	struct worker	*w = io->arg;
+	uint64_t	 v;
+
+	(void)events;
+	if (read(io->fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: another wakeup already consumed the count */
+	}
+	drain_rings(w);
+}
+
+void
+node_after(struct worker *w)
+{
+	struct node	*n = w->node;
+	uint64_t	 one = 1;
+	int		 sib;
+
+	if (n == NULL)
+		return;
+	if (n->more) {
+		drain_rings(w);
+		if (n->more)
+			loop_wake(w->loop);
+	}
+	/* One doorbell per sibling per round, not per packet. */
+	for (sib = 0; sib < w->nworkers; sib++)
+		if (n->dirty[sib]) {
+			n->dirty[sib] = false;
+			if (write(n->doorbells[sib], &one, sizeof(one)) < 0) {
+				/* counter saturated: the sibling is awake */
+			}
+		}
+}
+
+bool
+node_synced(const struct worker *w)
+{
+	return w->node == NULL || bus_synced(w->node->bus);
+}
+
+int
+node_init(struct worker *w, const struct worker_env *env)
+{
+	struct bus_callbacks	 cb = { on_event, on_sync_begin, on_sync_end,
+				    on_worker_down, on_snapshot, w };
+	struct node		*n;
+	int			 fds[BUS_FDS_MAX], i;
+
+	if (env == NULL || env->nworkers < 2 || env->rings == NULL)
+		return 0;	/* alone: nothing node-wide to share */
+	if ((n = calloc(1, sizeof(*n))) == NULL ||
+	    (n->dirty = calloc((size_t)env->nworkers, sizeof(bool))) == NULL) {
+		free(n);
+		return -ENOMEM;
+	}
+	w->node = n;
+	n->w = w;
+	n->rings = env->rings;
+	n->ring_cap = env->ring_cap;
+	n->doorbells = env->doorbells;
+	if ((n->bus = bus_open(env->runtime_dir, w->id, w->nworkers, &cb)) ==
+	    NULL) {
+		log_err("bus_open_failed", "dir=%s err=%s", env->runtime_dir,
+		    strerror(errno));
+		return -EIO;
+	}
+	n->nbus = bus_fds(n->bus, fds, BUS_FDS_MAX);
+	for (i = 0; i < n->nbus; i++) {
+		loop_io_init(&n->bus_io[i], fds[i], on_bus_fd, w);
+		if (loop_io_add(w->loop, &n->bus_io[i], LOOP_IN) < 0)
+			return -EIO;
+	}
+	loop_io_init(&n->bell_io, env->doorbells[w->id], on_bell, w);
+	if (loop_io_add(w->loop, &n->bell_io, LOOP_IN) < 0)
+		return -EIO;
+	loop_timer_init(&n->tick, on_tick, w);
+	(void)loop_timer_set(w->loop, &n->tick, 10);
+	bus_process(n->bus);
+	return 0;
+}
+
+void
+node_fini(struct worker *w)
+{
+	struct node	*n = w->node;
+	int		 i;
+
+	if (n == NULL)
+		return;
+	for (i = 0; i < n->nbus; i++)
+		loop_io_del(w->loop, &n->bus_io[i]);
+	loop_timer_cancel(w->loop, &n->tick);
+	bus_close(n->bus);
+	free(n->dirty);
+	free(n);
+	w->node = NULL;
+}
