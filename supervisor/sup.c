@@ -315,7 +315,7 @@ on_tick(struct loop_timer *t)
 		}
 		if (now - sl->beat_ms > HUNG_MS) {
 			all_alive = false;
-			log_err("worker_hung", "worker=%d pid=%d silent_ms=%"
+			log_warn("worker_hung", "worker=%d pid=%d silent_ms=%"
 			    PRIu64, sl->id, (int)sl->pid, now - sl->beat_ms);
 			kill(sl->pid, SIGKILL);
 		} else if (now - sl->beat_ms > 2 * BEAT_MS) {
