@@ -8,7 +8,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,7 +32,10 @@ struct bench {
 	double			 seconds;
 	double			 rate;		/* packets/s per pair, 0 = max */
 	unsigned		 window;	/* max in flight per pair */
-	int			 server_pid;
+	int			 server_pids[64];	/* summed */
+	int			 npids;
+	const char		*server_log;	/* to classify connections */
+	int			 topology;	/* 0 any, 1 same, 2 cross */
 	bool			 json;
 	atomic_bool		 stop;
 	atomic_uint_fast64_t	 sent, recv, recv_bytes;
@@ -171,6 +177,71 @@ proc_cpu_seconds(int pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* The worker a connection landed on, from the local server's log (the
+ * client_registered line naming our source port); -1 if unknown. */
+static int
+worker_of(const char *log, struct client *c)
+{
+	struct sockaddr_in	 sa;
+	socklen_t		 sl = sizeof(sa);
+	char			 needle[64], line[1024], *p;
+	FILE			*f;
+	int			 w = -1, tries;
+
+	if (getsockname(client_fd(c), (struct sockaddr *)&sa, &sl) == -1)
+		return -1;
+	snprintf(needle, sizeof(needle), "peer=127.0.0.1:%u ",
+	    ntohs(sa.sin_port));
+	for (tries = 0; tries < 200 && w < 0; tries++) {
+		if ((f = fopen(log, "r")) == NULL)
+			return -1;
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (strstr(line, "event=client_registered") &&
+			    strstr(line, needle) &&
+			    (p = strstr(line, " worker=")) != NULL)
+				w = atoi(p + 8);
+		fclose(f);
+		if (w < 0)
+			usleep(5000);	/* the log line is written async */
+	}
+	return w;
+}
+
+/* Connect a receiver on the same worker as tx, or on another one. */
+static struct client *
+connect_rx(struct bench *b, struct client *tx, int *err)
+{
+	struct client	*rx;
+	int		 wt, attempt;
+
+	if (b->topology == 0 || b->server_log == NULL)
+		return client_connect(&b->co, err);
+	wt = worker_of(b->server_log, tx);
+	for (attempt = 0; attempt < 64; attempt++) {
+		if ((rx = client_connect(&b->co, err)) == NULL)
+			return NULL;
+		if ((worker_of(b->server_log, rx) == wt) == (b->topology == 1))
+			return rx;
+		client_free(rx);
+	}
+	*err = -EAGAIN;
+	return NULL;
+}
+
+static double
+pids_cpu_seconds(const struct bench *b)
+{
+	double	sum = 0, v;
+	int	i;
+
+	for (i = 0; i < b->npids; i++) {
+		if ((v = proc_cpu_seconds(b->server_pids[i])) < 0)
+			return -1;
+		sum += v;
+	}
+	return sum;
+}
+
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -185,7 +256,8 @@ usage(void)
 	fprintf(stderr, "usage: derpbench [--tls] [--insecure] [--pairs N] "
 	    "[--size BYTES] [--seconds S]\n"
 	    "                 [--rate PPS_PER_PAIR] [--window N (0 = open loop)]\n"
-	    "                 [--server-pid PID] [--json] "
+	    "                 [--server-pid PID] [--json]\n"
+	    "                 [--topology same|cross --server-log FILE] "
 	    "HOST:PORT\n");
 	exit(2);
 }
@@ -214,12 +286,14 @@ report(struct bench *b, double secs, double cpu)
 		pmax = (double)b->lat[n - 1] / 1e6;
 	}
 	if (b->json) {
-		printf("{\"pairs\":%d,\"size\":%zu,\"seconds\":%.3f,"
+		printf("{\"topology\":\"%s\",\"pairs\":%d,\"size\":%zu,"
+		    "\"seconds\":%.3f,"
 		    "\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ","
 		    "\"pps\":%.0f,\"gbps\":%.4f,\"mbytes_per_s\":%.2f,"
 		    "\"loss_pct\":%.3f,\"lat_ms\":{\"p50\":%.3f,\"p90\":%.3f,"
 		    "\"p99\":%.3f,\"max\":%.3f},\"server_cpu_s\":%.3f,"
-		    "\"server_cpu_s_per_gb\":%.3f}\n", b->pairs, b->size, secs,
+		    "\"server_cpu_s_per_gb\":%.3f}\n", b->topology == 1 ? "same" :
+		    b->topology == 2 ? "cross" : "any", b->pairs, b->size, secs,
 		    sent, recv, pps, gbps, (double)bytes / secs / 1e6, loss,
 		    p50, p90, p99, pmax, cpu, cpu_gb);
 		return;
@@ -249,6 +323,8 @@ main(int argc, char **argv)
 		{ "server-pid", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "window", required_argument, NULL, 'w' },
+		{ "server-log", required_argument, NULL, 'l' },
+		{ "topology", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct bench	 b;
@@ -270,9 +346,21 @@ main(int argc, char **argv)
 		case 's': b.size = (size_t)atol(optarg); break;
 		case 'd': b.seconds = atof(optarg); break;
 		case 'r': b.rate = atof(optarg); break;
-		case 'p': b.server_pid = atoi(optarg); break;
+		case 'p': {
+			char	*tok, *save = NULL;
+
+			for (tok = strtok_r(optarg, ",", &save); tok != NULL &&
+			    b.npids < 64; tok = strtok_r(NULL, ",", &save))
+				b.server_pids[b.npids++] = atoi(tok);
+			break;
+		}
 		case 'j': b.json = true; break;
 		case 'w': b.window = (unsigned)atoi(optarg); break;
+		case 'l': b.server_log = optarg; break;
+		case 'o':
+			b.topology = strcmp(optarg, "same") == 0 ? 1 :
+			    strcmp(optarg, "cross") == 0 ? 2 : 0;
+			break;
 		default: usage();
 		}
 	}
@@ -292,14 +380,14 @@ main(int argc, char **argv)
 	for (i = 0; i < b.pairs; i++) {
 		ps[i].b = &b;
 		if ((ps[i].tx = client_connect(&b.co, &err)) == NULL ||
-		    (ps[i].rx = client_connect(&b.co, &err)) == NULL) {
+		    (ps[i].rx = connect_rx(&b, ps[i].tx, &err)) == NULL) {
 			fprintf(stderr, "derpbench: connect: %s\n",
 			    strerror(-err));
 			return 1;
 		}
 	}
-	if (b.server_pid > 0)
-		cpu0 = proc_cpu_seconds(b.server_pid);
+	if (b.npids > 0)
+		cpu0 = pids_cpu_seconds(&b);
 	t0 = now_ns();
 	for (i = 0; i < b.pairs; i++) {
 		pthread_create(&ps[i].trx, NULL, receiver, &ps[i]);
@@ -308,8 +396,8 @@ main(int argc, char **argv)
 	usleep((useconds_t)(b.seconds * 1e6));
 	atomic_store(&b.stop, true);
 	secs = (double)(now_ns() - t0) / 1e9;
-	if (b.server_pid > 0)
-		cpu1 = proc_cpu_seconds(b.server_pid);
+	if (b.npids > 0)
+		cpu1 = pids_cpu_seconds(&b);
 	for (i = 0; i < b.pairs; i++) {
 		pthread_join(ps[i].ttx, NULL);
 		pthread_join(ps[i].trx, NULL);

@@ -19,7 +19,7 @@ workers = ${WORKERS:-1};
 listen = { https = "127.0.0.1:$port"; http = ""; stun = ""; };
 tls = { certificate = "$dir/cert.pem"; private_key = "$dir/key.pem"; };
 node_key_file = ""; runtime_dir = "$dir/run"; user = ""; group = "";
-log = { level = "notice"; };
+log = { level = "info"; };
 metrics = { listen = ""; };
 CONF
 "$B/derpd" -c "$dir/derpd.conf" 2> "$dir/log" &
@@ -29,15 +29,24 @@ until grep -q node_ready "$dir/log"; do
 	i=$((i + 1)); [ $i -lt 500 ] || { cat "$dir/log"; exit 1; }
 	sleep 0.01
 done
-wpid=$(sed -n 's/.*event=worker_started worker=0 pid=\([0-9]*\).*/\1/p' "$dir/log" | tail -1)
+wpid=$(sed -n 's/.*event=worker_started worker=[0-9]* pid=\([0-9]*\).*/\1/p' "$dir/log" | paste -sd, -)
 out=bench/results/relay-$(date -u +%Y%m%dT%H%M%SZ)
 : > "$out.jsonl"
-for sc in "1 1200" "10 1200" "10 64"; do
-	set -- $sc
+# With several workers: same-worker against cross-worker pairs.
+if [ "${WORKERS:-1}" -gt 1 ]; then
+	scenarios="same:10:1200 cross:10:1200"
+else
+	scenarios="any:1:1200 any:10:1200 any:10:64"
+fi
+for sc in $scenarios; do
+	IFS=: read -r topo pairs size <<EOS
+$sc
+EOS
 	r=0
 	while [ $r -lt "$RUNS" ]; do
-		"$B/derpbench" --tls --insecure --pairs "$1" --size "$2" \
+		"$B/derpbench" --tls --insecure --pairs "$pairs" --size "$size" \
 		    --seconds "$SECS" --server-pid "$wpid" --json \
+		    --topology "$topo" --server-log "$dir/log" \
 		    "127.0.0.1:$port" >> "$out.jsonl"
 		r=$((r + 1))
 	done
@@ -45,15 +54,24 @@ done
 python3 - "$out.jsonl" > "$out.md" <<'PY'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print("| pairs | size | runs | packets/s (median) | MB/s | server CPU s/GB | loss % | p50 ms | p99 ms |")
-print("|---|---|---|---|---|---|---|---|---|")
-key = lambda r: (r["pairs"], r["size"])
+print("| topology | pairs | size | runs | packets/s (median) | MB/s | server CPU s/GB | loss % | p50 ms | p99 ms |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+key = lambda r: (r.get("topology", "any"), r["pairs"], r["size"])
 for k in sorted({key(r) for r in rows}):
     g = [r for r in rows if key(r) == k]
     med = lambda f: st.median(r[f] for r in g)
-    print(f"| {k[0]} | {k[1]} | {len(g)} | {med('pps'):.0f} | {med('mbytes_per_s'):.1f} | "
+    print(f"| {k[0]} | {k[1]} | {k[2]} | {len(g)} | {med('pps'):.0f} | {med('mbytes_per_s'):.1f} | "
           f"{med('server_cpu_s_per_gb'):.2f} | {med('loss_pct'):.2f} | "
           f"{st.median(r['lat_ms']['p50'] for r in g):.3f} | {st.median(r['lat_ms']['p99'] for r in g):.3f} |")
+cpu = {}
+for r in rows:
+    cpu.setdefault(r.get("topology"), []).append(r["server_cpu_s_per_gb"])
+if "same" in cpu and "cross" in cpu:
+    print(f"\ncross-worker / same-worker server CPU per GB: {st.median(cpu['cross']) / st.median(cpu['same']):.2f}")
 PY
 cat "$out.md"
+if [ "${WORKERS:-1}" -gt 1 ]; then
+	echo "accepts per worker:"
+	grep -o 'worker=[0-9]* event=client_registered' "$dir/log" | sort | uniq -c
+fi
 echo "machine: $(nproc) CPUs, $(sed -n 's/model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
