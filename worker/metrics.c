@@ -138,6 +138,10 @@ metrics_render_workers(const struct metrics *slots, int n, char *buf,
 	for (i = 0; i < n; i++)
 		put(&o, "derpd_worker_node_keys{worker=\"%d\"} %" PRIu64 "\n",
 		    i, slots[i].node_keys);
+	put(&o, "# TYPE derpd_worker_node_conns gauge\n");
+	for (i = 0; i < n; i++)
+		put(&o, "derpd_worker_node_conns{worker=\"%d\"} %" PRIu64 "\n",
+		    i, slots[i].node_conns);
 	put(&o, "# TYPE derpd_worker_connections gauge\n");
 	for (i = 0; i < n; i++)
 		put(&o, "derpd_worker_connections{worker=\"%d\"} %" PRIu64

@@ -70,6 +70,7 @@ struct metrics {
 	uint64_t	bus_gaps;
 	uint64_t	respawns;		/* supervisor slot */
 	uint64_t	node_keys;		/* this worker's node-wide view */
+	uint64_t	node_conns;
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at

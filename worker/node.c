@@ -151,6 +151,7 @@ on_tick(struct loop_timer *t)
 	bus_tick(n->bus);
 	n->ticks++;
 	w->m->node_keys = registry_count(w->reg);
+	w->m->node_conns = registry_node_conns(w->reg);
 	worker_check_ready(w);
 	w->m->bus_resyncs = bus_stats(n->bus)->resyncs;
 	w->m->bus_gaps = bus_stats(n->bus)->gaps;

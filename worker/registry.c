@@ -50,7 +50,14 @@ struct registry {
 	size_t		  nb, n;
 	struct saw_edge	**eb;
 	size_t		  neb, ne;
+	size_t		  nlocal, nremote;	/* connections node-wide */
 };
+
+size_t
+registry_node_conns(const struct registry *r)
+{
+	return r->nlocal + r->nremote;
+}
 
 struct registry *
 registry_new(void)
@@ -232,6 +239,7 @@ registry_add(struct worker *w, struct conn *c)
 		p->cap *= 2;
 	}
 	p->conns[p->n++] = c;
+	r->nlocal++;
 	c->peer = p;
 	c->spoke_seq = 0;
 	p->active = c;		/* the newest connection wins (5.3) */
@@ -328,6 +336,7 @@ registry_remove(struct worker *w, struct conn *c)
 	if (i == p->n)
 		return;
 	p->conns[i] = p->conns[--p->n];
+	w->reg->nlocal--;
 	if (p->n == 0) {
 		p->active = p->last = NULL;
 		maybe_gone(w, p);
@@ -453,6 +462,7 @@ registry_remote_add(struct worker *w, const struct bus_client *bc)
 		x->next = p->remotes;
 		p->remotes = x;
 		p->nremote++;
+		w->reg->nremote++;
 		x->worker = bc->worker;
 		x->conn_id = bc->conn_id;
 		fresh = true;
@@ -476,6 +486,7 @@ remote_unlink(struct worker *w, struct peer *p, struct remote *x)
 			break;
 		}
 	p->nremote--;
+	w->reg->nremote--;
 	free(x);
 	maybe_gone(w, p);
 }

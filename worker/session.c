@@ -367,6 +367,10 @@ route(struct conn *from, const uint8_t src[DERP_KEY_LEN],
 			    KIND_OTHER;
 	int		 sib = p != NULL ? registry_route(p, &to) : -1;
 
+	log_debug("route", "conn=%" PRIu64 " local=%" PRIu64 " sibling=%d "
+	    "nconns=%zu", from->id, to != NULL ? to->id : 0, sib,
+	    p != NULL ? registry_nconns(p) : 0);
+
 	if (to != NULL) {
 		if (!forwarded)
 			registry_note_saw(w, to, from->peer);

@@ -39,7 +39,8 @@ start4(void)
 	fputs(PSK, f);
 	fclose(f);
 	snprintf(extra, sizeof(extra), "workers = 4;\nmesh = { psk_file = "
-	    "\"%s\"; };\n", path);
+	    "\"%s\"; };\nlog = { level = \"%s\"; };\n", path,
+	    getenv("DERPD_LOG_LEVEL") ? getenv("DERPD_LOG_LEVEL") : "info");
 	return node_start_in(n, false, extra);
 }
 
@@ -67,9 +68,11 @@ worker_of(const struct node *n, struct client *c)
 	return w;
 }
 
-/* Every worker's own node-wide view holds exactly want keys. */
+/* Every worker's own node-wide view holds exactly want keys (or, for
+ * converged_conns, connections). */
 static bool
-converged(const struct node *n, long want, int timeout_ms)
+converged_what(const struct node *n, const char *what, long want,
+    int timeout_ms)
 {
 	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
 	char		name[64];
@@ -78,13 +81,25 @@ converged(const struct node *n, long want, int timeout_ms)
 	while (now_ms() < deadline) {
 		for (k = 0, ok = 0; k < 4; k++) {
 			snprintf(name, sizeof(name),
-			    "derpd_worker_node_keys{worker=\"%d\"}", k);
+			    "derpd_worker_node_%s{worker=\"%d\"}", what, k);
 			ok += node_metric(n, name) == want;
 		}
 		if (ok == 4)
 			return true;
 	}
+	for (k = 0; k < 4; k++) {
+		snprintf(name, sizeof(name), "derpd_worker_node_%s{worker=\"%d\"}",
+		    what, k);
+		print_message("%s = %ld (want %ld)\n", name, node_metric(n, name),
+		    want);
+	}
 	return false;
+}
+
+static bool
+converged(const struct node *n, long want, int timeout_ms)
+{
+	return converged_what(n, "keys", want, timeout_ms);
 }
 
 static struct client *
@@ -273,12 +288,99 @@ test_workers_kill9_one_worker(void **state)
 	node_free(n);
 }
 
+/* A client on a different worker than other (or the same, want_same). */
+static struct client *
+client_on(const struct node *n, struct client *other, bool want_same,
+    const uint8_t *priv)
+{
+	int		 wo = worker_of(n, other), attempt;
+	struct client	*c;
+
+	for (attempt = 0; attempt < 100; attempt++) {
+		c = node_client_key(n, priv);
+		if ((worker_of(n, c) == wo) == want_same)
+			return c;
+		client_free(c);
+	}
+	fail_msg("could not land a client on the wanted worker");
+	return NULL;
+}
+
+static void
+test_workers_peer_gone_across_workers(void **state)
+{
+	struct node		*n = start4();
+	struct client		*a = node_client(n), *b;
+	struct client_msg	 m;
+	uint8_t			 akey[32];
+
+	(void)state;
+	b = client_on(n, a, false, NULL);
+	assert_true(converged(n, 2, 10000));
+	memcpy(akey, client_public_key(a), 32);
+	assert_int_equal(client_send_packet(a, client_public_key(b), "x", 1), 0);
+	assert_int_equal(recv_type(b, DERP_FRAME_RECV_PACKET, &m, 5000), 0);
+	client_free(a);
+	assert_int_equal(recv_type(b, DERP_FRAME_PEER_GONE, &m, 5000), 0);
+	assert_memory_equal(m.key, akey, 32);
+	assert_int_equal(m.reason, DERP_PEER_GONE_DISCONNECTED);
+	client_free(b);
+	node_stop(n);
+	node_free(n);
+}
+
+static void
+test_workers_duplicate_key_across_workers(void **state)
+{
+	struct node		*n = start4();
+	struct client		*old, *young, *s;
+	struct client_msg	 m;
+	uint8_t			 k[32];
+
+	(void)state;
+	derp_key_generate(k);
+	old = node_client_key(n, k);
+	young = client_on(n, old, false, k);	/* same key, other worker */
+	s = node_client(n);
+	assert_true(converged_what(n, "conns", 3, 10000));
+	/* The newest connection receives, wherever the sender is. */
+	assert_int_equal(client_send_packet(s, client_public_key(old), "1", 1),
+	    0);
+	assert_int_equal(recv_type(young, DERP_FRAME_RECV_PACKET, &m, 5000), 0);
+	assert_memory_equal(m.data, "1", 1);
+	/* The old one speaks (its pong proves the frame was handled, and
+	 * the bus carries the news to the sender's worker). */
+	assert_int_equal(client_ping(old, (const uint8_t *)"speak!!!"), 0);
+	assert_int_equal(recv_type(old, DERP_FRAME_PONG, &m, 5000), 0);
+	{
+		uint64_t	deadline = now_ms() + 5000;
+		int		rc;
+
+		/* Retry until the sender's worker has applied BUS_ACTIVE:
+		 * packets that still went to the younger one are fine. */
+		do {
+			assert_int_equal(client_send_packet(s,
+			    client_public_key(old), "2", 1), 0);
+			rc = recv_type(old, DERP_FRAME_RECV_PACKET, &m, 200);
+		} while (rc == -ETIMEDOUT && now_ms() < deadline);
+		assert_int_equal(rc, 0);
+		assert_memory_equal(m.data, "2", 1);
+	}
+	client_free(old);
+	client_free(young);
+	client_free(s);
+	node_stop(n);
+	node_free(n);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_workers_every_pair_and_watcher),
 		cmocka_unit_test(test_workers_kill9_one_worker),
+		cmocka_unit_test(test_workers_peer_gone_across_workers),
+		cmocka_unit_test(test_workers_duplicate_key_across_workers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
