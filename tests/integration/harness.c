@@ -191,6 +191,22 @@ node_log_wait(const struct node *n, const char *needle, int timeout_ms)
 	return false;
 }
 
+/* On a failed teardown, show what derpd said (CI keeps only stdout). */
+static void
+dump_log(const struct node *n)
+{
+	FILE	*f = fopen(n->log, "r");
+	char	 line[2048];
+
+	print_message("---- %s (lifecycle, errors, sanitizer) ----\n", n->log);
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, "client_registered") == NULL &&
+		    strstr(line, "conn_closed") == NULL)
+			print_message("%s", line);
+	if (f != NULL)
+		fclose(f);
+}
+
 void
 node_stop(struct node *n)
 {
@@ -210,6 +226,12 @@ node_stop(struct node *n)
 		fail_msg("derpd did not stop within 10 s");
 	}
 	n->stopped = true;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+	    node_log_count(n, "Sanitizer") + node_log_count(n, "runtime error:")
+	    + node_log_count(n, "Z err ") + node_log_count(n, "signal=") > 0 ||
+	    node_log_count(n, "event=worker_exited ") !=
+	    node_log_count(n, "status=0"))
+		dump_log(n);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(node_log_count(n, "Sanitizer"), 0);
