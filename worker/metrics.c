@@ -3,6 +3,7 @@
  * types and labels (PROTOCOL.md 8.9); derpd-only series use derpd_.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +41,70 @@ metric(struct out *o, const char *name, const char *type, uint64_t v)
 	put(o, "# TYPE %s %s\n%s %" PRIu64 "\n", name, type, name, v);
 }
 
+struct series {
+	const char	*name, *type;
+	size_t		 off;
+};
+
+#define S(n, t, f)	{ n, t, offsetof(struct metrics, f) }
+
+/* Go derper's unlabelled series, in its order (PROTOCOL.md 8.9). */
+static const struct series plain[] = {
+	S("derp_accepts", "counter", accepts),
+	S("derp_current_connections", "gauge", current_connections),
+	S("derp_current_home_connections", "gauge", current_home_connections),
+	S("derp_current_notideal_connections", "gauge",
+	    current_notideal_connections),
+	S("derp_clients_total", "gauge", clients_total),
+	S("derp_clients_local", "gauge", clients_local),
+	S("derp_current_dup_client_keys", "gauge", current_dup_client_keys),
+	S("derp_current_dup_client_conns", "gauge", current_dup_client_conns),
+	S("derp_total_dup_client_conns", "counter", total_dup_client_conns),
+	S("derp_bytes_received", "counter", bytes_received),
+	S("derp_bytes_sent", "counter", bytes_sent),
+	S("derp_packets_received", "counter", packets_received),
+	S("derp_packets_sent", "counter", packets_sent),
+	S("derp_unknown_frames", "counter", unknown_frames),
+	S("derp_home_moves_in", "counter", home_moves_in),
+	S("derp_home_moves_out", "counter", home_moves_out),
+	S("derp_got_ping", "counter", got_ping),
+	S("derp_sent_pong", "counter", sent_pong),
+	S("derp_peer_gone_disconnected_frames", "counter",
+	    peer_gone_disconnected_frames),
+	S("derp_peer_gone_not_here_frames", "counter",
+	    peer_gone_not_here_frames),
+	S("derp_packets_forwarded_out", "counter", packets_forwarded_out),
+	S("derp_packets_forwarded_in", "counter", packets_forwarded_in),
+	S("derp_sclient_write_timeouts", "counter", sclient_write_timeouts),
+	S("derp_watchers", "gauge", watchers),
+	S("derp_websocket_accepts", "counter", websocket_accepts),
+};
+
+/* derpd's own series. */
+static const struct series derpd[] = {
+	S("derpd_tls_handshake_failures", "counter", tls_handshake_failures),
+	S("derpd_http_requests", "counter", http_requests),
+	S("derpd_ring_packets_out", "counter", ring_out),
+	S("derpd_ring_packets_in", "counter", ring_in),
+	S("derpd_ring_drops", "counter", ring_drops),
+	S("derpd_bus_resyncs", "counter", bus_resyncs),
+	S("derpd_bus_gaps", "counter", bus_gaps),
+	S("derpd_worker_respawns", "counter", respawns),
+};
+
+#undef S
+
+static void
+series(struct out *o, const struct series *t, size_t n,
+    const struct metrics *m)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		metric(o, t[i].name, t[i].type, *(const uint64_t *)(const void *)
+		    ((const char *)m + t[i].off));
+}
+
 static const char *const drop_names[DROP_NREASONS] = {
 	"unknown_dest", "unknown_dest_on_fwd", "gone_disconnected",
 	"queue_head", "queue_tail", "write_error", "dup_client",
@@ -55,27 +120,9 @@ metrics_render(const struct metrics *m, char *buf, size_t cap)
 	if (cap == 0)
 		return 0;
 	buf[0] = '\0';
-	metric(&o, "derp_accepts", "counter", m->accepts);
-	metric(&o, "derp_current_connections", "gauge",
-	    m->current_connections);
-	metric(&o, "derp_current_home_connections", "gauge",
-	    m->current_home_connections);
-	metric(&o, "derp_current_notideal_connections", "gauge",
-	    m->current_notideal_connections);
-	metric(&o, "derp_clients_total", "gauge", m->clients_total);
-	metric(&o, "derp_clients_local", "gauge", m->clients_local);
+	series(&o, plain, sizeof(plain) / sizeof(plain[0]), m);
 	metric(&o, "derp_clients_remote", "gauge",
 	    m->clients_total - m->clients_local);
-	metric(&o, "derp_current_dup_client_keys", "gauge",
-	    m->current_dup_client_keys);
-	metric(&o, "derp_current_dup_client_conns", "gauge",
-	    m->current_dup_client_conns);
-	metric(&o, "derp_total_dup_client_conns", "counter",
-	    m->total_dup_client_conns);
-	metric(&o, "derp_bytes_received", "counter", m->bytes_received);
-	metric(&o, "derp_bytes_sent", "counter", m->bytes_sent);
-	metric(&o, "derp_packets_received", "counter", m->packets_received);
-	metric(&o, "derp_packets_sent", "counter", m->packets_sent);
 	put(&o, "# TYPE derp_packets_received_kind counter\n");
 	for (k = 0; k < KIND_N; k++)
 		put(&o, "derp_packets_received_kind{kind=\"%s\"} %" PRIu64 "\n",
@@ -92,38 +139,13 @@ metrics_render(const struct metrics *m, char *buf, size_t cap)
 			put(&o, "derp_bytes_dropped{reason=\"%s\",kind=\"%s\"}"
 			    " %" PRIu64 "\n", drop_names[r], kind_names[k],
 			    m->bytes_dropped[r][k]);
-	metric(&o, "derp_unknown_frames", "counter", m->unknown_frames);
-	metric(&o, "derp_home_moves_in", "counter", m->home_moves_in);
-	metric(&o, "derp_home_moves_out", "counter", m->home_moves_out);
-	metric(&o, "derp_got_ping", "counter", m->got_ping);
-	metric(&o, "derp_sent_pong", "counter", m->sent_pong);
-	metric(&o, "derp_peer_gone_disconnected_frames", "counter",
-	    m->peer_gone_disconnected_frames);
-	metric(&o, "derp_peer_gone_not_here_frames", "counter",
-	    m->peer_gone_not_here_frames);
-	metric(&o, "derp_packets_forwarded_out", "counter",
-	    m->packets_forwarded_out);
-	metric(&o, "derp_packets_forwarded_in", "counter",
-	    m->packets_forwarded_in);
-	metric(&o, "derp_sclient_write_timeouts", "counter",
-	    m->sclient_write_timeouts);
 	put(&o, "derp_average_queue_duration_ms %" PRIu64 ".%03" PRIu64 "\n",
 	    m->avg_queue_us / 1000, m->avg_queue_us % 1000);
-	metric(&o, "derp_watchers", "gauge", m->watchers);
-	metric(&o, "derp_websocket_accepts", "counter", m->websocket_accepts);
 	put(&o, "# TYPE stun_requests counter\n"
 	    "stun_requests{disposition=\"success\"} %" PRIu64 "\n"
 	    "stun_requests{disposition=\"not_stun\"} %" PRIu64 "\n",
 	    m->stun_success, m->stun_not_stun);
-	metric(&o, "derpd_tls_handshake_failures", "counter",
-	    m->tls_handshake_failures);
-	metric(&o, "derpd_http_requests", "counter", m->http_requests);
-	metric(&o, "derpd_ring_packets_out", "counter", m->ring_out);
-	metric(&o, "derpd_ring_packets_in", "counter", m->ring_in);
-	metric(&o, "derpd_ring_drops", "counter", m->ring_drops);
-	metric(&o, "derpd_bus_resyncs", "counter", m->bus_resyncs);
-	metric(&o, "derpd_bus_gaps", "counter", m->bus_gaps);
-	metric(&o, "derpd_worker_respawns", "counter", m->respawns);
+	series(&o, derpd, sizeof(derpd) / sizeof(derpd[0]), m);
 	return o.len;
 }
 

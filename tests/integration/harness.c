@@ -178,6 +178,23 @@ node_log_count(const struct node *n, const char *needle)
 	return c;
 }
 
+pid_t
+node_worker_pid(const struct node *n, int w)
+{
+	char	needle[64], line[1024], *p;
+	FILE	*f = fopen(n->log, "r");
+	pid_t	 pid = -1;
+
+	snprintf(needle, sizeof(needle), "event=worker_started worker=%d ", w);
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, needle) != NULL &&
+		    (p = strstr(line, "pid=")) != NULL)
+			pid = (pid_t)atoi(p + 4);
+	if (f != NULL)
+		fclose(f);
+	return pid;
+}
+
 bool
 node_log_wait(const struct node *n, const char *needle, int timeout_ms)
 {

@@ -45,6 +45,8 @@ long		 node_metric(const struct node *n, const char *name);
 bool		 node_log_wait(const struct node *n, const char *needle,
 		    int timeout_ms);
 int		 node_log_count(const struct node *n, const char *needle);
+/* The pid of the newest incarnation of worker w, from the log. */
+pid_t		 node_worker_pid(const struct node *n, int w);
 
 /* Raw TCP socket to the node (plain), connected; -1 on error. */
 int		 raw_connect(uint16_t port);

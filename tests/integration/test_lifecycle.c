@@ -180,9 +180,7 @@ test_lifecycle_sd_notify_and_watchdog(void **state)
 	struct node	*n = node_new();
 	struct notify	 nt;
 	const char	*msg;
-	char		 line[1024], *p;
-	pid_t		 victim = -1;
-	FILE		*f;
+	pid_t		 victim;
 	int		 st;
 
 	(void)state;
@@ -202,12 +200,7 @@ test_lifecycle_sd_notify_and_watchdog(void **state)
 	assert_non_null(strstr(msg, "MONOTONIC_USEC="));
 	assert_non_null(notify_wait(&nt, "READY=1", 5000));
 	/* A hung worker stops the watchdog until it is replaced. */
-	assert_non_null(f = fopen(n->log, "r"));
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, "event=worker_started worker=1 ") != NULL &&
-		    (p = strstr(line, "pid=")) != NULL)
-			victim = (pid_t)atoi(p + 4);
-	fclose(f);
+	victim = node_worker_pid(n, 1);
 	assert_true(victim > 0);
 	assert_int_equal(kill(victim, SIGSTOP), 0);
 	(void)notify_wait(&nt, "\x01drain", 2100);	/* two beats missed */

@@ -234,22 +234,6 @@ rss_kib(pid_t pid)
 	return v;
 }
 
-static pid_t
-worker_pid(const struct node *n)
-{
-	FILE	*f = fopen(n->log, "r");
-	char	 line[1024], *p;
-	pid_t	 pid = -1;
-
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, "event=worker_started") != NULL &&
-		    (p = strstr(line, "pid=")) != NULL)
-			pid = (pid_t)atoi(p + 4);
-	if (f != NULL)
-		fclose(f);
-	return pid;
-}
-
 static void
 test_relay_slow_reader_drops_only_its_own(void **state)
 {
@@ -264,7 +248,7 @@ test_relay_slow_reader_drops_only_its_own(void **state)
 
 	(void)state;
 	memset(pkt, 0x5a, sizeof(pkt));
-	rss0 = rss_kib(worker_pid(n));
+	rss0 = rss_kib(node_worker_pid(n, 0));
 	for (i = 0; i < 20000; i++) {
 		rc = client_queue_packet(a, client_public_key(slow), pkt,
 		    sizeof(pkt));
@@ -286,7 +270,7 @@ test_relay_slow_reader_drops_only_its_own(void **state)
 	    "kind=\"other\"}") + node_metric(n, "derp_packets_dropped{reason="
 	    "\"queue_tail\",kind=\"other\"}");
 	assert_true(dropped > 0);
-	rss1 = rss_kib(worker_pid(n));
+	rss1 = rss_kib(node_worker_pid(n, 0));
 	assert_true(rss1 - rss0 < 64 * 1024);
 	client_free(a);
 	client_free(slow);

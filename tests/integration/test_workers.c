@@ -190,24 +190,6 @@ test_workers_every_pair_and_watcher(void **state)
 	node_free(n);
 }
 
-static pid_t
-worker_pid(const struct node *n, int worker)
-{
-	char	needle[64], line[1024], *p;
-	FILE	*f;
-	pid_t	 pid = -1;
-
-	snprintf(needle, sizeof(needle), "event=worker_started worker=%d ",
-	    worker);
-	assert_non_null(f = fopen(n->log, "r"));
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, needle) != NULL &&
-		    (p = strstr(line, "pid=")) != NULL)
-			pid = (pid_t)atoi(p + 4);
-	fclose(f);
-	return pid;
-}
-
 static void
 test_workers_kill9_one_worker(void **state)
 {
@@ -228,7 +210,7 @@ test_workers_kill9_one_worker(void **state)
 	victim = wk[0];
 	for (i = 0; i < M; i++)
 		alive += wk[i] != victim;
-	assert_int_equal(kill(worker_pid(n, victim), SIGKILL), 0);
+	assert_int_equal(kill(node_worker_pid(n, victim), SIGKILL), 0);
 	t0 = now_ms();
 	snprintf(needle, sizeof(needle), "event=worker_ready worker=%d",
 	    victim);
