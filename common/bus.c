@@ -27,7 +27,7 @@
 
 enum msg_type {
 	M_ADD = 1, M_DEL, M_ACTIVE, M_HEARTBEAT, M_DOWN,
-	M_SNAP_REQ, M_SNAP_ADD, M_SNAP_END,
+	M_SNAP_REQ, M_SNAP_ADD, M_SNAP_END, M_CLOSE,
 };
 
 enum sync_state { S_UNSYNCED, S_SYNCING, S_SYNCED };
@@ -109,6 +109,7 @@ encode(uint8_t *out, const struct bus_msg *m)
 	case M_SNAP_ADD:
 	case M_DEL:
 	case M_ACTIVE:
+	case M_CLOSE:
 		wire_put_bytes(&o, m->c.key, 32);
 		wire_put_u16(&o, m->c.worker);
 		wire_put_u32(&o, (uint32_t)(m->c.conn_id >> 32));
@@ -155,6 +156,7 @@ bus_decode(const uint8_t *p, size_t len, struct bus_msg *m)
 	case M_SNAP_ADD:
 	case M_DEL:
 	case M_ACTIVE:
+	case M_CLOSE:
 		wire_copy(&w, m->c.key, 32);
 		m->c.worker = wire_u16(&w);
 		m->c.conn_id = get_u64(&w);
@@ -321,7 +323,8 @@ bus_publish(struct bus *b, enum bus_event ev, const struct bus_client *c)
 {
 	struct bus_msg	m = { .pub = (uint16_t)b->self, .epoch = b->epoch };
 
-	m.type = ev == BUS_ADD ? M_ADD : ev == BUS_DEL ? M_DEL : M_ACTIVE;
+	m.type = ev == BUS_ADD ? M_ADD : ev == BUS_DEL ? M_DEL :
+	    ev == BUS_CLOSE ? M_CLOSE : M_ACTIVE;
 	m.seq = ++b->seq;
 	m.c = *c;
 	b->st.published++;
@@ -389,7 +392,7 @@ apply(struct bus *b, const struct bus_msg *m)
 	if (b->cb.event == NULL || m->type == M_HEARTBEAT)
 		return;
 	ev = m->type == M_DEL ? BUS_DEL : m->type == M_ACTIVE ? BUS_ACTIVE :
-	    BUS_ADD;
+	    m->type == M_CLOSE ? BUS_CLOSE : BUS_ADD;
 	b->cb.event(b->cb.arg, ev, &m->c);
 }
 
@@ -569,6 +572,7 @@ drain(struct bus *b, void *s)
 		case M_ADD:
 		case M_DEL:
 		case M_ACTIVE:
+		case M_CLOSE:
 		case M_HEARTBEAT:
 			on_delta(b, &m);
 			break;

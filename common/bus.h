@@ -34,6 +34,7 @@ enum bus_event {
 	BUS_ADD,	/* a client connected on another worker */
 	BUS_DEL,	/* it disconnected */
 	BUS_ACTIVE,	/* it spoke (duplicate keys: last writer wins) */
+	BUS_CLOSE,	/* a mesh peer asked to close every connection of key */
 };
 
 struct bus_callbacks {

@@ -49,6 +49,19 @@ client_of(const struct worker *w, const struct conn *c, struct bus_client *b)
 }
 
 void
+node_close_key(struct worker *w, const uint8_t key[DERP_KEY_LEN])
+{
+	struct bus_client	b;
+
+	if (w->node == NULL)
+		return;
+	memset(&b, 0, sizeof(b));
+	memcpy(b.key, key, DERP_KEY_LEN);
+	b.worker = (uint16_t)w->id;
+	(void)bus_publish(w->node->bus, BUS_CLOSE, &b);
+}
+
+void
 node_publish(struct worker *w, const struct conn *c, int ev)
 {
 	struct bus_client	b;
@@ -83,6 +96,9 @@ on_event(void *arg, enum bus_event ev, const struct bus_client *c)
 		break;
 	case BUS_ACTIVE:
 		registry_remote_active(w, c);
+		break;
+	case BUS_CLOSE:
+		registry_close_key(w, c->key);
 		break;
 	}
 }

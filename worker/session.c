@@ -518,6 +518,7 @@ frame(struct conn *c, const struct derp_frame *f)
 			conn_close(c, "not_mesh");
 			return;
 		}
+		node_close_key(w, f->payload);
 		registry_close_key(w, f->payload);
 		break;
 	default:

@@ -216,6 +216,8 @@ struct worker_env;
 int	node_init(struct worker *w, const struct worker_env *env);
 void	node_fini(struct worker *w);
 void	node_publish(struct worker *w, const struct conn *c, int ev);
+/* ClosePeer reaches the key's connections on every sibling too. */
+void	node_close_key(struct worker *w, const uint8_t key[DERP_KEY_LEN]);
 int	node_send(struct worker *w, int sib, const uint8_t dst[DERP_KEY_LEN],
 	    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len);
 void	node_after(struct worker *w);	/* doorbells, ring re-drain */

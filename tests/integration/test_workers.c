@@ -103,7 +103,7 @@ converged(const struct node *n, long want, int timeout_ms)
 }
 
 static struct client *
-watcher(const struct node *n)
+mesh_client(const struct node *n, bool watch, const char *psk)
 {
 	struct client_opts	 o;
 	struct client		*c;
@@ -111,11 +111,17 @@ watcher(const struct node *n)
 
 	node_opts(n, &o);
 	o.info.can_ack_pings = false;
-	assert_int_equal(derp_psk_parse(PSK, strlen(PSK), o.info.mesh_key), 0);
+	assert_int_equal(derp_psk_parse(psk, strlen(psk), o.info.mesh_key), 0);
 	o.info.has_mesh_key = true;
-	o.watch_conns = true;
+	o.watch_conns = watch;
 	assert_non_null(c = client_connect(&o, &err));
 	return c;
+}
+
+static struct client *
+watcher(const struct node *n)
+{
+	return mesh_client(n, true, PSK);
 }
 
 static void
@@ -355,6 +361,70 @@ test_workers_duplicate_key_across_workers(void **state)
 	node_free(n);
 }
 
+static void
+test_workers_mesh_peer_server_side(void **state)
+{
+	struct node		*n = start4();
+	struct client		*a = node_client(n), *b, *m = NULL, *bad;
+	struct client_msg	 msg;
+	uint8_t			 fake[32];
+	int			 present = 0, attempt;
+
+	(void)state;
+	b = client_on(n, a, false, NULL);
+	/* The mesh peer lands on a worker other than A's. */
+	for (attempt = 0; attempt < 100; attempt++) {
+		m = mesh_client(n, true, PSK);
+		if (worker_of(n, m) != worker_of(n, a))
+			break;
+		client_free(m);
+		m = NULL;
+	}
+	assert_non_null(m);
+	assert_true(converged_what(n, "conns", 3, 10000));
+	/* Node-wide presence, flagged for the mesh peer itself. */
+	while (present < 2) {
+		assert_int_equal(recv_type(m, DERP_FRAME_PEER_PRESENT, &msg,
+		    5000), 0);
+		if (memcmp(msg.key, client_public_key(a), 32) == 0 ||
+		    memcmp(msg.key, client_public_key(b), 32) == 0) {
+			assert_int_equal(msg.present.flags, DERP_PEER_IS_REGULAR);
+			present++;
+		}
+	}
+	/* ForwardPacket reaches B wherever it is, with the given source. */
+	derp_key_generate(fake);
+	assert_int_equal(client_forward_packet(m, fake, client_public_key(b),
+	    "fwd", 3), 0);
+	assert_int_equal(recv_type(b, DERP_FRAME_RECV_PACKET, &msg, 5000), 0);
+	assert_memory_equal(msg.key, fake, 32);
+	assert_memory_equal(msg.data, "fwd", 3);
+	assert_int_equal(node_metric(n, "derp_packets_forwarded_in"), 1);
+	assert_int_equal(node_metric(n, "derp_packets_forwarded_out"), 0);
+	/* ClosePeer closes A on its own worker. */
+	assert_int_equal(client_close_peer(m, client_public_key(a)), 0);
+	do {
+		attempt = client_recv(a, &msg, 5000);
+	} while (attempt == 0);
+	assert_int_equal(attempt, -ECONNRESET);
+	assert_true(node_log_wait(n, "reason=closed_by_mesh", 5000));
+	/* A wrong mesh key is no key: WatchConns then closes. */
+	bad = mesh_client(n, false,
+	    "0000000000000000000000000000000000000000000000000000000000000001");
+	assert_int_equal(client_watch_conns(bad), 0);
+	do {
+		attempt = client_recv(bad, &msg, 5000);
+	} while (attempt == 0);
+	assert_int_equal(attempt, -ECONNRESET);
+	assert_true(node_log_wait(n, "reason=not_mesh", 5000));
+	client_free(bad);
+	client_free(a);
+	client_free(b);
+	client_free(m);
+	node_stop(n);
+	node_free(n);
+}
+
 int
 main(void)
 {
@@ -363,6 +433,7 @@ main(void)
 		cmocka_unit_test(test_workers_kill9_one_worker),
 		cmocka_unit_test(test_workers_peer_gone_across_workers),
 		cmocka_unit_test(test_workers_duplicate_key_across_workers),
+		cmocka_unit_test(test_workers_mesh_peer_server_side),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

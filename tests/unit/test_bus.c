@@ -244,6 +244,9 @@ test_bus_codec(void **state)
 	junk[1] = 1;	/* add: 20 + 69 */
 	assert_int_equal(bus_decode(junk, 89, &m), 0);
 	assert_int_equal(bus_decode(junk, 88, &m), -EPROTO);
+	junk[1] = 9;	/* close: 20 + 69 */
+	assert_int_equal(bus_decode(junk, 89, &m), 0);
+	junk[1] = 1;
 	junk[0] = 2;	/* unknown version */
 	assert_int_equal(bus_decode(junk, 89, &m), -EPROTO);
 	junk[0] = 1;
