@@ -26,7 +26,7 @@
 #define MSG_MAX		128
 
 enum msg_type {
-	M_ADD = 1, M_DEL, M_ACTIVE, M_HEARTBEAT, M_DOWN,
+	M_ADD = 1, M_DEL, M_ACTIVE, M_HEARTBEAT, M_RESERVED5,
 	M_SNAP_REQ, M_SNAP_ADD, M_SNAP_END, M_CLOSE,
 };
 
@@ -67,10 +67,7 @@ mono_ms(void)
 static void
 endpoint(char *out, size_t cap, const char *dir, const char *kind, int id)
 {
-	if (id == BUS_SUPERVISOR)
-		snprintf(out, cap, "ipc://%s/%s-sup", dir, kind);
-	else
-		snprintf(out, cap, "ipc://%s/%s-%d", dir, kind, id);
+	snprintf(out, cap, "ipc://%s/%s-%d", dir, kind, id);
 }
 
 void
@@ -79,12 +76,10 @@ bus_cleanup_dir(const char *dir, int n)
 	char	ep[4200];
 	int	i;
 
-	for (i = -1; i < n; i++) {
-		endpoint(ep, sizeof(ep), dir, "pub", i < 0 ? BUS_SUPERVISOR :
-		    i);
+	for (i = 0; i < n; i++) {
+		endpoint(ep, sizeof(ep), dir, "pub", i);
 		(void)unlink(ep + 6);
-		endpoint(ep, sizeof(ep), dir, "snap", i < 0 ? BUS_SUPERVISOR :
-		    i);
+		endpoint(ep, sizeof(ep), dir, "snap", i);
 		(void)unlink(ep + 6);
 	}
 }
@@ -120,7 +115,6 @@ encode(uint8_t *out, const struct bus_msg *m)
 		wire_put_bytes(&o, m->c.ip16, 16);
 		wire_put_u16(&o, m->c.port);
 		break;
-	case M_DOWN:
 	case M_SNAP_REQ:
 		wire_put_u16(&o, m->worker);
 		break;
@@ -165,7 +159,6 @@ bus_decode(const uint8_t *p, size_t len, struct bus_msg *m)
 		wire_copy(&w, m->c.ip16, 16);
 		m->c.port = wire_u16(&w);
 		break;
-	case M_DOWN:
 	case M_SNAP_REQ:
 		m->worker = wire_u16(&w);
 		break;
@@ -220,8 +213,6 @@ bus_open(const char *dir, int self, int n, const struct bus_callbacks *cb)
 	(void)unlink(ep + 6);
 	if ((b->pub = sock(b, ZMQ_PUB, ep, true)) == NULL)
 		goto fail;
-	if (self == BUS_SUPERVISOR)
-		return b;
 	if ((b->ps = calloc((size_t)n, sizeof(*b->ps))) == NULL)
 		goto fail;
 	endpoint(ep, sizeof(ep), dir, "snap", self);
@@ -229,9 +220,6 @@ bus_open(const char *dir, int self, int n, const struct bus_callbacks *cb)
 	if ((b->router = sock(b, ZMQ_ROUTER, ep, true)) == NULL ||
 	    (b->sub = sock(b, ZMQ_SUB, NULL, false)) == NULL ||
 	    zmq_setsockopt(b->sub, ZMQ_SUBSCRIBE, "", 0) != 0)
-		goto fail;
-	endpoint(ep, sizeof(ep), dir, "pub", BUS_SUPERVISOR);
-	if (zmq_connect(b->sub, ep) != 0)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		if (i == self)
@@ -332,16 +320,6 @@ bus_publish(struct bus *b, enum bus_event ev, const struct bus_client *c)
 	return send_msg(b->pub, &m, NULL, 0, &b->st);
 }
 
-int
-bus_publish_worker_down(struct bus *b, int worker)
-{
-	struct bus_msg	m = { .type = M_DOWN, .pub = BUS_SUPERVISOR };
-
-	m.epoch = b->epoch;
-	m.seq = ++b->seq;
-	m.worker = (uint16_t)worker;
-	return send_msg(b->pub, &m, NULL, 0, &b->st);
-}
 
 void
 bus_tick(struct bus *b)
@@ -476,8 +454,8 @@ on_snapshot(struct bus *b, const struct bus_msg *m)
 	}
 }
 
-static void
-on_down(struct bus *b, int w)
+void
+bus_worker_down(struct bus *b, int w)
 {
 	if (w < 0 || w >= b->n || w == b->self)
 		return;
@@ -561,10 +539,6 @@ drain(struct bus *b, void *s)
 			continue;
 		}
 		switch (m.type) {
-		case M_DOWN:
-			if (m.pub == BUS_SUPERVISOR)
-				on_down(b, m.worker);
-			break;
 		case M_SNAP_ADD:
 		case M_SNAP_END:
 			on_snapshot(b, &m);

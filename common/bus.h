@@ -4,7 +4,7 @@
  * directory (DESIGN.md 3).  Broker-less clone pattern: every worker
  * publishes its own client ADD / DEL / ACTIVE events with a per-publisher
  * epoch and sequence number; every worker subscribes to all the others
- * and to the supervisor (WORKER_DOWN).  A joining or lagging subscriber
+ * (WORKER_DOWN comes from the supervisor over the control channel).  A joining or lagging subscriber
  * asks the publisher for a snapshot; a gap in sequence numbers, a new
  * epoch or a heartbeat ahead of what it has seen triggers a resync.
  * Control only: packets never cross the bus.
@@ -15,8 +15,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define BUS_SUPERVISOR	0xffff
 
 struct bus;
 
@@ -57,9 +55,8 @@ struct bus_stats {
 };
 
 /*
- * Open the bus for worker self (0..n-1) or for the supervisor (self =
- * BUS_SUPERVISOR: publish only).  Creates its own ZeroMQ context; call
- * after fork.  NULL and errno on failure.
+ * Open the bus for worker self (0..n-1).  Creates its own ZeroMQ
+ * context: call after fork, in the worker.  NULL and errno on failure.
  */
 struct bus	*bus_open(const char *runtime_dir, int self, int n,
 		    const struct bus_callbacks *cb);
@@ -78,7 +75,9 @@ void		 bus_tick(struct bus *b);
 
 int		 bus_publish(struct bus *b, enum bus_event ev,
 		    const struct bus_client *c);
-int		 bus_publish_worker_down(struct bus *b, int worker);
+/* Worker w died (the supervisor says so): drop its entries now
+ * (worker_down callback) and resync with its successor. */
+void		 bus_worker_down(struct bus *b, int w);
 void		 bus_snapshot_add(struct bus *b, const struct bus_client *c);
 
 const struct bus_stats *bus_stats(const struct bus *b);
@@ -90,7 +89,7 @@ struct bus_msg {
 	uint8_t			type;
 	uint16_t		pub;
 	uint64_t		epoch, seq;
-	uint16_t		worker;		/* WORKER_DOWN, SNAP_REQ */
+	uint16_t		worker;		/* SNAP_REQ */
 	struct bus_client	c;
 };
 int		 bus_decode(const uint8_t *p, size_t len, struct bus_msg *m);

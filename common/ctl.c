@@ -13,7 +13,8 @@ size_t
 ctl_encode(uint8_t out[CTL_MAX], const struct ctl_msg *m)
 {
 	struct wire_out	o;
-	uint16_t	len = m->type == CTL_HEARTBEAT ? 8 : 0;
+	uint16_t	len = m->type == CTL_HEARTBEAT ? 8 :
+			    m->type == CTL_WORKER_DOWN ? 2 : 0;
 
 	wire_out_init(&o, out, CTL_MAX);
 	wire_put_u16(&o, m->type);
@@ -21,6 +22,8 @@ ctl_encode(uint8_t out[CTL_MAX], const struct ctl_msg *m)
 	if (m->type == CTL_HEARTBEAT) {
 		wire_put_u32(&o, m->clients);
 		wire_put_u32(&o, m->conns);
+	} else if (m->type == CTL_WORKER_DOWN) {
+		wire_put_u16(&o, m->worker);
 	}
 	return o.off;
 }
@@ -35,6 +38,7 @@ ctl_decode(const uint8_t *p, size_t len, struct ctl_msg *m)
 	m->type = wire_u16(&w);
 	plen = wire_u16(&w);
 	m->clients = m->conns = 0;
+	m->worker = 0;
 	if (w.err || plen != wire_left(&w))
 		return -EPROTO;
 	switch (m->type) {
@@ -45,6 +49,11 @@ ctl_decode(const uint8_t *p, size_t len, struct ctl_msg *m)
 			return -EPROTO;
 		m->clients = wire_u32(&w);
 		m->conns = wire_u32(&w);
+		return w.err ? -EPROTO : 0;
+	case CTL_WORKER_DOWN:
+		if (plen != 2)
+			return -EPROTO;
+		m->worker = wire_u16(&w);
 		return w.err ? -EPROTO : 0;
 	default:
 		return -EPROTO;

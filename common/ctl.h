@@ -12,6 +12,7 @@
 enum ctl_type {
 	CTL_READY = 1,		/* w->s: loop running, accepting */
 	CTL_HEARTBEAT = 2,	/* w->s: u32 clients, u32 conns */
+	CTL_WORKER_DOWN = 3,	/* s->w: u16 worker that died */
 };
 
 #define CTL_HDR_LEN	4
@@ -21,6 +22,7 @@ struct ctl_msg {
 	uint16_t	type;
 	uint32_t	clients;
 	uint32_t	conns;
+	uint16_t	worker;		/* CTL_WORKER_DOWN */
 };
 
 /* Encode into out[CTL_MAX]; returns the length. */

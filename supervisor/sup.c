@@ -74,7 +74,6 @@ struct sup {
 	void			*rings;
 	int			*bells;
 	struct metrics		*metrics;	/* n + 1 slots, shared */
-	struct bus		*bus;		/* publishes WORKER_DOWN */
 };
 
 static void	slot_spawn(struct slot *sl);
@@ -157,6 +156,22 @@ respawn_due(struct loop_timer *t)
 	slot_spawn(t->arg);
 }
 
+/* Tell every live worker over its control channel (the supervisor has
+ * no ZeroMQ context: one with I/O threads must not exist across fork). */
+static void
+announce_down(struct sup *s, int dead)
+{
+	struct ctl_msg	m = { .type = CTL_WORKER_DOWN };
+	int		i;
+
+	m.worker = (uint16_t)dead;
+	for (i = 0; i < s->n; i++)
+		if (i != dead && s->slots[i].pid > 0 && s->slots[i].ctl >= 0 &&
+		    ctl_send(s->slots[i].ctl, &m) < 0)
+			log_warn("ctl_send_failed", "worker=%d type=worker_down",
+			    i);
+}
+
 static void
 slot_exited(struct sup *s, struct slot *sl, int status)
 {
@@ -173,8 +188,7 @@ slot_exited(struct sup *s, struct slot *sl, int status)
 	sl->clients = 0;
 	/* Siblings drop its clients at once; its rings keep their
 	 * positions for the successor (one producer, one consumer). */
-	if (s->bus != NULL)
-		(void)bus_publish_worker_down(s->bus, sl->id);
+	announce_down(s, sl->id);
 	loop_io_del(s->loop, &sl->io);
 	close(sl->ctl);
 	sl->ctl = -1;
@@ -448,11 +462,6 @@ shared_setup(struct sup *s)
 		if ((s->bells[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) ==
 		    -1)
 			return -errno;
-	/* The supervisor's bus context is created before fork; workers
-	 * never use it and make their own after fork. */
-	if ((s->bus = bus_open(s->run_dir, BUS_SUPERVISOR, s->n, NULL)) ==
-	    NULL)
-		return -EIO;
 	return 0;
 }
 
@@ -461,7 +470,6 @@ shared_teardown(struct sup *s)
 {
 	int	i;
 
-	bus_close(s->bus);
 	if (s->run_dir[0] != '\0') {
 		bus_cleanup_dir(s->run_dir, s->n);
 		if (s->run_dir_temp)

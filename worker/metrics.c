@@ -78,6 +78,8 @@ static const struct series plain[] = {
 	S("derp_sclient_write_timeouts", "counter", sclient_write_timeouts),
 	S("derp_watchers", "gauge", watchers),
 	S("derp_websocket_accepts", "counter", websocket_accepts),
+	S("derp_packet_forwarder_delete_other_value", "counter",
+	    packet_forwarder_delete_other_value),
 };
 
 /* derpd's own series. */
@@ -90,6 +92,7 @@ static const struct series derpd[] = {
 	S("derpd_bus_resyncs", "counter", bus_resyncs),
 	S("derpd_bus_gaps", "counter", bus_gaps),
 	S("derpd_worker_respawns", "counter", respawns),
+	S("derpd_mesh_links_up", "gauge", mesh_links_up),
 };
 
 #undef S
@@ -107,7 +110,7 @@ series(struct out *o, const struct series *t, size_t n,
 
 static const char *const drop_names[DROP_NREASONS] = {
 	"unknown_dest", "unknown_dest_on_fwd", "gone_disconnected",
-	"queue_head", "queue_tail", "write_error", "dup_client",
+	"queue_head", "queue_tail", "write_error", "dup_client", "queue_full",
 };
 static const char *const kind_names[KIND_N] = { "disco", "other" };
 

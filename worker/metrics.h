@@ -18,6 +18,7 @@ enum drop_reason {
 	DROP_QUEUE_TAIL,
 	DROP_WRITE_ERROR,
 	DROP_DUP_CLIENT,
+	DROP_QUEUE_FULL,	/* mesh link queue full (derpd) */
 	DROP_NREASONS
 };
 
@@ -71,6 +72,8 @@ struct metrics {
 	uint64_t	respawns;		/* supervisor slot */
 	uint64_t	node_keys;		/* this worker's node-wide view */
 	uint64_t	node_conns;
+	uint64_t	packet_forwarder_delete_other_value;
+	uint64_t	mesh_links_up;
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at

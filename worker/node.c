@@ -272,6 +272,13 @@ node_after(struct worker *w)
 		}
 }
 
+void
+node_worker_down(struct worker *w, int dead)
+{
+	if (w->node != NULL)
+		bus_worker_down(w->node->bus, dead);
+}
+
 bool
 node_synced(const struct worker *w)
 {

@@ -33,6 +33,8 @@ struct peer {
 	struct conn	*active, *last;
 	struct remote	*remotes;	/* node-wide: sibling workers */
 	uint32_t	 nremote;
+	uint32_t	 fwd_mask;	/* mesh links that announced key */
+	int		 fwd_pref;	/* link used, -1 = none (6.4) */
 	struct saw_edge	*seen_by;	/* conns that received from key */
 };
 
@@ -211,6 +213,7 @@ peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
 	}
 	p->cap = 1;
 	memcpy(p->key, key, DERP_KEY_LEN);
+	p->fwd_pref = -1;
 	if (r->n >= r->nb)
 		grow(r);
 	i = khash(r, p->key) & (r->nb - 1);
@@ -316,8 +319,72 @@ peer_gone(struct worker *w, struct peer *p)
 static void
 maybe_gone(struct worker *w, struct peer *p)
 {
-	if (p->n == 0 && p->nremote == 0)
+	if (p->n == 0 && p->nremote == 0 && p->fwd_mask == 0)
 		peer_gone(w, p);
+}
+
+int
+registry_forwarder(const struct peer *p)
+{
+	return p->fwd_mask != 0 ? p->fwd_pref : -1;
+}
+
+int
+registry_fwd_add(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
+{
+	struct peer	*p = registry_get(w->reg, key);
+
+	if (p == NULL && (p = peer_new(w, key)) == NULL)
+		return -ENOMEM;
+	if (p->fwd_mask == 0)
+		p->fwd_pref = idx;	/* the first to report it is used */
+	p->fwd_mask |= 1u << idx;
+	return 0;
+}
+
+static void
+fwd_del(struct worker *w, struct peer *p, int idx)
+{
+	int	i;
+
+	if ((p->fwd_mask & (1u << idx)) == 0) {
+		w->m->packet_forwarder_delete_other_value++;
+		return;
+	}
+	p->fwd_mask &= ~(1u << idx);
+	if (p->fwd_pref == idx) {
+		p->fwd_pref = -1;
+		for (i = 0; i < 32; i++)
+			if (p->fwd_mask & (1u << i)) {
+				p->fwd_pref = i;
+				break;
+			}
+	}
+	maybe_gone(w, p);
+}
+
+void
+registry_fwd_del(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
+{
+	struct peer	*p = registry_get(w->reg, key);
+
+	if (p != NULL)
+		fwd_del(w, p, idx);
+}
+
+void
+registry_fwd_clear(struct worker *w, int idx)
+{
+	struct registry	*r = w->reg;
+	struct peer	*p, *np;
+	size_t		 i;
+
+	for (i = 0; i < r->nb; i++)
+		for (p = r->b[i]; p != NULL; p = np) {
+			np = p->hnext;
+			if (p->fwd_mask & (1u << idx))
+				fwd_del(w, p, idx);
+		}
 }
 
 void

@@ -19,6 +19,7 @@
 #include "derp/key.h"
 #include "derp/wire.h"
 #include "common/bus.h"
+#include "mesh/link.h"
 #include "worker/wk.h"
 
 #define ENQUEUE_ATTEMPTS	3
@@ -366,6 +367,7 @@ route(struct conn *from, const uint8_t src[DERP_KEY_LEN],
 	int		 kind = derp_looks_disco(pkt, len) ? KIND_DISCO :
 			    KIND_OTHER;
 	int		 sib = p != NULL ? registry_route(p, &to) : -1;
+	int		 fwd;
 
 	log_debug("route", "conn=%" PRIu64 " local=%" PRIu64 " sibling=%d "
 	    "nconns=%zu", from->id, to != NULL ? to->id : 0, sib,
@@ -381,6 +383,16 @@ route(struct conn *from, const uint8_t src[DERP_KEY_LEN],
 		/* On a sibling worker: one copy into the shared ring. */
 		if (node_send(w, sib, dst, src, pkt, len) < 0)
 			w->m->ring_drops++;
+		return;
+	}
+	/* Known only through a mesh peer: one hop, never for a packet
+	 * that itself came from the mesh (5.4, 5.5). */
+	if (!forwarded && p != NULL && registry_nconns(p) == 0 &&
+	    (fwd = registry_forwarder(p)) >= 0 && fwd < w->nlinks) {
+		if (mesh_link_forward(w->links[fwd], src, dst, pkt, len) == 0)
+			w->m->packets_forwarded_out++;
+		else
+			drop(w, DROP_QUEUE_FULL, kind, len);
 		return;
 	}
 	if (p != NULL && registry_nconns(p) > 1) {

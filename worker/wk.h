@@ -66,6 +66,7 @@ struct bbuf {
 
 struct peer;
 struct saw_edge;
+struct mesh_link;
 
 struct conn {
 	struct loop_io	 io;
@@ -163,6 +164,9 @@ struct worker {
 	struct metrics	 m_local;	/* the slot when unsupervised */
 	struct metrics	*m_all;		/* every worker's slot, or NULL */
 	struct node	*node;		/* bus + rings; NULL when alone */
+	struct mesh_link *links[CONF_MAX_PEERS];
+	int		 nlinks;
+	SSL_CTX		*mesh_ctx;
 	uint64_t	 start_ms;
 };
 
@@ -222,6 +226,8 @@ int	node_send(struct worker *w, int sib, const uint8_t dst[DERP_KEY_LEN],
 	    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len);
 void	node_after(struct worker *w);	/* doorbells, ring re-drain */
 bool	node_synced(const struct worker *w);
+/* Sibling `dead` is gone: drop its clients now, resync its successor. */
+void	node_worker_down(struct worker *w, int dead);
 void	worker_check_ready(struct worker *w);
 /* Registry callbacks: key left the node / tell one receiver. */
 void	session_peer_left(struct worker *w, const uint8_t key[DERP_KEY_LEN]);
@@ -257,6 +263,14 @@ void		 registry_remote_del(struct worker *w,
 void		 registry_remote_active(struct worker *w,
 		    const struct bus_client *bc);
 void		 registry_remote_mark(struct worker *w, int worker);
+/* Mesh forwarders (PROTOCOL.md 6.4): link idx reaches key. */
+int		 registry_fwd_add(struct worker *w,
+		    const uint8_t key[DERP_KEY_LEN], int idx);
+void		 registry_fwd_del(struct worker *w,
+		    const uint8_t key[DERP_KEY_LEN], int idx);
+void		 registry_fwd_clear(struct worker *w, int idx);
+/* The mesh link to forward p's packets through, or -1. */
+int		 registry_forwarder(const struct peer *p);
 void		 registry_remote_sweep(struct worker *w, int worker, bool all);
 void		 registry_foreach_local(struct registry *r,
 		    void (*fn)(struct conn *c, void *arg), void *arg);

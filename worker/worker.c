@@ -19,6 +19,7 @@
 #include "common/ctl.h"
 #include "common/log.h"
 #include "derp/key.h"
+#include "mesh/link.h"
 #include "worker/stun.h"
 #include "worker/worker.h"
 #include "worker/wk.h"
@@ -183,6 +184,60 @@ on_signal(struct loop_io *io, unsigned events)
 	}
 }
 
+/* ---- mesh links (PROTOCOL.md 6) ---- */
+
+static void
+on_link_present(void *arg, int idx, const uint8_t key[DERP_KEY_LEN])
+{
+	if (registry_fwd_add(arg, key, idx) < 0)
+		log_warn("forwarder_add_failed", "err=%s", strerror(ENOMEM));
+}
+
+static void
+on_link_gone(void *arg, int idx, const uint8_t key[DERP_KEY_LEN])
+{
+	registry_fwd_del(arg, key, idx);
+}
+
+static void
+on_link_down(void *arg, int idx)
+{
+	registry_fwd_clear(arg, idx);
+}
+
+static int
+links_start(struct worker *w)
+{
+	struct mesh_link_cb	cb = { on_link_present, on_link_gone,
+				    on_link_down, w };
+	struct mesh_link_conf	lc;
+	int			i;
+
+	if (w->cfg.mesh_npeers == 0 || !w->has_mesh_key)
+		return 0;
+	if ((w->mesh_ctx = mesh_tls_ctx(w->cfg.mesh_ca_file,
+	    w->cfg.mesh_insecure)) == NULL) {
+		log_err("mesh_tls_failed", "ca_file=%s", w->cfg.mesh_ca_file);
+		return -EINVAL;
+	}
+	for (i = 0; i < w->cfg.mesh_npeers; i++) {
+		memset(&lc, 0, sizeof(lc));
+		lc.peer = w->cfg.mesh_peers[i];
+		lc.priv = w->priv;
+		lc.psk = w->mesh_key;
+		lc.ctx = w->mesh_ctx;
+		lc.idx = i;
+		lc.queue_bytes = 4 * 1024 * 1024;
+		lc.write_timeout_ms = w->cfg.mesh_write_timeout_ms;
+		if ((w->links[i] = mesh_link_new(w->loop, &lc, &cb)) == NULL) {
+			log_err("mesh_peer_invalid", "peer=%s", lc.peer);
+			return -EINVAL;
+		}
+		w->nlinks = i + 1;
+	}
+	return 0;
+}
+
 static int
 add_listener(struct worker *w, struct loop_io *io, int fd, loop_io_fn fn)
 {
@@ -226,12 +281,16 @@ static void
 on_beat(struct loop_timer *t)
 {
 	struct worker	*w = t->arg;
+	int		 i, up = 0;
 
+	for (i = 0; i < w->nlinks; i++)
+		up += mesh_link_up(w->links[i]);
+	w->m->mesh_links_up = (uint64_t)up;
 	send_beat(w);
 	(void)loop_timer_set(w->loop, &w->beat, 1000);
 }
 
-/* The supervisor writes nothing yet; EOF means it is gone. */
+/* WORKER_DOWN from the supervisor; EOF means it is gone. */
 static void
 on_ctl(struct loop_io *io, unsigned events)
 {
@@ -241,7 +300,8 @@ on_ctl(struct loop_io *io, unsigned events)
 
 	(void)events;
 	while ((rc = ctl_recv(io->fd, &m)) == 0)
-		;
+		if (m.type == CTL_WORKER_DOWN)
+			node_worker_down(w, m.worker);
 	if (rc != -EAGAIN) {
 		loop_io_del(w->loop, io);
 		log_warn("supervisor_gone", "err=%s", strerror(-rc));
@@ -254,6 +314,7 @@ worker_free(struct worker *w)
 {
 	struct conn	*c;
 	struct pkt	*p;
+	int		 i;
 
 	while ((c = w->conns) != NULL) {
 		if (!c->closing)
@@ -272,6 +333,9 @@ worker_free(struct worker *w)
 	if (w->ctl_io.fd >= 0)
 		close(w->ctl_io.fd);
 	stun_fini(w);
+	for (i = 0; i < w->nlinks; i++)
+		mesh_link_free(w->links[i]);
+	SSL_CTX_free(w->mesh_ctx);
 	node_fini(w);
 	registry_free(w->reg);
 	SSL_CTX_free(w->ssl_ctx);
@@ -347,7 +411,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	    (rc = add_listener(w, &w->lis_http, ls->http, on_accept)) < 0 ||
 	    (rc = stun_init(w, ls->stun)) < 0)
 		return rc;
-	if ((rc = node_init(w, env)) < 0)
+	if ((rc = node_init(w, env)) < 0 || (rc = links_start(w)) < 0)
 		return rc;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);

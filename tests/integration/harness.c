@@ -58,6 +58,12 @@ free_port(int type)
 	return ntohs(sa.sin_port);
 }
 
+uint16_t
+free_tcp_port(void)
+{
+	return free_port(SOCK_STREAM);
+}
+
 struct node *
 node_new(void)
 {
@@ -129,10 +135,15 @@ node_start_in(struct node *n, bool tls, const char *extra)
 	if (tls && n->cert[0] == '\0')
 		make_cert(n);
 	snprintf(n->log, sizeof(n->log), "%s/derpd.log", n->dir);
+	n->stopped = false;
 	for (attempt = 0; attempt < 3; attempt++) {
-		n->port = free_port(SOCK_STREAM);
-		n->http_port = tls ? free_port(SOCK_STREAM) : 0;
+		if (!n->fixed) {
+			n->port = free_port(SOCK_STREAM);
+			n->http_port = tls ? free_port(SOCK_STREAM) : 0;
+		}
 		write_conf(n, extra);
+		/* A restart must not find the previous run's readiness. */
+		(void)unlink(n->log);
 		if ((n->pid = fork()) == 0) {
 			fd = open(n->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 			dup2(fd, 2);

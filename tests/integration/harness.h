@@ -22,6 +22,7 @@ struct node {
 	uint16_t	 http_port;	/* port-80 role in TLS mode, else 0 */
 	bool		 tls;
 	bool		 stopped;
+	bool		 fixed;		/* port preset by the test */
 };
 
 /* Start derpd; extra is appended to the generated config (libconfig
@@ -31,6 +32,8 @@ struct node	*node_start(bool tls, const char *extra);
 /* As node_start, but the caller writes files into dir first. */
 struct node	*node_start_in(struct node *n, bool tls, const char *extra);
 struct node	*node_new(void);
+/* A free loopback TCP port (bound and released). */
+uint16_t	 free_tcp_port(void);
 /* SIGTERM, wait (10 s), assert exit 0 and a clean log. */
 void		 node_stop(struct node *n);
 void		 node_free(struct node *n);

@@ -1,6 +1,6 @@
 /*
  * Unit tests for common/bus.c: codec round trip and malformed messages;
- * three worker buses and a supervisor bus in one process converge on the
+ * three worker buses in one process converge on the
  * node-wide table through adds, deletes, late joins, WORKER_DOWN, a
  * restarted publisher (new epoch) and thousands of events.  Progress is
  * polled against deadlines.
@@ -31,7 +31,7 @@ struct table {
 };
 
 static struct table	tabs[NW];
-static struct bus	*buses[NW], *sup;
+static struct bus	*buses[NW];
 static char		 dir[64];
 
 static int
@@ -205,8 +205,6 @@ setup(void **state)
 	snprintf(dir, sizeof(dir), "/tmp/derpd-bus-XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	bus_cleanup_dir(dir, NW);
-	sup = bus_open(dir, BUS_SUPERVISOR, NW, NULL);
-	assert_non_null(sup);
 	for (w = 0; w < NW; w++)
 		assert_non_null(buses[w] = open_worker(w));
 	return 0;
@@ -221,7 +219,6 @@ teardown(void **state)
 	(void)state;
 	for (w = 0; w < NW; w++)
 		bus_close(buses[w]);
-	bus_close(sup);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -284,7 +281,8 @@ test_bus_worker_down_and_restart(void **state)
 	/* Worker 2 dies: the supervisor says so, everyone drops it. */
 	bus_close(buses[2]);
 	buses[2] = NULL;
-	assert_int_equal(bus_publish_worker_down(sup, 2), 0);
+	bus_worker_down(buses[0], 2);
+	bus_worker_down(buses[1], 2);
 	local[2].n = 0;
 	assert_true(converge(10000));
 	assert_int_equal(tabs[0].n, 5);

@@ -1,0 +1,215 @@
+/*
+ * A region of three derpd nodes, two workers each, meshed over TLS with
+ * certificate verification against a CA file and the "host/dialhost"
+ * form; every node lists all three, itself included (self-dial is
+ * detected by key).  Clients on every node reach clients on every other
+ * node; a node restarted while traffic flows rejoins, and packets between
+ * the other two are never lost (PROTOCOL.md 6).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "derp/key.h"
+#include "harness.h"
+
+#define NN	3
+#define PSK	"8fb454e8a4747af1bbc2f421ad3c8aca9e0416cc60a7102983692f34dc153b2a\n"
+
+static struct node	*nodes[NN];
+static char		 extra[NN][2048];
+
+static void
+region_start(void)
+{
+	char	cmd[1200], path[400], peers[1024] = "";
+	FILE	*f;
+	int	i;
+
+	for (i = 0; i < NN; i++) {
+		nodes[i] = node_new();
+		nodes[i]->port = free_tcp_port();
+		nodes[i]->http_port = free_tcp_port();
+		nodes[i]->fixed = true;
+	}
+	for (i = 0; i < NN; i++) {
+		char	one[128];
+
+		snprintf(one, sizeof(one), "%s\"localhost:%u/127.0.0.1:%u\"",
+		    i ? ", " : "", nodes[i]->port, nodes[i]->port);
+		strcat(peers, one);
+	}
+	/* One certificate for the region (its own CA), copied to all. */
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt "
+	    "ec_paramgen_curve:prime256v1 -nodes -keyout %s/key.pem -out "
+	    "%s/cert.pem -days 2 -subj /CN=localhost -addext "
+	    "subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null",
+	    nodes[0]->dir, nodes[0]->dir);
+	assert_int_equal(system(cmd), 0);
+	for (i = 0; i < NN; i++) {
+		if (i > 0) {
+			snprintf(cmd, sizeof(cmd), "cp %s/cert.pem %s/key.pem %s/",
+			    nodes[0]->dir, nodes[0]->dir, nodes[i]->dir);
+			assert_int_equal(system(cmd), 0);
+		}
+		snprintf(nodes[i]->cert, sizeof(nodes[i]->cert), "%s/cert.pem",
+		    nodes[i]->dir);
+		snprintf(path, sizeof(path), "%s/mesh.psk", nodes[i]->dir);
+		assert_non_null(f = fopen(path, "w"));
+		fputs(PSK, f);
+		fclose(f);
+		snprintf(extra[i], sizeof(extra[i]), "workers = 2;\n"
+		    "mesh = { psk_file = \"%s\"; peers = ( %s ); ca_file = "
+		    "\"%s\"; };\n", path, peers, nodes[i]->cert);
+	}
+	for (i = 0; i < NN; i++)
+		node_start_in(nodes[i], true, extra[i]);
+}
+
+static void
+region_stop(void)
+{
+	int	i;
+
+	for (i = 0; i < NN; i++) {
+		node_stop(nodes[i]);
+		node_free(nodes[i]);
+		nodes[i] = NULL;
+	}
+}
+
+/* Send from a to b until one arrives: the mesh has converged for the
+ * pair (PeerPresent propagated, forwarder installed). */
+static void
+reach(struct client *a, struct client *b)
+{
+	uint64_t		deadline = now_ms() + 15000;
+	struct client_msg	m;
+	int			rc;
+
+	do {
+		assert_int_equal(client_send_packet(a, client_public_key(b),
+		    "sync", 4), 0);
+		rc = recv_type(b, DERP_FRAME_RECV_PACKET, &m, 200);
+	} while (rc == -ETIMEDOUT && now_ms() < deadline);
+	assert_int_equal(rc, 0);
+	assert_memory_equal(m.key, client_public_key(a), 32);
+	/* Drain duplicates of the probe that were still in flight. */
+	while (client_recv(b, &m, 100) == 0)
+		;
+}
+
+static void
+test_mesh_every_node_to_every_node(void **state)
+{
+	struct client		*c[NN][2];
+	struct client_msg	 m;
+	int			 i, j, k, l, v;
+
+	(void)state;
+	region_start();
+	for (i = 0; i < NN; i++)
+		for (k = 0; k < 2; k++)
+			c[i][k] = node_client(nodes[i]);
+	for (i = 0; i < NN; i++)
+		for (j = 0; j < NN; j++)
+			if (i != j)
+				reach(c[i][0], c[j][0]);
+	/* Every client to every client on the other nodes, counted. */
+	for (i = 0; i < NN; i++)
+		for (k = 0; k < 2; k++)
+			for (j = 0; j < NN; j++)
+				for (l = 0; l < 2; l++) {
+					if (i == j)
+						continue;
+					v = i * 10 + k;
+					assert_int_equal(client_send_packet(
+					    c[i][k], client_public_key(c[j][l]),
+					    &v, sizeof(v)), 0);
+				}
+	for (j = 0; j < NN; j++)
+		for (l = 0; l < 2; l++)
+			for (k = 0; k < (NN - 1) * 2; k++) {
+				assert_int_equal(recv_type(c[j][l],
+				    DERP_FRAME_RECV_PACKET, &m, 5000), 0);
+				memcpy(&v, m.data, sizeof(v));
+				assert_memory_equal(m.key,
+				    client_public_key(c[v / 10][v % 10]), 32);
+			}
+	/* One hop: forwarded out by senders' nodes, in by receivers',
+	 * and never forwarded again. */
+	for (i = 0; i < NN; i++) {
+		assert_true(node_metric(nodes[i], "derp_packets_forwarded_out")
+		    > 0);
+		assert_true(node_metric(nodes[i], "derp_packets_forwarded_in")
+		    > 0);
+		assert_true(node_log_count(nodes[i], "event=mesh_self") >= 2);
+	}
+	for (i = 0; i < NN; i++)
+		for (k = 0; k < 2; k++)
+			client_free(c[i][k]);
+	region_stop();
+}
+
+static void
+test_mesh_node_restart_others_lose_nothing(void **state)
+{
+	struct client		*a, *b, *c;
+	struct client_msg	 m;
+	int			 i, st;
+
+	(void)state;
+	region_start();
+	a = node_client(nodes[0]);
+	b = node_client(nodes[1]);
+	c = node_client(nodes[2]);
+	reach(a, b);
+	reach(a, c);
+	/* Node 2 goes away and comes back while 0 and 1 keep talking. */
+	kill(nodes[2]->pid, SIGTERM);
+	for (i = 0; i < 50; i++) {
+		assert_int_equal(client_send_packet(a, client_public_key(b), &i,
+		    sizeof(i)), 0);
+		assert_int_equal(recv_type(b, DERP_FRAME_RECV_PACKET, &m, 5000),
+		    0);
+		assert_memory_equal(m.data, &i, sizeof(i));
+	}
+	assert_int_equal(waitpid(nodes[2]->pid, &st, 0), nodes[2]->pid);
+	assert_int_equal(WEXITSTATUS(st), 0);
+	client_free(c);
+	node_start_in(nodes[2], true, extra[2]);
+	c = node_client(nodes[2]);
+	reach(a, c);
+	reach(c, b);
+	for (i = 0; i < 50; i++) {
+		assert_int_equal(client_send_packet(a, client_public_key(b), &i,
+		    sizeof(i)), 0);
+		assert_int_equal(recv_type(b, DERP_FRAME_RECV_PACKET, &m, 5000),
+		    0);
+	}
+	client_free(a);
+	client_free(b);
+	client_free(c);
+	region_stop();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mesh_every_node_to_every_node),
+		cmocka_unit_test(test_mesh_node_restart_others_lose_nothing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
