@@ -115,6 +115,7 @@ test_mesh_every_node_to_every_node(void **state)
 	struct client		*c[NN][2];
 	struct client_msg	 m;
 	int			 i, j, k, l, v;
+	long			 in0, out0, in1, out1;
 
 	(void)state;
 	region_start();
@@ -126,6 +127,10 @@ test_mesh_every_node_to_every_node(void **state)
 			if (i != j)
 				reach(c[i][0], c[j][0]);
 	/* Every client to every client on the other nodes, counted. */
+	for (i = 0, in0 = out0 = 0; i < NN; i++) {
+		in0 += node_metric(nodes[i], "derp_packets_forwarded_in");
+		out0 += node_metric(nodes[i], "derp_packets_forwarded_out");
+	}
 	for (i = 0; i < NN; i++)
 		for (k = 0; k < 2; k++)
 			for (j = 0; j < NN; j++)
@@ -146,8 +151,14 @@ test_mesh_every_node_to_every_node(void **state)
 				assert_memory_equal(m.key,
 				    client_public_key(c[v / 10][v % 10]), 32);
 			}
-	/* One hop: forwarded out by senders' nodes, in by receivers',
-	 * and never forwarded again. */
+	/* One hop: each of the NN*2 * (NN-1)*2 cross-node packets was
+	 * forwarded out exactly once and in exactly once. */
+	for (i = 0, in1 = out1 = 0; i < NN; i++) {
+		in1 += node_metric(nodes[i], "derp_packets_forwarded_in");
+		out1 += node_metric(nodes[i], "derp_packets_forwarded_out");
+	}
+	assert_int_equal(in1 - in0, NN * 2 * (NN - 1) * 2);
+	assert_int_equal(out1 - out0, NN * 2 * (NN - 1) * 2);
 	for (i = 0; i < NN; i++) {
 		assert_true(node_metric(nodes[i], "derp_packets_forwarded_out")
 		    > 0);
@@ -203,12 +214,46 @@ test_mesh_node_restart_others_lose_nothing(void **state)
 	region_stop();
 }
 
+static void
+test_mesh_wrong_psk_is_refused(void **state)
+{
+	struct node	*intruder;
+	char		 path[400], ex[2048];
+	FILE		*f;
+	int		 i;
+
+	(void)state;
+	region_start();
+	/* A fourth node that knows the peers but not the key. */
+	intruder = node_new();
+	snprintf(path, sizeof(path), "%s/mesh.psk", intruder->dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("1111111111111111111111111111111111111111111111111111111111111111"
+	    "\n", f);
+	fclose(f);
+	snprintf(ex, sizeof(ex), "workers = 1;\nmesh = { psk_file = \"%s\"; "
+	    "peers = ( \"localhost:%u/127.0.0.1:%u\" ); ca_file = \"%s\"; };"
+	    "\n", path, nodes[0]->port, nodes[0]->port, nodes[0]->cert);
+	node_start_in(intruder, true, ex);
+	/* Its WatchConns is refused: the peer closes it as not_mesh. */
+	assert_true(node_log_wait(nodes[0], "reason=not_mesh", 10000));
+	/* It is closed with its WatchConns, before any ServerInfo. */
+	assert_int_equal(node_log_count(intruder, "event=mesh_link_up"), 0);
+	for (i = 0; i < NN; i++)
+		assert_int_equal(node_metric(nodes[i],
+		    "derp_packets_forwarded_in"), 0);
+	node_stop(intruder);
+	node_free(intruder);
+	region_stop();
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mesh_every_node_to_every_node),
 		cmocka_unit_test(test_mesh_node_restart_others_lose_nothing),
+		cmocka_unit_test(test_mesh_wrong_psk_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
