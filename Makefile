@@ -135,7 +135,7 @@ bench: deps all
 DEB_PKGS := build-essential pkg-config clang libssl-dev libsodium-dev \
 	    libjansson-dev libconfig-dev libzmq3-dev libsystemd-dev \
 	    libcurl4-openssl-dev libhttp-parser-dev libwslay-dev libcmocka-dev \
-	    openssl curl
+	    openssl curl coturn
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

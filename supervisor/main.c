@@ -57,7 +57,7 @@ open_listeners(const struct config *cfg, struct worker_listeners *ls, int n)
 	int	i;
 
 	for (i = 0; i < n; i++) {
-		ls[i].https = ls[i].http = ls[i].stun = -1;
+		ls[i].https = ls[i].http = ls[i].stun = ls[i].metrics = -1;
 		if (cfg->listen_https[0] != '\0' && (ls[i].https =
 		    listen_tcp(cfg->listen_https, rp, err, sizeof(err))) < 0)
 			goto fail;
@@ -66,6 +66,9 @@ open_listeners(const struct config *cfg, struct worker_listeners *ls, int n)
 			goto fail;
 		if (cfg->listen_stun[0] != '\0' && (ls[i].stun =
 		    listen_udp(cfg->listen_stun, rp, err, sizeof(err))) < 0)
+			goto fail;
+		if (cfg->metrics_listen[0] != '\0' && (ls[i].metrics =
+		    listen_tcp(cfg->metrics_listen, rp, err, sizeof(err))) < 0)
 			goto fail;
 	}
 	log_notice("listening", "https=%s http=%s stun=%s sockets=%d",
@@ -162,9 +165,16 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if ((ls = calloc((size_t)sup_nworkers(&cfg), sizeof(*ls))) == NULL)
 		return 1;
+	ls[0].metrics = -1;
 	if ((rc = sd_sockets(&ls[0].https, &ls[0].http, &ls[0].stun)) > 0) {
 		log_notice("socket_activation", "fds=%d", rc);
 		shared = true;
+		if (cfg.metrics_listen[0] != '\0' && (ls[0].metrics =
+		    listen_tcp(cfg.metrics_listen, false, err, sizeof(err))) < 0) {
+			log_err("listen_failed", "err=\"%s\"", err);
+			free(ls);
+			return 1;
+		}
 	} else if (open_listeners(&cfg, ls, sup_nworkers(&cfg)) < 0) {
 		free(ls);
 		return 1;

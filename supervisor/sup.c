@@ -359,6 +359,8 @@ close_other_listeners(struct sup *s, int self)
 			close(s->ls[i].http);
 		if (s->ls[i].stun >= 0)
 			close(s->ls[i].stun);
+		if (s->ls[i].metrics >= 0)
+			close(s->ls[i].metrics);
 	}
 }
 

@@ -88,6 +88,8 @@ accept_resume(struct loop_timer *t)
 		(void)loop_io_mod(w->loop, &w->lis_https, LOOP_IN);
 	if (w->lis_http.fd >= 0)
 		(void)loop_io_mod(w->loop, &w->lis_http, LOOP_IN);
+	if (w->lis_metrics.fd >= 0)
+		(void)loop_io_mod(w->loop, &w->lis_metrics, LOOP_IN);
 }
 
 static void
@@ -102,6 +104,8 @@ accept_pause(struct worker *w, int err)
 		(void)loop_io_mod(w->loop, &w->lis_https, 0);
 	if (w->lis_http.fd >= 0)
 		(void)loop_io_mod(w->loop, &w->lis_http, 0);
+	if (w->lis_metrics.fd >= 0)
+		(void)loop_io_mod(w->loop, &w->lis_metrics, 0);
 	loop_timer_init(&w->accept_resume, accept_resume, w);
 	if (loop_timer_set(w->loop, &w->accept_resume, 100) < 0)
 		accept_resume(&w->accept_resume);

@@ -275,12 +275,28 @@ serve_204(struct conn *c)
 }
 
 static void
-serve_debug(struct conn *c, const char *path)
+serve_metrics(struct conn *c)
 {
 	struct metrics	 m;
 	char		*body;
 	size_t		 n;
 
+	if ((body = malloc(64 * 1024)) == NULL) {
+		conn_close(c, "out_of_memory");
+		return;
+	}
+	metrics_snapshot(c->w, &m);
+	n = metrics_render(&m, body, 64 * 1024);
+	if (c->w->m_all != NULL)
+		n = metrics_render_workers(c->w->m_all, c->w->nworkers, body, n,
+		    64 * 1024);
+	respond(c, 200, "OK", "text/plain; version=0.0.4", NULL, body, n);
+	free(body);
+}
+
+static void
+serve_debug(struct conn *c, const char *path)
+{
 	if (!debug_allowed(c)) {
 		respond_text(c, 403, "Forbidden", NULL,
 		    "debug access denied\n");
@@ -294,17 +310,7 @@ serve_debug(struct conn *c, const char *path)
 		    "<a href=\"/debug/varz\">/debug/varz</a></body></html>\n"));
 		return;
 	}
-	if ((body = malloc(64 * 1024)) == NULL) {
-		conn_close(c, "out_of_memory");
-		return;
-	}
-	metrics_snapshot(c->w, &m);
-	n = metrics_render(&m, body, 64 * 1024);
-	if (c->w->m_all != NULL)
-		n = metrics_render_workers(c->w->m_all, c->w->nworkers, body, n,
-		    64 * 1024);
-	respond(c, 200, "OK", "text/plain; version=0.0.4", NULL, body, n);
-	free(body);
+	serve_metrics(c);
 }
 
 static void
@@ -386,6 +392,15 @@ route(struct conn *c)
 		*q = '\0';
 	if (c->role == ROLE_PORT80) {
 		route_port80(c, path);
+		return;
+	}
+	if (c->role == ROLE_METRICS) {
+		/* Access is the operator's choice of metrics.listen. */
+		if (strcmp(path, "/metrics") == 0 ||
+		    strcmp(path, "/debug/varz") == 0)
+			serve_metrics(c);
+		else
+			respond_text(c, 404, "Not Found", NULL, "not found\n");
 		return;
 	}
 	if (m == HTTP_CONNECT) {

@@ -34,6 +34,7 @@
 enum listen_role {
 	ROLE_DERP,	/* main listener: DERP + endpoints */
 	ROLE_PORT80,	/* TLS mode's plain port: 204, redirects */
+	ROLE_METRICS,	/* metrics.listen: Prometheus text only */
 };
 
 enum conn_state {
@@ -137,7 +138,8 @@ struct worker {
 	uint8_t		 mesh_key[DERP_KEY_LEN];
 	SSL_CTX		*ssl_ctx;
 
-	struct loop_io	 lis_https, lis_http, lis_stun, sig_io, ctl_io;
+	struct loop_io	 lis_https, lis_http, lis_stun, lis_metrics, sig_io,
+			 ctl_io;
 	struct loop_timer beat;
 	int		 id, nworkers;
 	bool		 shared;	/* listeners shared with siblings */

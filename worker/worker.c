@@ -92,8 +92,9 @@ on_accept(struct loop_io *io, unsigned events)
 	struct worker	*w = io->arg;
 
 	(void)events;
-	conn_accept(w, io->fd, io == &w->lis_http && w->lis_https.fd >= 0 ?
-	    ROLE_PORT80 : ROLE_DERP);
+	conn_accept(w, io->fd, io == &w->lis_metrics ? ROLE_METRICS :
+	    io == &w->lis_http && w->lis_https.fd >= 0 ? ROLE_PORT80 :
+	    ROLE_DERP);
 }
 
 static void
@@ -120,6 +121,8 @@ begin_stop(struct worker *w)
 		loop_io_del(w->loop, &w->lis_https);
 	if (w->lis_http.fd >= 0)
 		loop_io_del(w->loop, &w->lis_http);
+	if (w->lis_metrics.fd >= 0)
+		loop_io_del(w->loop, &w->lis_metrics);
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->state == ST_DERP)
@@ -373,6 +376,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	w->cfg_path = cfg_path;
 	w->sig_io.fd = -1;
 	w->lis_https.fd = w->lis_http.fd = w->lis_stun.fd = -1;
+	w->lis_metrics.fd = -1;
 	w->ctl_io.fd = env != NULL ? env->ctl_fd : -1;
 	w->id = env != NULL ? env->id : 0;
 	w->nworkers = env != NULL ? env->nworkers : 1;
@@ -409,6 +413,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	loop_set_after(w->loop, after_dispatch, w);
 	if ((rc = add_listener(w, &w->lis_https, ls->https, on_accept)) < 0 ||
 	    (rc = add_listener(w, &w->lis_http, ls->http, on_accept)) < 0 ||
+	    (rc = add_listener(w, &w->lis_metrics, ls->metrics, on_accept)) < 0 ||
 	    (rc = stun_init(w, ls->stun)) < 0)
 		return rc;
 	if ((rc = node_init(w, env)) < 0 || (rc = links_start(w)) < 0)

@@ -15,6 +15,7 @@ struct worker_listeners {
 	int	https;		/* TLS DERP + HTTP; -1 = off */
 	int	http;		/* plain: DERP (no https) or port-80 role */
 	int	stun;		/* UDP; -1 = off */
+	int	metrics;	/* plain HTTP, /metrics only; -1 = off */
 };
 
 /* What a supervised worker inherits beyond the config (NULL = alone). */

@@ -101,24 +101,28 @@ static void
 write_conf(struct node *n, const char *extra)
 {
 	FILE	*f;
+	char	 stun[32] = "";
 
+	if (n->stun_port != 0)
+		snprintf(stun, sizeof(stun), "127.0.0.1:%u", n->stun_port);
 	snprintf(n->conf, sizeof(n->conf), "%s/derpd.conf", n->dir);
 	assert_non_null(f = fopen(n->conf, "w"));
 	/* extra may set workers itself: libconfig refuses duplicates. */
 	if (extra == NULL || strstr(extra, "workers") == NULL)
 		fprintf(f, "workers = 1;\n");
+	if (extra == NULL || strstr(extra, "metrics") == NULL)
+		fprintf(f, "metrics = { listen = \"\"; };\n");
 	fprintf(f, "hostname = \"localhost\";\n"
 	    "node_key_file = \"%s/derpd.key\";\nruntime_dir = \"%s/run\";\n"
-	    "user = \"\";\ngroup = \"\";\nmetrics = { listen = \"\"; };\n",
-	    n->dir, n->dir);
+	    "user = \"\";\ngroup = \"\";\n", n->dir, n->dir);
 	if (n->tls)
 		fprintf(f, "listen = { https = \"127.0.0.1:%u\"; http = "
-		    "\"127.0.0.1:%u\"; stun = \"\"; };\ntls = { certificate = "
-		    "\"%s\"; private_key = \"%s/key.pem\"; };\n", n->port,
-		    n->http_port, n->cert, n->dir);
+		    "\"127.0.0.1:%u\"; stun = \"%s\"; };\ntls = { certificate "
+		    "= \"%s\"; private_key = \"%s/key.pem\"; };\n", n->port,
+		    n->http_port, stun, n->cert, n->dir);
 	else
 		fprintf(f, "listen = { https = \"\"; http = \"127.0.0.1:%u\"; "
-		    "stun = \"\"; };\n", n->port);
+		    "stun = \"%s\"; };\n", n->port, stun);
 	if (extra != NULL)
 		fputs(extra, f);
 	fclose(f);

@@ -23,6 +23,7 @@ struct node {
 	bool		 tls;
 	bool		 stopped;
 	bool		 fixed;		/* port preset by the test */
+	uint16_t	 stun_port;	/* UDP STUN listener, 0 = off */
 };
 
 /* Start derpd; extra is appended to the generated config (libconfig

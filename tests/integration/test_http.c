@@ -224,6 +224,40 @@ test_http_config_check(void **state)
 	    "cert.pem"));
 }
 
+static void
+test_http_metrics_listener(void **state)
+{
+	uint16_t		 mport = free_tcp_port();
+	char			 extra[128];
+	struct node		*n;
+	struct client_opts	 o;
+	struct client		*a, *b;
+	struct client_msg	 m;
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "workers = 2;\nmetrics = { listen = "
+	    "\"127.0.0.1:%u\"; };\n", mport);
+	n = node_start(false, extra);
+	a = node_client(n);
+	b = node_client(n);
+	assert_int_equal(client_send_packet(a, client_public_key(b), "m", 1), 0);
+	assert_int_equal(recv_type(b, DERP_FRAME_RECV_PACKET, &m, 5000), 0);
+	node_opts(n, &o);
+	o.port = mport;
+	/* Summed over both workers, whichever one answers. */
+	assert_int_equal(client_http_get(&o, "GET", "/metrics", NULL, buf,
+	    sizeof(buf)), 200);
+	assert_non_null(strstr(buf, "\nderp_packets_sent 1\n"));
+	assert_non_null(strstr(buf, "\nderp_current_connections 2\n"));
+	assert_non_null(strstr(buf, "derpd_worker_connections{worker=\"1\"}"));
+	assert_int_equal(client_http_get(&o, "GET", "/", NULL, buf,
+	    sizeof(buf)), 404);
+	client_free(a);
+	client_free(b);
+	node_stop(n);
+	node_free(n);
+}
+
 int
 main(void)
 {
@@ -232,6 +266,7 @@ main(void)
 		cmocka_unit_test(test_http_home_redirect_and_keepalive),
 		cmocka_unit_test(test_http_replay_real_client_bytes),
 		cmocka_unit_test(test_http_config_check),
+		cmocka_unit_test(test_http_metrics_listener),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
