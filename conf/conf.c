@@ -17,6 +17,7 @@
 
 enum conf_type {
 	CONF_INT,
+	CONF_FLOAT,
 	CONF_BOOL,
 	CONF_STR,
 	CONF_LEVEL,	/* string -> LOG_* */
@@ -95,6 +96,15 @@ static const struct conf_item conf_items[] = {
 	B("mesh.insecure_skip_verify", mesh_insecure, 0, CONF_RELOAD),
 	G("stun"),
 	B("stun.any_client", stun_any_client, 0, CONF_RELOAD),
+	G("limits"),
+	{ "limits.accept_rate", CONF_FLOAT, F(accept_rate), 0, 1000000, 0,
+	    NULL, CONF_RELOAD },
+	I("limits.accept_burst", accept_burst, 0, 1000000, 0, CONF_RELOAD),
+	I("limits.client_rate_bytes", client_rate_bytes, 0, 2000000000, 0,
+	    CONF_RELOAD),
+	I("limits.client_burst_bytes", client_burst_bytes, 65568, 2000000000,
+	    65568, CONF_RELOAD),
+	I("limits.max_per_ip", max_per_ip, 0, 1000000, 0, CONF_RELOAD),
 	G("metrics"),
 	S("metrics.listen", metrics_listen, "127.0.0.1:9090", CONF_RESTART),
 };
@@ -123,6 +133,9 @@ conf_defaults(struct config *c)
 			break;
 		case CONF_BOOL:
 			*(bool *)(void *)dst = it->dflt != 0;
+			break;
+		case CONF_FLOAT:
+			*(double *)(void *)dst = (double)it->dflt;
 			break;
 		case CONF_STR:
 			snprintf(dst, it->size, "%s", it->sdflt);
@@ -283,6 +296,28 @@ load_setting(config_setting_t *s, const char *path, struct config *c,
 		}
 		*(int *)(void *)dst = (int)iv;
 		return 0;
+	case CONF_FLOAT: {
+		double	d;
+
+		if (config_setting_type(s) == CONFIG_TYPE_FLOAT)
+			d = config_setting_get_float(s);
+		else if (config_setting_type(s) == CONFIG_TYPE_INT ||
+		    config_setting_type(s) == CONFIG_TYPE_INT64)
+			d = (double)config_setting_get_int64(s);
+		else
+			return fail(err, errlen, file, line,
+			    "\"%s\" must be a number%s", path, "");
+		if (d < (double)it->min || d > (double)it->max) {
+			char	range[64];
+
+			snprintf(range, sizeof(range), " (%ld..%ld)", it->min,
+			    it->max);
+			return fail(err, errlen, file, line,
+			    "\"%s\" is out of range%s", path, range);
+		}
+		*(double *)(void *)dst = d;
+		return 0;
+	}
 	case CONF_BOOL:
 		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
 			return fail(err, errlen, file, line,

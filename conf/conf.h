@@ -55,6 +55,13 @@ struct config {
 	/* stun */
 	bool	 stun_any_client;
 
+	/* limits (reloadable) */
+	double	 accept_rate;			/* per node, conn/s; 0 = off */
+	int	 accept_burst;			/* 0 = max(1, rate) */
+	int	 client_rate_bytes;		/* per client, 0 = off */
+	int	 client_burst_bytes;		/* >= 65568 */
+	int	 max_per_ip;			/* per worker; 0 = off */
+
 	/* metrics */
 	char	 metrics_listen[CONF_STR_MAX];
 

@@ -124,6 +124,7 @@ conn_new(struct worker *w, int fd, enum listen_role role, bool tls)
 	c->role = role;
 	loop_io_init(&c->io, fd, conn_io, c);
 	loop_timer_init(&c->deadline, conn_deadline, c);
+	loop_timer_init(&c->rate_timer, NULL, c);
 	loop_timer_init(&c->keepalive, session_keepalive, c);
 	if (tls) {
 		if ((c->ssl = SSL_new(w->ssl_ctx)) == NULL ||
@@ -162,7 +163,7 @@ conn_accept(struct worker *w, int lfd, enum listen_role role)
 	struct sockaddr_storage	 ss;
 	socklen_t		 sl;
 	struct conn		*c;
-	int			 fd, i;
+	int			 fd, i, rc;
 	bool			 tls = w->lis_https.fd >= 0 &&
 				    lfd == w->lis_https.fd;
 
@@ -177,11 +178,18 @@ conn_accept(struct worker *w, int lfd, enum listen_role role)
 			/* EAGAIN, ECONNABORTED, EINTR: try later. */
 			return;
 		}
+		if (role == ROLE_DERP && !limits_accept(w)) {
+			w->m->accepts_rejected++;	/* closed, not fatal */
+			close(fd);
+			continue;
+		}
 		if (w->cfg.max_clients > 0 &&
 		    w->nconns >= (size_t)w->cfg.max_clients) {
 			close(fd);
 			continue;
 		}
+		if (tls)
+			w->m->tls_accepted++;
 		sock_tune(&w->cfg, fd);
 		if ((c = conn_new(w, fd, role, tls)) == NULL) {
 			log_warn("conn_alloc_failed", "err=%s",
@@ -190,6 +198,14 @@ conn_accept(struct worker *w, int lfd, enum listen_role role)
 			continue;
 		}
 		addr_format(c, &ss);
+		rc = role == ROLE_DERP ? limits_ip_acquire(w, c->ip16) : 0;
+		if (rc < 0) {
+			w->m->accepts_rejected_ip++;
+			conn_close(c, rc == -EUSERS ? "too_many_per_ip" :
+			    "out_of_memory");
+			continue;
+		}
+		c->ip_counted = rc > 0;
 		log_debug("conn_accepted", "conn=%" PRIu64 " peer=%s tls=%d",
 		    c->id, c->addr, tls);
 	}
@@ -366,7 +382,8 @@ conn_flush(struct conn *c)
 		r = conn_write(c, p, n);
 		if (r == -EAGAIN) {
 			(void)loop_io_mod(w->loop, &c->io,
-			    c->want_write_on_read ? LOOP_IN : LOOP_RW);
+			    c->want_write_on_read ? LOOP_IN :
+			    c->throttled ? LOOP_OUT : LOOP_RW);
 			if (c->state == ST_DERP && (progress ||
 			    !loop_timer_armed(&c->deadline))) {
 				int	to = c->can_mesh ?
@@ -402,7 +419,7 @@ conn_flush(struct conn *c)
 		conn_close(c, c->close_reason ? c->close_reason : "done");
 		return;
 	}
-	(void)loop_io_mod(w->loop, &c->io, LOOP_IN);
+	(void)loop_io_mod(w->loop, &c->io, c->throttled ? 0 : LOOP_IN);
 }
 
 int
@@ -444,7 +461,7 @@ conn_on_readable(struct conn *c)
 	ssize_t		 r;
 	bool		 scratch;
 
-	while (!c->closing && budget > 0) {
+	while (!c->closing && !c->throttled && budget > 0) {
 		scratch = bbuf_len(in) == 0;
 		if (scratch) {
 			bbuf_free(in);
@@ -455,7 +472,13 @@ conn_on_readable(struct conn *c)
 			maxcap = c->state == ST_HELLO ?
 			    DERP_FRAME_HDR_LEN + DERP_MAX_CLIENT_INFO :
 			    WK_IN_CAP;
-			if (bbuf_reserve(in, 4096, maxcap) < 0) {
+			/* A partial frame near the maximum leaves little
+			 * room: ask for what is left, not a fixed amount.
+			 * A full buffer without a whole frame cannot happen
+			 * within the frame limits. */
+			room = maxcap - bbuf_len(in);
+			if (room == 0 || bbuf_reserve(in, room < 16384 ? room :
+			    16384, maxcap) < 0) {
 				conn_close(c, "frame_too_large");
 				return;
 			}
@@ -497,7 +520,7 @@ conn_on_readable(struct conn *c)
 			return;
 		}
 	}
-	if (!c->closing && budget == 0)
+	if (!c->closing && !c->throttled && budget == 0)
 		conn_read_again(c);
 	if (!c->closing)
 		conn_flush_later(c);
@@ -603,6 +626,11 @@ conn_close(struct conn *c, const char *reason)
 	loop_io_del(w->loop, &c->io);
 	loop_timer_cancel(w->loop, &c->deadline);
 	loop_timer_cancel(w->loop, &c->keepalive);
+	loop_timer_cancel(w->loop, &c->rate_timer);
+	if (c->ip_counted) {
+		limits_ip_release(w, c->ip16);
+		c->ip_counted = false;
+	}
 	if (c->state == ST_DERP)
 		session_end(c);
 	c->close_next = w->close_list;

@@ -80,6 +80,9 @@ static const struct series plain[] = {
 	S("derp_websocket_accepts", "counter", websocket_accepts),
 	S("derp_packet_forwarder_delete_other_value", "counter",
 	    packet_forwarder_delete_other_value),
+	S("derp_rate_limit_per_client_waited", "counter", rate_limit_waits),
+	S("tls_listener_accepted_connections", "counter", tls_accepted),
+	S("tls_listener_rejected_connections", "counter", accepts_rejected),
 };
 
 /* derpd's own series. */
@@ -93,6 +96,7 @@ static const struct series derpd[] = {
 	S("derpd_bus_gaps", "counter", bus_gaps),
 	S("derpd_worker_respawns", "counter", respawns),
 	S("derpd_mesh_links_up", "gauge", mesh_links_up),
+	S("derpd_accepts_rejected_per_ip", "counter", accepts_rejected_ip),
 };
 
 #undef S

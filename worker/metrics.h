@@ -74,6 +74,10 @@ struct metrics {
 	uint64_t	node_conns;
 	uint64_t	packet_forwarder_delete_other_value;
 	uint64_t	mesh_links_up;
+	uint64_t	accepts_rejected;	/* accept rate limiter */
+	uint64_t	accepts_rejected_ip;	/* per-IP cap */
+	uint64_t	rate_limit_waits;	/* receive rate pauses */
+	uint64_t	tls_accepted;
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at

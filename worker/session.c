@@ -548,7 +548,7 @@ session_input(struct conn *c)
 	size_t			 avail;
 	int			 frames = 0;
 
-	while (!c->closing && (avail = bbuf_len(in)) > 0) {
+	while (!c->closing && !c->throttled && (avail = bbuf_len(in)) > 0) {
 		const uint8_t	*p = in->p + in->off;
 
 		if (avail >= DERP_FRAME_HDR_LEN) {
@@ -584,6 +584,10 @@ session_input(struct conn *c)
 			return;
 		}
 		if (n <= 0)
+			break;
+		/* Receive rate (5.13): charge before handling; when short,
+		 * the frame waits in the buffer and reads pause. */
+		if (c->state == ST_DERP && !limits_charge(c, (size_t)n))
 			break;
 		if (c->state == ST_HELLO)
 			client_info(c, f.payload, f.len);

@@ -117,6 +117,11 @@ struct conn {
 	bool		 fast_start;
 	bool		 watcher;
 	uint32_t	 skip;		/* unknown-frame bytes to discard */
+	bool		 throttled;	/* receive rate: reads paused */
+	double		 rate_tokens;	/* receive rate bucket, bytes */
+	uint64_t	 rate_ms;
+	struct loop_timer rate_timer;
+	bool		 ip_counted;	/* holds a per-IP slot */
 	uint64_t	 registered_ms;
 	uint64_t	 spoke_seq;	/* dup sets: last time it sent */
 	uint64_t	 stamp;		/* node-wide dups: last activity, ns */
@@ -146,6 +151,9 @@ struct worker {
 	bool		 ready_sent;
 	bool		 accept_paused;
 	struct loop_timer accept_resume;
+	double		 accept_tokens;
+	uint64_t	 accept_ms;
+	struct ipcount	*ipc;		/* per source IP connection counts */
 	struct loop_timer stop_timer;
 	bool		 stopping;
 
@@ -182,6 +190,15 @@ bbuf_len(const struct bbuf *b)
 {
 	return b->len - b->off;
 }
+
+/* limits.c: accept rate, per-IP cap, per-client receive rate */
+bool	limits_accept(struct worker *w);
+int	limits_ip_acquire(struct worker *w, const uint8_t ip16[16]);
+void	limits_ip_release(struct worker *w, const uint8_t ip16[16]);
+/* Charge cost bytes before handling a frame; false: throttled (reads
+ * paused, resumed by timer). */
+bool	limits_charge(struct conn *c, size_t cost);
+void	limits_fini(struct worker *w);
 
 /* conn.c: transport */
 void	conn_accept(struct worker *w, int lfd, enum listen_role role);

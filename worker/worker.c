@@ -341,6 +341,7 @@ worker_free(struct worker *w)
 	SSL_CTX_free(w->mesh_ctx);
 	node_fini(w);
 	registry_free(w->reg);
+	limits_fini(w);
 	SSL_CTX_free(w->ssl_ctx);
 	loop_free(w->loop);
 	free(w->scratch);

@@ -336,7 +336,12 @@ node_metric(const struct node *n, const char *name)
 	int			 st;
 
 	node_opts(n, &o);
-	st = client_http_get(&o, "GET", "/debug/varz", NULL, buf, sizeof(buf));
+	if (n->metrics_port != 0) {
+		o.port = n->metrics_port;
+		o.tls = false;
+	}
+	st = client_http_get(&o, "GET", n->metrics_port ? "/metrics" :
+	    "/debug/varz", NULL, buf, sizeof(buf));
 	if (st != 200)
 		fail_msg("GET /debug/varz: %d (%s) got \"%.60s\"", st,
 		    st < 0 ? strerror(-st) : "status", buf);

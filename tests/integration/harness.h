@@ -24,6 +24,7 @@ struct node {
 	bool		 stopped;
 	bool		 fixed;		/* port preset by the test */
 	uint16_t	 stun_port;	/* UDP STUN listener, 0 = off */
+	uint16_t	 metrics_port;	/* metrics.listen, for node_metric */
 };
 
 /* Start derpd; extra is appended to the generated config (libconfig

@@ -280,6 +280,35 @@ test_relay_slow_reader_drops_only_its_own(void **state)
 	node_free(n);
 }
 
+/* Maximum-size packets arrive in pieces (16 KiB TLS records): a partial
+ * frame near the limit must not be mistaken for an oversized one. */
+static void
+test_relay_max_size_packets_tls(void **state)
+{
+	struct node		*n = node_start(true, NULL);
+	struct client		*a = node_client(n), *b = node_client(n);
+	struct client_msg	 m;
+	static uint8_t		 pkt[65536];
+	int			 i;
+
+	(void)state;
+	for (i = 0; i < 200; i++) {
+		pkt[0] = (uint8_t)i;
+		pkt[65535] = (uint8_t)~i;
+		assert_int_equal(client_send_packet(a, client_public_key(b),
+		    pkt, sizeof(pkt)), 0);
+		assert_int_equal(recv_type(b, DERP_FRAME_RECV_PACKET, &m, 5000),
+		    0);
+		assert_int_equal(m.len, sizeof(pkt));
+		assert_int_equal(m.data[0], (uint8_t)i);
+		assert_int_equal(m.data[65535], (uint8_t)~i);
+	}
+	client_free(a);
+	client_free(b);
+	node_stop(n);
+	node_free(n);
+}
+
 static void
 test_relay_thousand_clients(void **state)
 {
@@ -346,6 +375,7 @@ main(void)
 		cmocka_unit_test(
 		    test_relay_unknown_dest_dropped_and_disco_peer_gone_limited),
 		cmocka_unit_test(test_relay_slow_reader_drops_only_its_own),
+		cmocka_unit_test(test_relay_max_size_packets_tls),
 		cmocka_unit_test(test_relay_thousand_clients),
 		cmocka_unit_test(test_relay_sigterm_sends_restarting),
 	};
