@@ -409,3 +409,22 @@ recv_type(struct client *c, uint8_t type, struct client_msg *m,
 			return 0;
 	}
 }
+
+void
+reach(struct client *a, struct client *b)
+{
+	uint64_t		deadline = now_ms() + 15000;
+	struct client_msg	m;
+	int			rc;
+
+	do {
+		assert_int_equal(client_send_packet(a, client_public_key(b),
+		    "sync", 4), 0);
+		rc = recv_type(b, DERP_FRAME_RECV_PACKET, &m, 200);
+	} while (rc == -ETIMEDOUT && now_ms() < deadline);
+	assert_int_equal(rc, 0);
+	assert_memory_equal(m.key, client_public_key(a), 32);
+	/* Copies of the probe still in flight. */
+	while (client_recv(b, &m, 100) == 0)
+		;
+}

@@ -62,6 +62,11 @@ ssize_t		 raw_read_until_eof(int fd, uint8_t *buf, size_t cap,
 int		 recv_type(struct client *c, uint8_t type,
 		    struct client_msg *m, int timeout_ms);
 
+/* Send from a to b until one arrives (presence may still be propagating
+ * between workers or nodes), then drain stragglers.  Fails the test
+ * after 15 s. */
+void		 reach(struct client *a, struct client *b);
+
 uint64_t	 now_ms(void);
 
 #endif
