@@ -135,7 +135,8 @@ bench: deps all
 DEB_PKGS := build-essential pkg-config clang libssl-dev libsodium-dev \
 	    libjansson-dev libconfig-dev libzmq3-dev libsystemd-dev \
 	    libcurl4-openssl-dev libhttp-parser-dev libwslay-dev libcmocka-dev \
-	    openssl curl coturn
+	    openssl curl coturn python3 prometheus pebble uacme chromium \
+	    node-tweetnacl
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
