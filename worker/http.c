@@ -220,6 +220,17 @@ respond(struct conn *c, int status, const char *reason, const char *ctype,
 		(void)conn_send_ctrl(c, body, blen);
 }
 
+void
+http_respond_debug(struct conn *c, int status, const char *reason,
+    const char *ctype, const char *extra, const char *body, size_t blen)
+{
+	char	hdrs[sizeof(SECURITY_HEADERS) + 512];
+
+	snprintf(hdrs, sizeof(hdrs), "%s%s", SECURITY_HEADERS,
+	    extra != NULL ? extra : "");
+	respond(c, status, reason, ctype, hdrs, body, blen);
+}
+
 static void
 respond_text(struct conn *c, int status, const char *reason,
     const char *extra, const char *body)
@@ -300,6 +311,10 @@ serve_debug(struct conn *c, const char *path)
 	if (!debug_allowed(c)) {
 		respond_text(c, 403, "Forbidden", NULL,
 		    "debug access denied\n");
+		return;
+	}
+	if (strcmp(path, "/debug/traffic") == 0) {
+		traffic_http(c);
 		return;
 	}
 	if (strcmp(path, "/debug/varz") != 0) {
@@ -438,7 +453,7 @@ http_input(struct conn *c)
 	enum http_errno	 e;
 
 	while (c->state == ST_HTTP && !c->closing && !c->close_after_write &&
-	    (len = bbuf_len(in)) > 0) {
+	    c->treq == NULL && (len = bbuf_len(in)) > 0) {
 		if (len > WK_HTTP_HEAD_MAX - r->head_bytes)
 			len = WK_HTTP_HEAD_MAX - r->head_bytes;
 		n = http_parser_execute(&c->hp, &settings,
