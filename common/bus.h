@@ -46,13 +46,13 @@ struct bus_callbacks {
 	void	(*worker_down)(void *arg, int worker);
 	/* Answer a snapshot request: bus_snapshot_add() per local client. */
 	void	(*snapshot)(void *arg, struct bus *b);
-	void	*arg;
-	/* Traffic query (after arg, so older initialisers stay valid):
-	 * answer with bus_traffic_reply() before returning. */
+	/* Traffic query (/debug/traffic): answer with bus_traffic_reply()
+	 * before returning. */
 	void	(*traffic_req)(void *arg, struct bus *b, uint32_t req);
 	/* A chunk of a sibling's answer; last ends that sibling's part. */
 	void	(*traffic_data)(void *arg, int worker, uint32_t req,
 		    const uint8_t *p, size_t n, bool last);
+	void	*arg;
 };
 
 struct bus_stats {

@@ -320,8 +320,8 @@ int
 node_init(struct worker *w, const struct worker_env *env)
 {
 	struct bus_callbacks	 cb = { on_event, on_sync_begin, on_sync_end,
-				    on_worker_down, on_snapshot, w,
-				    on_traffic_req, on_traffic_data };
+				    on_worker_down, on_snapshot,
+				    on_traffic_req, on_traffic_data, w };
 	struct node		*n;
 	int			 fds[BUS_FDS_MAX], i;
 

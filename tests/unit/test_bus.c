@@ -118,7 +118,7 @@ static struct bus *
 open_worker(int w)
 {
 	struct bus_callbacks	cb = { on_event, on_begin, on_end, on_down,
-				    on_snapshot, &tabs[w] };
+				    on_snapshot, NULL, NULL, &tabs[w] };
 
 	tabs[w].self = w;
 	return bus_open(dir, w, NW, &cb);
