@@ -21,7 +21,7 @@
 #include "worker/wk.h"
 
 #define HTTP_MAX	(16 * 1024 * 1024)	/* response body cap */
-#define WAIT_MS		1000		/* for the siblings' answers */
+#define WAIT_MS		1000		/* siblings' answers */
 #define REQS_MAX	4		/* queries waiting, per worker */
 #define DUMP_CHUNK	(64 * 1024)	/* bytes per write(2) */
 #define WORKERS_MAX	256		/* conf: workers <= 256 */
@@ -44,13 +44,13 @@ struct traffic {
 	struct traffic_req	*reqs;
 	int			 nreqs;
 	uint32_t		 next_id;
-	uint8_t			*chunk;		/* answer to a sibling */
+	uint8_t			*chunk;		/* sibling's answer */
 	size_t			 chunk_len;
 	/* dump */
 	char			 path[PATH_MAX];
 	int			 interval_s, max_entries;
 	struct loop_timer	 tick;
-	struct bbuf		 lines;		/* pending dump lines */
+	struct bbuf		 lines;		/* pending lines */
 	int			 nlines;
 	bool			 failing;	/* last write failed */
 	struct traffic_ctr	 link_dumped[CONF_MAX_PEERS];
@@ -479,7 +479,7 @@ traffic_reload(struct worker *w)
 		return;
 	if (strcmp(t->path, w->cfg.traffic_dump_file) != 0 ||
 	    t->nlines >= w->cfg.traffic_max_entries)
-		dump_write(t);		/* what is pending goes to the old file */
+		dump_write(t);	/* pending lines: to the old file */
 	snprintf(t->path, sizeof(t->path), "%s", w->cfg.traffic_dump_file);
 	t->interval_s = w->cfg.traffic_interval_s;
 	t->max_entries = w->cfg.traffic_max_entries;

@@ -447,6 +447,39 @@ test_traffic_dump_early_flush(void **state)
 	node_free(n);
 }
 
+static void
+test_traffic_dump_reload(void **state)
+{
+	struct node	*n = node_start(false, "traffic = { dump_file = \"\"; "
+			    "interval_s = 1; };\n");
+	struct client	*a = node_client(n), *b = node_client(n);
+	struct ctr	 a1, sum, last;
+	char		 path[400], cmd[1200];
+	uint64_t	 deadline;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/later.jsonl", n->dir);
+	exchange(a, b, NPKT);
+	conn_ctr(n, client_public_key(a), &a1, NULL);
+	assert_int_equal(access(path, F_OK), -1);	/* off: no file */
+	/* SIGHUP turns it on: the first lines carry everything so far. */
+	snprintf(cmd, sizeof(cmd), "sed -i 's|dump_file = \"\"|dump_file = "
+	    "\"%s\"|' %s", path, n->conf);
+	assert_int_equal(system(cmd), 0);
+	kill(n->pid, SIGHUP);
+	deadline = now_ms() + 10000;
+	while (now_ms() < deadline && dump_sum(path, client_public_key(a),
+	    &sum, &last, NULL) == 0)
+		usleep(50 * 1000);	/* polling the file */
+	assert_int_equal(sum.rp, a1.rp);
+	assert_int_equal(sum.sp, a1.sp);
+	assert_int_equal(sum.rb, NPKT * PSIZE);
+	client_free(a);
+	client_free(b);
+	node_stop(n);
+	node_free(n);
+}
+
 /* Sum of a counter over lines matching link index / mesh conns. */
 static json_int_t
 sum_where(json_t *arr, const char *what, int link, const char *field,
@@ -575,6 +608,7 @@ main(void)
 		cmocka_unit_test(test_traffic_debug_two_workers),
 		cmocka_unit_test(test_traffic_dump_interval),
 		cmocka_unit_test(test_traffic_dump_early_flush),
+		cmocka_unit_test(test_traffic_dump_reload),
 		cmocka_unit_test(test_traffic_mesh_link),
 	};
 

@@ -204,7 +204,7 @@ test_traffic_line_bounded(void **state)
 	memset(&d, 0xff, sizeof(d));
 	r.delta = &d;
 	r.closed = true;
-	r.time_ms = 253402300799999LL;		/* 9999-12-31T23:59:59.999 */
+	r.time_ms = 253402300799999LL;	/* 9999-12-31T23:59:59.999 */
 	assert_true(traffic_format(line, sizeof(line), &r) > 0);
 	assert_int_equal(traffic_format(small, sizeof(small), &r), -ENOSPC);
 	assert_int_equal(traffic_format(small, 0, &r), -ENOSPC);
