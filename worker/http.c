@@ -61,6 +61,11 @@ static const char HOME_PAGE[] =
     "<li><a href=\"https://pkg.go.dev/tailscale.com/derp\">"
     "Protocol &amp; Go docs</a></li>\n</ul>\n</body>\n</html>\n";
 
+static const char DEBUG_INDEX[] =
+    "<html><body><h1>derpd debug</h1>"
+    "<a href=\"/debug/varz\">/debug/varz</a><br>"
+    "<a href=\"/debug/traffic\">/debug/traffic</a></body></html>\n";
+
 static int
 on_message_begin(http_parser *p)
 {
@@ -319,10 +324,7 @@ serve_debug(struct conn *c, const char *path)
 	}
 	if (strcmp(path, "/debug/varz") != 0) {
 		respond(c, 200, "OK", "text/html; charset=utf-8",
-		    SECURITY_HEADERS, "<html><body><h1>derpd debug</h1>"
-		    "<a href=\"/debug/varz\">/debug/varz</a></body></html>\n",
-		    strlen("<html><body><h1>derpd debug</h1>"
-		    "<a href=\"/debug/varz\">/debug/varz</a></body></html>\n"));
+		    SECURITY_HEADERS, DEBUG_INDEX, sizeof(DEBUG_INDEX) - 1);
 		return;
 	}
 	serve_metrics(c);
