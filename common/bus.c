@@ -28,6 +28,7 @@
 enum msg_type {
 	M_ADD = 1, M_DEL, M_ACTIVE, M_HEARTBEAT, M_RESERVED5,
 	M_SNAP_REQ, M_SNAP_ADD, M_SNAP_END, M_CLOSE,
+	M_TRAFFIC_REQ, M_TRAFFIC_DATA,	/* /debug/traffic across workers */
 };
 
 enum sync_state { S_UNSYNCED, S_SYNCING, S_SYNCED };
@@ -53,6 +54,7 @@ struct bus {
 	/* snapshot being served */
 	uint8_t			 snap_id[256];
 	size_t			 snap_idlen;
+	uint8_t			*tbuf;		/* traffic reply, lazily */
 };
 
 static uint64_t
@@ -118,6 +120,9 @@ encode(uint8_t *out, const struct bus_msg *m)
 	case M_SNAP_REQ:
 		wire_put_u16(&o, m->worker);
 		break;
+	case M_TRAFFIC_REQ:
+		wire_put_u32(&o, m->req);
+		break;
 	default:
 		break;
 	}
@@ -162,6 +167,18 @@ bus_decode(const uint8_t *p, size_t len, struct bus_msg *m)
 	case M_SNAP_REQ:
 		m->worker = wire_u16(&w);
 		break;
+	case M_TRAFFIC_REQ:
+		m->req = wire_u32(&w);
+		break;
+	case M_TRAFFIC_DATA:
+		m->req = wire_u32(&w);
+		m->last = wire_u8(&w) != 0;
+		m->dlen = wire_u32(&w);
+		if (w.err || m->dlen > BUS_TRAFFIC_CHUNK ||
+		    m->dlen != wire_left(&w))
+			return -EPROTO;
+		m->data = p + (len - m->dlen);
+		return 0;
 	case M_HEARTBEAT:
 	case M_SNAP_END:
 		break;
@@ -251,6 +268,7 @@ bus_close(struct bus *b)
 		free(b->ps[i].pending);
 	}
 	free(b->ps);
+	free(b->tbuf);
 	if (b->pub != NULL)
 		zmq_close(b->pub);
 	if (b->sub != NULL)
@@ -466,6 +484,68 @@ bus_worker_down(struct bus *b, int w)
 	request_sync(b, w);
 }
 
+int
+bus_traffic_request(struct bus *b, uint32_t req)
+{
+	struct bus_msg	m = { .type = M_TRAFFIC_REQ, .pub = (uint16_t)b->self };
+	int		i, asked = 0;
+
+	m.epoch = b->epoch;
+	m.seq = b->seq;
+	m.req = req;
+	for (i = 0; b->ps != NULL && i < b->n; i++)
+		if (b->ps[i].dealer != NULL &&
+		    send_msg(b->ps[i].dealer, &m, NULL, 0, &b->st) == 0)
+			asked++;
+	return asked;
+}
+
+int
+bus_traffic_reply(struct bus *b, uint32_t req, const void *p, size_t n,
+    bool last)
+{
+	struct bus_msg	m = { .type = M_TRAFFIC_DATA, .pub = (uint16_t)b->self };
+	struct wire_out	o;
+	size_t		hl;
+
+	if (n > BUS_TRAFFIC_CHUNK)
+		return -EMSGSIZE;
+	if (b->tbuf == NULL &&
+	    (b->tbuf = malloc(MSG_MAX + BUS_TRAFFIC_CHUNK)) == NULL)
+		return -ENOMEM;
+	m.epoch = b->epoch;
+	m.seq = b->seq;
+	if ((hl = encode(b->tbuf, &m)) == 0)
+		return -EINVAL;
+	wire_out_init(&o, b->tbuf + hl, MSG_MAX - hl);
+	wire_put_u32(&o, req);
+	wire_put_u8(&o, last ? 1 : 0);
+	wire_put_u32(&o, (uint32_t)n);
+	if (o.err)
+		return -EINVAL;
+	hl += o.off;
+	if (n > 0)
+		memcpy(b->tbuf + hl, p, n);
+	if (zmq_send(b->router, b->snap_id, b->snap_idlen,
+	    ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0 ||
+	    zmq_send(b->router, b->tbuf, hl + n, ZMQ_DONTWAIT) < 0) {
+		b->st.send_dropped++;
+		return -errno;
+	}
+	return 0;
+}
+
+static void
+serve_traffic(struct bus *b, const uint8_t *id, size_t idlen, uint32_t req)
+{
+	memcpy(b->snap_id, id, idlen);
+	b->snap_idlen = idlen;
+	if (b->cb.traffic_req != NULL)
+		b->cb.traffic_req(b->cb.arg, b, req);
+	else
+		(void)bus_traffic_reply(b, req, NULL, 0, true);
+}
+
 static void
 serve_snapshot(struct bus *b, const uint8_t *id, size_t idlen)
 {
@@ -514,46 +594,72 @@ drain_router(struct bus *b)
 		    < 0)
 			return;
 		if (n > (int)sizeof(buf) || bus_decode(buf, (size_t)n, &m) < 0 ||
-		    m.type != M_SNAP_REQ) {
+		    (m.type != M_SNAP_REQ && m.type != M_TRAFFIC_REQ)) {
 			b->st.bad_messages++;
 			continue;
 		}
-		serve_snapshot(b, id, idn > (int)sizeof(id) ? sizeof(id) :
-		    (size_t)idn);
+		if (m.type == M_TRAFFIC_REQ)
+			serve_traffic(b, id, idn > (int)sizeof(id) ?
+			    sizeof(id) : (size_t)idn, m.req);
+		else
+			serve_snapshot(b, id, idn > (int)sizeof(id) ?
+			    sizeof(id) : (size_t)idn);
+	}
+}
+
+static void
+dispatch(struct bus *b, const struct bus_msg *m)
+{
+	switch (m->type) {
+	case M_SNAP_ADD:
+	case M_SNAP_END:
+		on_snapshot(b, m);
+		break;
+	case M_ADD:
+	case M_DEL:
+	case M_ACTIVE:
+	case M_CLOSE:
+	case M_HEARTBEAT:
+		on_delta(b, m);
+		break;
+	case M_TRAFFIC_DATA:
+		if (m->pub >= b->n || m->pub == b->self) {
+			b->st.bad_messages++;
+			break;
+		}
+		if (b->cb.traffic_data != NULL)
+			b->cb.traffic_data(b->cb.arg, m->pub, m->req, m->data,
+			    m->dlen, m->last);
+		break;
+	default:
+		b->st.bad_messages++;
+		break;
 	}
 }
 
 static void
 drain(struct bus *b, void *s)
 {
-	uint8_t		buf[MSG_MAX];
+	zmq_msg_t	zm;
 	struct bus_msg	m;
 	int		n;
 
 	while (readable(s)) {
-		if ((n = zmq_recv(s, buf, sizeof(buf), ZMQ_DONTWAIT)) < 0)
+		if (zmq_msg_init(&zm) != 0)
 			return;
+		/* Whole messages: a traffic answer is larger than MSG_MAX. */
+		if ((n = zmq_msg_recv(&zm, s, ZMQ_DONTWAIT)) < 0) {
+			zmq_msg_close(&zm);
+			return;
+		}
 		b->st.received++;
-		if (n > (int)sizeof(buf) || bus_decode(buf, (size_t)n, &m) < 0) {
+		if (bus_decode(zmq_msg_data(&zm), zmq_msg_size(&zm), &m) < 0 ||
+		    (m.type != M_TRAFFIC_DATA && (size_t)n > MSG_MAX)) {
 			b->st.bad_messages++;
-			continue;
+		} else {
+			dispatch(b, &m);
 		}
-		switch (m.type) {
-		case M_SNAP_ADD:
-		case M_SNAP_END:
-			on_snapshot(b, &m);
-			break;
-		case M_ADD:
-		case M_DEL:
-		case M_ACTIVE:
-		case M_CLOSE:
-		case M_HEARTBEAT:
-			on_delta(b, &m);
-			break;
-		default:
-			b->st.bad_messages++;
-			break;
-		}
+		zmq_msg_close(&zm);
 	}
 }
 

@@ -46,6 +46,12 @@ struct bus_callbacks {
 	void	(*worker_down)(void *arg, int worker);
 	/* Answer a snapshot request: bus_snapshot_add() per local client. */
 	void	(*snapshot)(void *arg, struct bus *b);
+	/* Traffic query (/debug/traffic): answer with bus_traffic_reply()
+	 * before returning. */
+	void	(*traffic_req)(void *arg, struct bus *b, uint32_t req);
+	/* A chunk of a sibling's answer; last ends that sibling's part. */
+	void	(*traffic_data)(void *arg, int worker, uint32_t req,
+		    const uint8_t *p, size_t n, bool last);
 	void	*arg;
 };
 
@@ -80,6 +86,15 @@ int		 bus_publish(struct bus *b, enum bus_event ev,
 void		 bus_worker_down(struct bus *b, int w);
 void		 bus_snapshot_add(struct bus *b, const struct bus_client *c);
 
+/* Ask every sibling for its traffic table (/debug/traffic); returns
+ * how many were asked.  Answers arrive through traffic_data. */
+int		 bus_traffic_request(struct bus *b, uint32_t req);
+/* Inside traffic_req only: send one chunk (at most BUS_TRAFFIC_CHUNK
+ * bytes) of the answer.  0 or -errno (the requester times out). */
+#define BUS_TRAFFIC_CHUNK	(60 * 1024)
+int		 bus_traffic_reply(struct bus *b, uint32_t req, const void *p,
+		    size_t n, bool last);
+
 const struct bus_stats *bus_stats(const struct bus *b);
 /* True when every publisher has been synchronised at least once. */
 bool		 bus_synced(const struct bus *b);
@@ -91,6 +106,10 @@ struct bus_msg {
 	uint64_t		epoch, seq;
 	uint16_t		worker;		/* SNAP_REQ */
 	struct bus_client	c;
+	uint32_t		req;		/* TRAFFIC_REQ, TRAFFIC_DATA */
+	bool			last;		/* TRAFFIC_DATA */
+	const uint8_t		*data;		/* TRAFFIC_DATA, borrowed */
+	size_t			dlen;
 };
 int		 bus_decode(const uint8_t *p, size_t len, struct bus_msg *m);
 

@@ -107,6 +107,11 @@ static const struct conf_item conf_items[] = {
 	I("limits.max_per_ip", max_per_ip, 0, 1000000, 0, CONF_RELOAD),
 	G("metrics"),
 	S("metrics.listen", metrics_listen, "127.0.0.1:9090", CONF_RESTART),
+	G("traffic"),
+	S("traffic.dump_file", traffic_dump_file, "", CONF_RELOAD),
+	I("traffic.interval_s", traffic_interval_s, 1, 86400, 60, CONF_RELOAD),
+	I("traffic.max_entries", traffic_max_entries, 1, 1000000, 10000,
+	    CONF_RELOAD),
 };
 
 #define NITEMS	(sizeof(conf_items) / sizeof(conf_items[0]))

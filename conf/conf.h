@@ -65,6 +65,11 @@ struct config {
 	/* metrics */
 	char	 metrics_listen[CONF_STR_MAX];
 
+	/* traffic dump (reloadable) */
+	char	 traffic_dump_file[PATH_MAX];	/* "" = off */
+	int	 traffic_interval_s;		/* 60 */
+	int	 traffic_max_entries;		/* lines per period, 10000 */
+
 	bool	 dev;				/* set by --dev, not the file */
 };
 

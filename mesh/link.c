@@ -62,6 +62,10 @@ struct mesh_link {
 	size_t			 out_off, out_len, out_cap;
 	unsigned		 fails;
 	bool			 learnt;	/* present() was called */
+	bool			 has_server;	/* server key received */
+	char			 addr[64];	/* peer "ip:port" */
+	uint64_t		 up_ms;
+	struct traffic_ctr	 tr;		/* /debug/traffic */
 };
 
 static void	link_io(struct loop_io *io, unsigned events);
@@ -134,6 +138,7 @@ flush(struct mesh_link *lk)
 		    (int)(lk->out_len - lk->out_off));
 		if (r > 0) {
 			lk->out_off += (size_t)r;
+			lk->tr.sent_wire += (size_t)r;
 			if (lk->st == L_UP)
 				(void)loop_timer_set(lk->loop, &lk->deadline,
 				    READ_IDLE_MS);
@@ -190,6 +195,7 @@ frames(struct mesh_link *lk)
 				link_fail(lk, "bad_server_key");
 				return;
 			}
+			lk->has_server = true;
 			if (derp_key_equal(lk->server, lk->pub)) {
 				log_notice("mesh_self", "peer=%s", lk->host);
 				lk->st = L_SELF;
@@ -208,6 +214,7 @@ frames(struct mesh_link *lk)
 			}
 			lk->st = L_UP;
 			lk->fails = 0;
+			lk->up_ms = loop_now(lk->loop);
 			log_notice("mesh_link_up", "peer=%s", lk->host);
 			break;
 		case DERP_FRAME_PEER_PRESENT:
@@ -280,6 +287,7 @@ readable(struct mesh_link *lk)
 			return;
 		}
 		lk->in_len += (size_t)r;
+		lk->tr.recv_wire += (size_t)r;
 		(void)loop_timer_set(lk->loop, &lk->deadline, READ_IDLE_MS);
 		if (lk->st == L_UPGRADE)
 			upgrade_input(lk);
@@ -321,6 +329,35 @@ is_ip(const char *s)
 	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
 }
 
+/* The connected address, formatted by us (never the configured text). */
+static void
+peer_addr(struct mesh_link *lk)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sl = sizeof(ss);
+	char			host[INET6_ADDRSTRLEN];
+	uint16_t		port;
+
+	lk->addr[0] = '\0';
+	if (getpeername(lk->fd, (struct sockaddr *)&ss, &sl) == -1)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)&ss;
+
+		port = ntohs(s4->sin_port);
+		if (inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host)))
+			snprintf(lk->addr, sizeof(lk->addr), "%s:%u", host,
+			    port);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)&ss;
+
+		port = ntohs(s6->sin6_port);
+		if (inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host)))
+			snprintf(lk->addr, sizeof(lk->addr), "[%s]:%u", host,
+			    port);
+	}
+}
+
 static void
 connected(struct mesh_link *lk)
 {
@@ -333,6 +370,7 @@ connected(struct mesh_link *lk)
 		return;
 	}
 	(void)setsockopt(lk->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	peer_addr(lk);
 	if ((lk->ssl = SSL_new(lk->c.ctx)) == NULL ||
 	    SSL_set_fd(lk->ssl, lk->fd) != 1) {
 		link_fail(lk, "tls_alloc");
@@ -534,14 +572,35 @@ mesh_link_forward(struct mesh_link *lk, const uint8_t src[DERP_KEY_LEN],
 {
 	uint8_t	hdr[DERP_FORWARD_HDR_LEN];
 
-	if (lk->st != L_UP)
+	if (lk->st != L_UP) {
+		lk->tr.drops++;
 		return -ENOTCONN;
-	if (lk->out_cap - (lk->out_len - lk->out_off) < sizeof(hdr) + len)
+	}
+	if (lk->out_cap - (lk->out_len - lk->out_off) < sizeof(hdr) + len) {
+		lk->tr.drops++;
 		return -ENOBUFS;
+	}
 	derp_enc_forward_packet_hdr(hdr, src, dst, len);
-	if (queue(lk, hdr, sizeof(hdr)) < 0 || queue(lk, pkt, len) < 0)
+	if (queue(lk, hdr, sizeof(hdr)) < 0 || queue(lk, pkt, len) < 0) {
+		lk->tr.drops++;
 		return -ENOBUFS;
+	}
+	lk->tr.sent_packets++;
+	lk->tr.sent_bytes += len;
 	return 0;
+}
+
+void
+mesh_link_stats(const struct mesh_link *lk, struct mesh_link_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->host = lk->host;
+	snprintf(out->addr, sizeof(out->addr), "%s", lk->addr);
+	out->up = lk->st == L_UP;
+	out->has_key = lk->has_server && lk->st != L_SELF;
+	memcpy(out->key, lk->server, DERP_KEY_LEN);
+	out->up_ms = lk->up_ms;
+	out->tr = lk->tr;
 }
 
 bool

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "common/loop.h"
+#include "common/traffic.h"
 #include "derp/derp.h"
 
 struct mesh_link;
@@ -49,6 +50,18 @@ int			 mesh_link_forward(struct mesh_link *lk,
 			    const uint8_t dst[DERP_KEY_LEN], const uint8_t *pkt,
 			    size_t len);
 bool			 mesh_link_up(const struct mesh_link *lk);
+/* What /debug/traffic and the traffic dump report about a link. */
+struct mesh_link_stats {
+	const char		*host;		/* configured peer name */
+	char			 addr[64];	/* "ip:port" once connected */
+	bool			 up;
+	bool			 has_key;	/* the peer's key is known */
+	uint8_t			 key[DERP_KEY_LEN];
+	uint64_t		 up_ms;		/* loop time it came up */
+	struct traffic_ctr	 tr;		/* cumulative over reconnects */
+};
+void			 mesh_link_stats(const struct mesh_link *lk,
+			    struct mesh_link_stats *out);
 /* Build the client TLS context for links: system store or ca_file,
  * or no verification when insecure.  NULL on error. */
 SSL_CTX			*mesh_tls_ctx(const char *ca_file, bool insecure);

@@ -380,6 +380,8 @@ conn_flush(struct conn *c)
 			n = c->cur->len - c->cur_off;
 		}
 		r = conn_write(c, p, n);
+		if (r > 0)
+			c->tr.sent_wire += (uint64_t)r;
 		if (r == -EAGAIN) {
 			(void)loop_io_mod(w->loop, &c->io,
 			    c->want_write_on_read ? LOOP_IN :
@@ -415,7 +417,7 @@ conn_flush(struct conn *c)
 	bbuf_free(&c->out);
 	if (c->state == ST_DERP)
 		loop_timer_cancel(w->loop, &c->deadline);
-	if (c->close_after_write) {
+	if (c->close_after_write && c->treq == NULL) {
 		conn_close(c, c->close_reason ? c->close_reason : "done");
 		return;
 	}
@@ -425,7 +427,8 @@ conn_flush(struct conn *c)
 int
 conn_send_ctrl(struct conn *c, const void *p, size_t n)
 {
-	size_t	cap = c->watcher ? WK_WATCH_CTRL_CAP : WK_CTRL_CAP;
+	size_t	cap = c->watcher || c->big_ctrl ? WK_WATCH_CTRL_CAP :
+		    WK_CTRL_CAP;
 
 	if (c->closing)
 		return -EPIPE;
@@ -489,6 +492,7 @@ conn_on_readable(struct conn *c)
 		r = conn_read(c, in->p + in->len, room);
 		if (r > 0) {
 			in->len += (size_t)r;
+			c->tr.recv_wire += (uint64_t)r;
 			budget -= (size_t)r < budget ? (size_t)r : budget;
 			dispatch(c);
 		}
@@ -633,6 +637,7 @@ conn_close(struct conn *c, const char *reason)
 	}
 	if (c->state == ST_DERP)
 		session_end(c);
+	traffic_conn_closed(c);
 	c->close_next = w->close_list;
 	w->close_list = c;
 }

@@ -61,6 +61,11 @@ static const char HOME_PAGE[] =
     "<li><a href=\"https://pkg.go.dev/tailscale.com/derp\">"
     "Protocol &amp; Go docs</a></li>\n</ul>\n</body>\n</html>\n";
 
+static const char DEBUG_INDEX[] =
+    "<html><body><h1>derpd debug</h1>"
+    "<a href=\"/debug/varz\">/debug/varz</a><br>"
+    "<a href=\"/debug/traffic\">/debug/traffic</a></body></html>\n";
+
 static int
 on_message_begin(http_parser *p)
 {
@@ -220,6 +225,17 @@ respond(struct conn *c, int status, const char *reason, const char *ctype,
 		(void)conn_send_ctrl(c, body, blen);
 }
 
+void
+http_respond_debug(struct conn *c, int status, const char *reason,
+    const char *ctype, const char *extra, const char *body, size_t blen)
+{
+	char	hdrs[sizeof(SECURITY_HEADERS) + 512];
+
+	snprintf(hdrs, sizeof(hdrs), "%s%s", SECURITY_HEADERS,
+	    extra != NULL ? extra : "");
+	respond(c, status, reason, ctype, hdrs, body, blen);
+}
+
 static void
 respond_text(struct conn *c, int status, const char *reason,
     const char *extra, const char *body)
@@ -302,12 +318,13 @@ serve_debug(struct conn *c, const char *path)
 		    "debug access denied\n");
 		return;
 	}
+	if (strcmp(path, "/debug/traffic") == 0) {
+		traffic_http(c);
+		return;
+	}
 	if (strcmp(path, "/debug/varz") != 0) {
 		respond(c, 200, "OK", "text/html; charset=utf-8",
-		    SECURITY_HEADERS, "<html><body><h1>derpd debug</h1>"
-		    "<a href=\"/debug/varz\">/debug/varz</a></body></html>\n",
-		    strlen("<html><body><h1>derpd debug</h1>"
-		    "<a href=\"/debug/varz\">/debug/varz</a></body></html>\n"));
+		    SECURITY_HEADERS, DEBUG_INDEX, sizeof(DEBUG_INDEX) - 1);
 		return;
 	}
 	serve_metrics(c);
@@ -438,7 +455,7 @@ http_input(struct conn *c)
 	enum http_errno	 e;
 
 	while (c->state == ST_HTTP && !c->closing && !c->close_after_write &&
-	    (len = bbuf_len(in)) > 0) {
+	    c->treq == NULL && (len = bbuf_len(in)) > 0) {
 		if (len > WK_HTTP_HEAD_MAX - r->head_bytes)
 			len = WK_HTTP_HEAD_MAX - r->head_bytes;
 		n = http_parser_execute(&c->hp, &settings,

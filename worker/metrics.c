@@ -97,6 +97,10 @@ static const struct series derpd[] = {
 	S("derpd_worker_respawns", "counter", respawns),
 	S("derpd_mesh_links_up", "gauge", mesh_links_up),
 	S("derpd_accepts_rejected_per_ip", "counter", accepts_rejected_ip),
+	S("derpd_traffic_dump_lines", "counter", traffic_dump_lines),
+	S("derpd_traffic_dump_early_flushes", "counter",
+	    traffic_dump_early_flushes),
+	S("derpd_traffic_dump_errors", "counter", traffic_dump_errors),
 };
 
 #undef S

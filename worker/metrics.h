@@ -78,6 +78,9 @@ struct metrics {
 	uint64_t	accepts_rejected_ip;	/* per-IP cap */
 	uint64_t	rate_limit_waits;	/* receive rate pauses */
 	uint64_t	tls_accepted;
+	uint64_t	traffic_dump_lines;	/* traffic.c */
+	uint64_t	traffic_dump_early_flushes;
+	uint64_t	traffic_dump_errors;
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at

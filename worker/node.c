@@ -148,6 +148,37 @@ on_snapshot(void *arg, struct bus *b)
 	registry_foreach_local(w->reg, snap_one, b);
 }
 
+/* ---- /debug/traffic across workers (traffic.c formats) ---- */
+
+static void
+on_traffic_req(void *arg, struct bus *b, uint32_t req)
+{
+	(void)b;
+	traffic_answer(arg, req);
+}
+
+static void
+on_traffic_data(void *arg, int worker, uint32_t req, const uint8_t *p,
+    size_t n, bool last)
+{
+	traffic_on_data(arg, worker, req, p, n, last);
+}
+
+int
+node_traffic_request(struct worker *w, uint32_t req)
+{
+	return w->node != NULL ? bus_traffic_request(w->node->bus, req) : 0;
+}
+
+int
+node_traffic_reply(struct worker *w, uint32_t req, const void *p, size_t n,
+    bool last)
+{
+	if (w->node == NULL)
+		return -ENOTCONN;
+	return bus_traffic_reply(w->node->bus, req, p, n, last);
+}
+
 static void
 on_bus_fd(struct loop_io *io, unsigned events)
 {
@@ -289,7 +320,8 @@ int
 node_init(struct worker *w, const struct worker_env *env)
 {
 	struct bus_callbacks	 cb = { on_event, on_sync_begin, on_sync_end,
-				    on_worker_down, on_snapshot, w };
+				    on_worker_down, on_snapshot,
+				    on_traffic_req, on_traffic_data, w };
 	struct node		*n;
 	int			 fds[BUS_FDS_MAX], i;
 

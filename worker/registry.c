@@ -702,6 +702,17 @@ registry_forget_saw(struct conn *c)
 	c->saw_last = NULL;
 }
 
+size_t
+registry_saw_count(const struct conn *c)
+{
+	const struct saw_edge	*e;
+	size_t			 n = 0;
+
+	for (e = c->saw; e != NULL; e = e->cnext)
+		n++;
+	return n;
+}
+
 void
 registry_close_key(struct worker *w, const uint8_t key[DERP_KEY_LEN])
 {

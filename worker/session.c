@@ -212,6 +212,7 @@ session_end(struct conn *c)
 			w->m->packets_dropped[DROP_GONE_DISCONNECTED][k]++;
 			w->m->bytes_dropped[DROP_GONE_DISCONNECTED][k] +=
 			    p->len - DERP_RECV_HDR_LEN;
+			c->tr.drops++;
 			pkt_free(w, p);
 		}
 	memset(c->q, 0, sizeof(c->q));
@@ -234,6 +235,14 @@ drop(struct worker *w, enum drop_reason r, int kind, size_t bytes)
 	w->m->bytes_dropped[r][kind] += bytes;
 }
 
+/* A packet for dst lost: node counters and dst's traffic line. */
+static void
+drop_to(struct conn *dst, enum drop_reason r, int kind, size_t bytes)
+{
+	drop(dst->w, r, kind, bytes);
+	dst->tr.drops++;
+}
+
 static void
 enqueue(struct conn *dst, const uint8_t src[DERP_KEY_LEN],
     const uint8_t *pkt, size_t len, int kind)
@@ -245,7 +254,7 @@ enqueue(struct conn *dst, const uint8_t src[DERP_KEY_LEN],
 	int		 i;
 
 	if (dst->closing) {
-		drop(w, DROP_GONE_DISCONNECTED, kind, len);
+		drop_to(dst, DROP_GONE_DISCONNECTED, kind, len);
 		return;
 	}
 	for (i = 0; i < ENQUEUE_ATTEMPTS; i++) {
@@ -258,7 +267,8 @@ enqueue(struct conn *dst, const uint8_t src[DERP_KEY_LEN],
 		if (i == 0 && !dst->closing) {
 			conn_flush(dst);
 			if (dst->closing) {
-				drop(w, DROP_GONE_DISCONNECTED, kind, len);
+				drop_to(dst, DROP_GONE_DISCONNECTED, kind,
+				    len);
 				return;
 			}
 			continue;
@@ -270,11 +280,12 @@ enqueue(struct conn *dst, const uint8_t src[DERP_KEY_LEN],
 			q->tail = NULL;
 		q->n--;
 		q->bytes -= old->len;
-		drop(w, DROP_QUEUE_HEAD, kind, old->len - DERP_RECV_HDR_LEN);
+		drop_to(dst, DROP_QUEUE_HEAD, kind, old->len -
+		    DERP_RECV_HDR_LEN);
 		pkt_free(w, old);
 	}
 	if (i == ENQUEUE_ATTEMPTS || (p = pkt_alloc(w, flen)) == NULL) {
-		drop(w, DROP_QUEUE_TAIL, kind, len);
+		drop_to(dst, DROP_QUEUE_TAIL, kind, len);
 		return;
 	}
 	derp_enc_recv_packet_hdr(p->frame, src, len);
@@ -325,6 +336,8 @@ session_fill(struct conn *c)
 		c->next_q = (uint8_t)((k + 1) % KIND_N);
 		w->m->packets_sent++;
 		w->m->bytes_sent += p->len - DERP_RECV_HDR_LEN;
+		c->tr.sent_packets++;
+		c->tr.sent_bytes += p->len - DERP_RECV_HDR_LEN;
 		us = (loop_now(w->loop) - p->enq_ms) * 1000;
 		w->m->avg_queue_us = (w->m->avg_queue_us * 9 + us) / 10;
 		if (p->len > WK_OUT_CAP) {
@@ -474,6 +487,8 @@ frame(struct conn *c, const struct derp_frame *f)
 		}
 		w->m->packets_received++;
 		w->m->bytes_received += f->len - DERP_KEY_LEN;
+		c->tr.recv_packets++;
+		c->tr.recv_bytes += f->len - DERP_KEY_LEN;
 		w->m->packets_received_kind[derp_looks_disco(f->payload +
 		    DERP_KEY_LEN, f->len - DERP_KEY_LEN) ? KIND_DISCO :
 		    KIND_OTHER]++;
@@ -486,6 +501,8 @@ frame(struct conn *c, const struct derp_frame *f)
 			return;
 		}
 		w->m->packets_forwarded_in++;
+		c->tr.recv_packets++;
+		c->tr.recv_bytes += f->len - 2 * DERP_KEY_LEN;
 		route(c, f->payload, f->payload + DERP_KEY_LEN,
 		    f->payload + 2 * DERP_KEY_LEN, f->len - 2 * DERP_KEY_LEN,
 		    true);

@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "common/loop.h"
+#include "common/traffic.h"
 #include "conf/conf.h"
 #include "derp/derp.h"
 #include "derp/info.h"
@@ -68,6 +69,8 @@ struct bbuf {
 struct peer;
 struct saw_edge;
 struct mesh_link;
+struct traffic;
+struct traffic_req;
 
 struct conn {
 	struct loop_io	 io;
@@ -130,6 +133,12 @@ struct conn {
 	struct saw_edge	*saw;		/* sources this conn received from */
 	struct peer	*saw_last;	/* cache for the hot path */
 	struct conn	*watch_next;	/* worker watcher list */
+
+	/* traffic.c: counters, bumped without locks on the hot path */
+	struct traffic_ctr tr;
+	struct traffic_ctr tr_dumped;	/* as of its last dump line */
+	struct traffic_req *treq;	/* /debug/traffic awaiting siblings */
+	bool		 big_ctrl;	/* large debug response queued */
 };
 
 struct worker {
@@ -178,6 +187,7 @@ struct worker {
 	int		 nlinks;
 	SSL_CTX		*mesh_ctx;
 	uint64_t	 start_ms;
+	struct traffic	*traffic;	/* traffic.c: dump, queries */
 };
 
 /* bbuf (worker.c) */
@@ -303,6 +313,29 @@ void		 registry_note_saw(struct worker *w, struct conn *dst,
 void		 registry_forget_saw(struct conn *c);
 /* Close every conn of key (ClosePeer). */
 void		 registry_close_key(struct worker *w, const uint8_t key[32]);
+
+/* traffic.c: /debug/traffic (node-wide) and the periodic dump */
+int	traffic_init(struct worker *w);
+void	traffic_fini(struct worker *w);	/* flushes the dump */
+void	traffic_reload(struct worker *w);	/* after w->cfg changed */
+void	traffic_http(struct conn *c);	/* GET /debug/traffic, allowed */
+/* c is closing: its final dump line; a waiting query is dropped. */
+void	traffic_conn_closed(struct conn *c);
+/* A sibling asked for this worker's table (node.c, bus callback). */
+void	traffic_answer(struct worker *w, uint32_t req);
+void	traffic_on_data(struct worker *w, int sib, uint32_t req,
+	    const uint8_t *p, size_t n, bool last);
+/* node.c: ask the siblings; returns how many were asked. */
+int	node_traffic_request(struct worker *w, uint32_t req);
+int	node_traffic_reply(struct worker *w, uint32_t req, const void *p,
+	    size_t n, bool last);
+/* registry.c: distinct sources c currently receives from. */
+size_t	registry_saw_count(const struct conn *c);
+/* http.c: queue a whole debug response on c, with the security
+ * headers; extra (at most 512 bytes of header lines) may be NULL. */
+void	http_respond_debug(struct conn *c, int status, const char *reason,
+	    const char *ctype, const char *extra, const char *body,
+	    size_t blen);
 
 /* tls.c */
 SSL_CTX	*tls_ctx_new(const struct config *cfg, const uint8_t pub[32],

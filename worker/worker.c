@@ -163,6 +163,7 @@ reload(struct worker *w)
 		return;
 	}
 	w->cfg = nc;
+	traffic_reload(w);
 	if (ctx != NULL) {
 		/* Live connections keep a reference to the old context. */
 		SSL_CTX_free(w->ssl_ctx);
@@ -327,6 +328,7 @@ worker_free(struct worker *w)
 			conn_free(c);
 		}
 	}
+	traffic_fini(w);	/* after the connections' final lines */
 	while ((p = w->pool) != NULL) {
 		w->pool = p->next;
 		free(p);
@@ -411,6 +413,8 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	    NULL || (w->scratch = malloc(WK_IN_CAP)) == NULL)
 		return -ENOMEM;
 	w->start_ms = loop_now(w->loop);
+	if ((rc = traffic_init(w)) < 0)
+		return rc;
 	loop_set_after(w->loop, after_dispatch, w);
 	if ((rc = add_listener(w, &w->lis_https, ls->https, on_accept)) < 0 ||
 	    (rc = add_listener(w, &w->lis_http, ls->http, on_accept)) < 0 ||

@@ -2,8 +2,9 @@
  * Unit tests for common/bus.c: codec round trip and malformed messages;
  * three worker buses in one process converge on the
  * node-wide table through adds, deletes, late joins, WORKER_DOWN, a
- * restarted publisher (new epoch) and thousands of events.  Progress is
- * polled against deadlines.
+ * restarted publisher (new epoch) and thousands of events; a traffic
+ * query answered in chunks by every sibling.  Progress is polled against
+ * deadlines.
  */
 #include <errno.h>
 #include <poll.h>
@@ -114,11 +115,55 @@ on_snapshot(void *arg, struct bus *b)
 		bus_snapshot_add(b, &local[t->self].e[i]);
 }
 
+/* Traffic query: each worker answers with a small chunk, a full-size
+ * one and a last one; worker 0 collects what arrives. */
+static uint8_t	big[BUS_TRAFFIC_CHUNK];
+static size_t	got_bytes[NW];
+static int	got_last[NW], got_chunks[NW];
+static uint32_t	got_req[NW];
+
+static void
+on_traffic_req(void *arg, struct bus *b, uint32_t req)
+{
+	struct table	*t = arg;
+	char		 first[32];
+	int		 n = snprintf(first, sizeof(first), "w%d\n", t->self);
+
+	assert_int_equal(bus_traffic_reply(b, req, first, (size_t)n, false),
+	    0);
+	assert_int_equal(bus_traffic_reply(b, req, big, sizeof(big), false),
+	    0);
+	assert_int_equal(bus_traffic_reply(b, req, big, sizeof(big) + 1,
+	    false), -EMSGSIZE);
+	assert_int_equal(bus_traffic_reply(b, req, "end\n", 4, true), 0);
+}
+
+static void
+on_traffic_data(void *arg, int worker, uint32_t req, const uint8_t *p,
+    size_t n, bool last)
+{
+	struct table	*t = arg;
+	char		 first[32];
+
+	assert_int_equal(t->self, 0);
+	assert_true(worker > 0 && worker < NW);
+	if (got_chunks[worker] == 0) {
+		snprintf(first, sizeof(first), "w%d\n", worker);
+		assert_int_equal(n, strlen(first));
+		assert_memory_equal(p, first, n);
+	}
+	got_req[worker] = req;
+	got_chunks[worker]++;
+	got_bytes[worker] += n;
+	got_last[worker] += last;
+}
+
 static struct bus *
 open_worker(int w)
 {
 	struct bus_callbacks	cb = { on_event, on_begin, on_end, on_down,
-				    on_snapshot, &tabs[w] };
+				    on_snapshot, on_traffic_req,
+				    on_traffic_data, &tabs[w] };
 
 	tabs[w].self = w;
 	return bus_open(dir, w, NW, &cb);
@@ -243,6 +288,17 @@ test_bus_codec(void **state)
 	assert_int_equal(bus_decode(junk, 88, &m), -EPROTO);
 	junk[1] = 9;	/* close: 20 + 69 */
 	assert_int_equal(bus_decode(junk, 89, &m), 0);
+	junk[1] = 10;	/* traffic request: 20 + 4 */
+	assert_int_equal(bus_decode(junk, 24, &m), 0);
+	assert_int_equal(bus_decode(junk, 25, &m), -EPROTO);
+	junk[1] = 11;	/* traffic data: 20 + 9 + len */
+	junk[28] = 3;
+	assert_int_equal(bus_decode(junk, 32, &m), 0);
+	assert_int_equal(m.dlen, 3);
+	assert_ptr_equal(m.data, junk + 29);
+	assert_int_equal(bus_decode(junk, 31, &m), -EPROTO);
+	assert_int_equal(bus_decode(junk, 33, &m), -EPROTO);
+	junk[28] = 0;
 	junk[1] = 1;
 	junk[0] = 2;	/* unknown version */
 	assert_int_equal(bus_decode(junk, 89, &m), -EPROTO);
@@ -311,6 +367,39 @@ test_bus_many_events(void **state)
 	assert_int_equal(bus_stats(buses[1])->bad_messages, 0);
 }
 
+static void
+test_bus_traffic_query(void **state)
+{
+	uint64_t	deadline = ms() + 10000;
+	struct pollfd	pf[64];
+	int		w, k, i, nf, fds[32];
+
+	(void)state;
+	memset(big, '.', sizeof(big));
+	big[sizeof(big) - 1] = '\n';
+	assert_int_equal(bus_traffic_request(buses[0], 77), NW - 1);
+	while (ms() < deadline && (got_last[1] == 0 || got_last[2] == 0)) {
+		nf = 0;
+		for (w = 0; w < NW; w++) {
+			bus_process(buses[w]);
+			k = bus_fds(buses[w], fds, 32);
+			for (i = 0; i < k && nf < 64; i++) {
+				pf[nf].fd = fds[i];
+				pf[nf].events = POLLIN;
+				nf++;
+			}
+		}
+		(void)poll(pf, (nfds_t)nf, 20);
+	}
+	for (w = 1; w < NW; w++) {
+		assert_int_equal(got_last[w], 1);
+		assert_int_equal(got_chunks[w], 3);
+		assert_int_equal(got_req[w], 77);
+		assert_int_equal(got_bytes[w], 3 + sizeof(big) + 4);
+	}
+	assert_int_equal(bus_stats(buses[0])->bad_messages, 0);
+}
+
 int
 main(void)
 {
@@ -319,6 +408,7 @@ main(void)
 		cmocka_unit_test(test_bus_adds_and_dels_converge),
 		cmocka_unit_test(test_bus_worker_down_and_restart),
 		cmocka_unit_test(test_bus_many_events),
+		cmocka_unit_test(test_bus_traffic_query),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

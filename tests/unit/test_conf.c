@@ -189,6 +189,37 @@ test_conf_restart_needed(void **state)
 	assert_string_equal(conf_restart_needed(&a, &b), "listen.https");
 }
 
+static void
+test_conf_traffic(void **state)
+{
+	struct config	a, b;
+	char		err[256];
+
+	(void)state;
+	conf_defaults(&a);
+	assert_string_equal(a.traffic_dump_file, "");
+	assert_int_equal(a.traffic_interval_s, 60);
+	assert_int_equal(a.traffic_max_entries, 10000);
+	assert_int_equal(conf_parse_string("listen = { https = \":443\"; };\n"
+	    "traffic = { dump_file = \"/var/log/t.jsonl\"; interval_s = 1; "
+	    "max_entries = 3; };", "t", &b, err, sizeof(err)), 0);
+	assert_string_equal(b.traffic_dump_file, "/var/log/t.jsonl");
+	assert_int_equal(b.traffic_interval_s, 1);
+	assert_int_equal(b.traffic_max_entries, 3);
+	assert_int_equal(conf_parse_string("listen = { https = \":443\"; };",
+	    "a", &a, err, sizeof(err)), 0);
+	assert_null(conf_restart_needed(&a, &b));	/* all reloadable */
+	assert_int_equal(conf_parse_string("traffic = { interval_s = 0; };",
+	    "t", &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "t:1: \"traffic.interval_s\" is out of "
+	    "range"));
+	assert_int_equal(conf_parse_string("traffic = { max_entries = 0; };",
+	    "t", &b, err, sizeof(err)), -EINVAL);
+	assert_int_equal(conf_parse_string("traffic = { dump = \"x\"; };",
+	    "t", &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown setting"));
+}
+
 int
 main(void)
 {
@@ -201,6 +232,7 @@ main(void)
 		cmocka_unit_test(test_conf_dev),
 		cmocka_unit_test(test_conf_split_hostport),
 		cmocka_unit_test(test_conf_restart_needed),
+		cmocka_unit_test(test_conf_traffic),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
