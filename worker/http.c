@@ -356,26 +356,37 @@ serve_derp(struct conn *c)
 	    r->ideal_node[0] != '\0');
 }
 
-static void
+/* Port 80 in TLS mode (PROTOCOL.md 8.8).  Returns false for a /debug
+ * request-URI, which the main table serves (its access rules apply). */
+static bool
 route_port80(struct conn *c, const char *path)
 {
 	struct http_req	*r = c->req;
 	char		 extra[2400 + 300];
 	unsigned	 m = c->hp.method;
+	const char	*target = r->url;
 
 	if (strcmp(path, "/generate_204") == 0) {
 		serve_204(c);
-	} else if (strncmp(path, "/debug", 6) == 0) {
-		serve_debug(c, path);
-	} else if (m != HTTP_GET && m != HTTP_HEAD) {
-		respond_text(c, 400, "Bad Request", NULL, "Use HTTPS\n");
+		return true;
+	}
+	if (strncmp(r->url, "/debug", 6) == 0)
+		return false;
+	if (m != HTTP_GET && m != HTTP_HEAD) {
+		respond_text(c, 400, "Bad Request",
+		    "X-Content-Type-Options: nosniff\r\n", "Use HTTPS\n");
 	} else if (r->host[0] == '\0' || strpbrk(r->host, "\r\n") != NULL) {
 		respond_text(c, 400, "Bad Request", NULL, "missing Host\n");
 	} else {
+		/* The exact request-URI "/" from a debug-allowed client goes
+		 * to the debug index, as Go's Port80Handler does. */
+		if (strcmp(r->url, "/") == 0 && debug_allowed(c))
+			target = "/debug/";
 		snprintf(extra, sizeof(extra), "Location: https://%s%s\r\n",
-		    r->host, r->url);
+		    r->host, target);
 		respond(c, 302, "Found", NULL, extra, NULL, 0);
 	}
+	return true;
 }
 
 static void
@@ -390,10 +401,8 @@ route(struct conn *c)
 	snprintf(path, sizeof(path), "%s", r->url);
 	if ((q = strchr(path, '?')) != NULL)
 		*q = '\0';
-	if (c->role == ROLE_PORT80) {
-		route_port80(c, path);
+	if (c->role == ROLE_PORT80 && route_port80(c, path))
 		return;
-	}
 	if (c->role == ROLE_METRICS) {
 		/* Access is the operator's choice of metrics.listen. */
 		if (strcmp(path, "/metrics") == 0 ||
