@@ -26,7 +26,7 @@ endif
 # Libraries with a pkg-config file; http-parser and wslay ship none on Debian.
 PKGS	:= openssl libsodium jansson libconfig libzmq libsystemd libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay -lresolv -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN	:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

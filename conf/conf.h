@@ -14,6 +14,7 @@
 
 #define CONF_STR_MAX	256
 #define CONF_MAX_PEERS	16
+#define CONF_MAX_NAMES	16	/* per bootstrap_dns list */
 
 struct config {
 	char	 hostname[CONF_STR_MAX];	/* TLS hostname / SNI check */
@@ -64,6 +65,14 @@ struct config {
 
 	/* metrics */
 	char	 metrics_listen[CONF_STR_MAX];
+
+	/* bootstrap_dns (reloadable) */
+	char	 bootdns_names[CONF_MAX_NAMES][CONF_STR_MAX];
+	int	 bootdns_nnames;
+	char	 bootdns_unpublished[CONF_MAX_NAMES][CONF_STR_MAX];
+	int	 bootdns_nunpub;
+	int	 bootdns_refresh_s;		/* 600 */
+	char	 bootdns_txt_resolver[CONF_STR_MAX];	/* "" = resolv.conf */
 
 	bool	 dev;				/* set by --dev, not the file */
 };

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "worker/bootdns.h"
 #include "worker/wk.h"
 
 #define HDR_SMALL	128
@@ -314,6 +315,24 @@ serve_debug(struct conn *c, const char *path)
 }
 
 static void
+serve_bootdns(struct conn *c)
+{
+	const char	*q = strchr(c->req->url, '?');
+	char		*body;
+	size_t		 len;
+
+	/* Lookups come from everywhere, once: no keep-alive (as Go). */
+	c->close_after_write = true;
+	if (bootdns_answer(c->w->bootdns, q != NULL ? q + 1 : NULL, c->ip16,
+	    &body, &len) < 0) {
+		conn_close(c, "out_of_memory");
+		return;
+	}
+	respond(c, 200, "OK", "application/json", SECURITY_HEADERS, body, len);
+	free(body);
+}
+
+static void
 serve_home(struct conn *c)
 {
 	const char	*home = c->w->cfg.home;
@@ -427,6 +446,8 @@ route(struct conn *c)
 			    "bogus probe method\n");
 	} else if (strcmp(path, "/generate_204") == 0) {
 		serve_204(c);
+	} else if (strcmp(path, "/bootstrap-dns") == 0) {
+		serve_bootdns(c);
 	} else if (strcmp(path, "/robots.txt") == 0) {
 		respond(c, 200, "OK", "text/plain; charset=utf-8",
 		    SECURITY_HEADERS, "User-agent: *\nDisallow: /\n", 26);

@@ -85,6 +85,18 @@ static const struct series plain[] = {
 	S("tls_listener_rejected_connections", "counter", accepts_rejected),
 };
 
+/* Go's bootstrap_dns group (counter_ prefix: all counters). */
+static const struct series bootdns[] = {
+	S("bootstrap_dns_requests", "counter", bootdns_requests),
+	S("bootstrap_dns_published_hits", "counter", bootdns_pub_hits),
+	S("bootstrap_dns_published_misses", "counter", bootdns_pub_misses),
+	S("bootstrap_dns_unpublished_hits", "counter", bootdns_unpub_hits),
+	S("bootstrap_dns_unpublished_misses", "counter", bootdns_unpub_misses),
+	S("bootstrap_dns_unpublished_percent_misses", "counter",
+	    bootdns_unpub_pct_misses),
+	S("bootstrap_dns_queried_domains", "counter", bootdns_queried),
+};
+
 /* derpd's own series. */
 static const struct series derpd[] = {
 	S("derpd_tls_handshake_failures", "counter", tls_handshake_failures),
@@ -152,6 +164,7 @@ metrics_render(const struct metrics *m, char *buf, size_t cap)
 	    "stun_requests{disposition=\"success\"} %" PRIu64 "\n"
 	    "stun_requests{disposition=\"not_stun\"} %" PRIu64 "\n",
 	    m->stun_success, m->stun_not_stun);
+	series(&o, bootdns, sizeof(bootdns) / sizeof(bootdns[0]), m);
 	series(&o, derpd, sizeof(derpd) / sizeof(derpd[0]), m);
 	return o.len;
 }

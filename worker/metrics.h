@@ -78,6 +78,14 @@ struct metrics {
 	uint64_t	accepts_rejected_ip;	/* per-IP cap */
 	uint64_t	rate_limit_waits;	/* receive rate pauses */
 	uint64_t	tls_accepted;
+	/* /bootstrap-dns (PROTOCOL.md 8.5) */
+	uint64_t	bootdns_requests;
+	uint64_t	bootdns_pub_hits;
+	uint64_t	bootdns_pub_misses;
+	uint64_t	bootdns_unpub_hits;
+	uint64_t	bootdns_unpub_misses;
+	uint64_t	bootdns_unpub_pct_misses;
+	uint64_t	bootdns_queried;	/* names remembered (set) */
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at

@@ -178,6 +178,7 @@ struct worker {
 	int		 nlinks;
 	SSL_CTX		*mesh_ctx;
 	uint64_t	 start_ms;
+	struct bootdns	*bootdns;	/* /bootstrap-dns cache */
 };
 
 /* bbuf (worker.c) */
