@@ -86,6 +86,7 @@ struct metrics {
 	uint64_t	bootdns_unpub_misses;
 	uint64_t	bootdns_unpub_pct_misses;
 	uint64_t	bootdns_queried;	/* names remembered (set) */
+	uint64_t	workers;		/* configured (snapshot only) */
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at
