@@ -252,11 +252,10 @@ test_prometheus_scrapes_derpd(void **state)
 {
 	uint16_t	 mport = free_tcp_port(), web = free_tcp_port();
 	char		 extra[128], want[32];
-
-	(void)state;
 	struct node	*n;
 	struct client	*a, *b;
 
+	(void)state;
 	if (access(PROMETHEUS, X_OK) != 0)
 		fail_msg("%s missing: install the Debian prometheus package "
 		    "(make deps)", PROMETHEUS);
