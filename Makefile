@@ -59,7 +59,7 @@ $(B)/%.o: %.c
 
 # ---- binaries ----
 SUP_OBJ	:= $(patsubst %.c,$(B)/%.o,$(wildcard supervisor/*.c))
-TOOLS	:= derpcat derpbench
+TOOLS	:= derpcat derpbench stunbench
 BINS	:= $(B)/derpd $(addprefix $(B)/,$(TOOLS))
 
 $(B)/derpd: $(SUP_OBJ) $(ARCHIVES)
@@ -70,6 +70,9 @@ $(B)/derpcat: $(B)/tools/derpcat.o $(ARCHIVES)
 
 $(B)/derpbench: $(B)/tools/derpbench.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(B)/stunbench: $(B)/tools/stunbench.o $(ARCHIVES)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 all: $(BINS)
 .DEFAULT_GOAL := all
