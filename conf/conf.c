@@ -450,9 +450,10 @@ load_setting(config_setting_t *s, const char *path, struct config *c,
 		return 0;
 	case CONF_LIST: {
 		const struct conf_list	*cl = list_find(path);
-		size_t			 width = it->size / (size_t)it->max;
+		size_t			 width;
 
 		assert(cl != NULL);	/* every CONF_LIST has an entry */
+		width = it->size / (size_t)it->max;
 
 		if (config_setting_type(s) != CONFIG_TYPE_LIST &&
 		    config_setting_type(s) != CONFIG_TYPE_ARRAY)

@@ -223,15 +223,18 @@ run(struct bench *b, uint64_t until, bool measuring)
 static void
 report(struct bench *b, double secs, double cpu)
 {
-	double	rps = (double)b->recv / secs;
-	double	loss = b->sent ? 100.0 * (double)b->lost / (double)b->sent : 0;
+	double	rps = (double)b->recv / secs, loss = 0;
+
+	if (b->sent > 0)
+		loss = 100.0 * (double)b->lost / (double)b->sent;
 
 	qsort(b->lat, b->nlat, sizeof(b->lat[0]), cmp_u64);
 	if (b->json) {
 		printf("{\"bench\":\"stun\",\"sockets\":%d,\"window\":%u,"
 		    "\"seconds\":%.2f,\"sent\":%" PRIu64 ",\"responses\":%"
 		    PRIu64 ",\"responses_per_s\":%.0f,\"loss_pct\":%.3f,"
-		    "\"bad\":%" PRIu64 ",\"rtt_ms\":{\"p50\":%.3f,\"p99\":%.3f},"
+		    "\"bad\":%" PRIu64 ",\"rtt_ms\":{\"p50\":%.3f,"
+		    "\"p99\":%.3f},"
 		    "\"server_cpu_us_per_req\":%.2f}\n", b->nsocks, b->window,
 		    secs, b->sent, b->recv, rps, loss, b->bad, pct_ms(b, 0.5),
 		    pct_ms(b, 0.99), b->recv ? cpu * 1e6 / (double)b->recv : 0);

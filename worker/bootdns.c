@@ -29,13 +29,13 @@
 #define MAX_ENTS	(2 * CONF_MAX_NAMES)
 #define MAX_ADDRS	32
 #define TIMEOUT_MS	60000		/* per refresh, as Go */
-#define POLL_MS		25		/* getaddrinfo_a completion check */
+#define POLL_MS		25	/* getaddrinfo_a completion poll */
 #define RESEND_MS	3000		/* TXT query retransmission */
-#define QUERIED_MAX	500		/* remembered q names, then cleared */
+#define QUERIED_MAX	500	/* q names remembered, then cleared */
 
 struct ent {
 	char	 name[CONF_STR_MAX];
-	char	 txt[CONF_STR_MAX];	/* rollout TXT name, "" = 100 % */
+	char	 txt[CONF_STR_MAX];	/* rollout TXT, "" = 100 % */
 	bool	 published;
 	int	 naddrs;
 	char	 addrs[MAX_ADDRS][INET6_ADDRSTRLEN];
@@ -79,7 +79,7 @@ struct bootdns {
 	int		 ntxt;
 	bool		 busy;		/* a refresh is in flight */
 	uint64_t	 started_ms;
-	char		*pub;		/* published map, JSON; NULL = empty */
+	char		*pub;	/* published map JSON, or NULL */
 	size_t		 pub_len;
 	uint64_t	 queried[QUERIED_MAX + 1];
 	size_t		 nqueried;
@@ -156,7 +156,7 @@ on_txt(struct loop_io *io, unsigned events)
 	(void)events;
 	for (i = 0; i < 8 && !t->done; i++) {
 		if ((n = recv(io->fd, buf, sizeof(buf), 0)) < 0)
-			return;		/* EAGAIN, or ICMP refused: resend */
+			return;		/* EAGAIN or refused: resent */
 		rc = bootdns_parse_txt(buf, (size_t)n, t->id,
 		    t->bd->ents[t->ent].txt, &pct);
 		if (rc == -EPROTO)
@@ -232,7 +232,7 @@ txts_start(struct bootdns *bd)
 	memset(&st, 0, sizeof(st));
 	if (res_ninit(&st) < 0) {
 		log_warn("bootdns_no_resolver", "err=%s", strerror(ENOENT));
-		return;		/* res_nclose is for an initialised state */
+		return;		/* no res_nclose without init */
 	}
 	if ((rc = resolver_addr(&bd->w->cfg, &ns, &nsl, &st)) < 0) {
 		log_warn("bootdns_no_resolver", "err=%s", strerror(-rc));
@@ -369,7 +369,7 @@ apply_addrs(struct ent *e, const struct addrinfo *ai)
 			memcpy(e->addrs[n++], s, sizeof(s));
 	}
 	if (n == 0)
-		return;		/* nothing usable: keep the last answer */
+		return;		/* nothing usable: keep the last */
 	e->naddrs = n;
 	shuffle(e);
 }
@@ -386,7 +386,7 @@ dump(json_t *obj, size_t *len)
 	if ((s = json_dumps(obj, JSON_INDENT(1) | JSON_SORT_KEYS)) == NULL)
 		return NULL;
 	for (p = d = s; *p != '\0'; p++) {
-		char	ch = *p;	/* d may be p: read before writing */
+		char	ch = *p;	/* d may be p: read first */
 
 		*d++ = bol && ch == ' ' ? '\t' : ch;
 		bol = ch == '\n' || (bol && ch == ' ');

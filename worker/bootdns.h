@@ -37,8 +37,8 @@ int		 bootdns_answer(struct bootdns *bd, const char *query,
  * server failed (truncated, SERVFAIL, ...); -EPROTO: not a well-formed
  * reply to this query (ignore it, keep waiting).
  */
-int		 bootdns_parse_txt(const uint8_t *msg, size_t len, uint16_t id,
-		    const char *qname, int *pct)
+int		 bootdns_parse_txt(const uint8_t *msg, size_t len,
+		    uint16_t id, const char *qname, int *pct)
 		    __attribute__((warn_unused_result));
 /* The rollout draw: deterministic per client IP (across workers and
  * restarts); true when ip16 falls inside pct percent. */

@@ -40,7 +40,7 @@ txt_value(const uint8_t *rd, size_t rdlen, int *pct)
 		if (l > rdlen - off)
 			return;			/* malformed: ignore */
 		if (sl + l >= sizeof(s))
-			return;			/* too long for a number */
+			return;	/* too long to be a number */
 		memcpy(s + sl, rd + off, l);
 		sl += l;
 		off += l;

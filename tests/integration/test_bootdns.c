@@ -239,7 +239,8 @@ test_bootdns_published_and_rollout(void **state)
 	struct node	*n;
 	char		 extra[1024], k[512];
 	const char	*b;
-	uint8_t		 lo[16] = { [10] = 0xff, [11] = 0xff, 127, 0, 0, 1 };
+	uint8_t		 lo[16] = { [10] = 0xff, [11] = 0xff, 127, 0, 0,
+			    1 };
 	bool		 half, again;
 	const char	*go_fmt = "{\n\t\"127.0.0.3\": [\n\t\t\"127.0.0.3\"\n"
 			    "\t],\n\t\"localhost\": [\n\t\t\"";
@@ -258,7 +259,8 @@ test_bootdns_published_and_rollout(void **state)
 	b = bootdns(n, NULL);
 	assert_int_equal(strncmp(b, go_fmt, strlen(go_fmt)), 0);
 	keys(b, k, sizeof(k));
-	assert_string_equal(k, "127.0.0.3,localhost");	/* no unpublished */
+	/* Published names only. */
+	assert_string_equal(k, "127.0.0.3,localhost");
 	/* Unpublished, no TXT name: 100 %, just that name. */
 	keys(bootdns(n, "q=127.0.0.9"), k, sizeof(k));
 	assert_string_equal(k, "127.0.0.9");

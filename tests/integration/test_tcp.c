@@ -30,8 +30,8 @@
 
 struct tcp_row {
 	unsigned long	inode;
-	unsigned	timer;		/* 0 none, 1 retransmit, 2 keepalive */
-	unsigned long	when;		/* clock ticks until it fires */
+	unsigned	timer;		/* 0 none, 2 keepalive, ... */
+	unsigned long	when;		/* clock ticks to expiry */
 };
 
 /* The server side of the connection 127.0.0.1:sport <- :cport. */
@@ -170,8 +170,8 @@ test_tcp_settings_defaults_and_reload(void **state)
 static void
 test_tcp_settings_off(void **state)
 {
-	struct node	*n = node_start(false, "derp = { tcp_keepalive_s = 0; "
-			    "tcp_user_timeout_ms = 0; };\n");
+	struct node	*n = node_start(false, "derp = { tcp_keepalive_s = "
+			    "0; tcp_user_timeout_ms = 0; };\n");
 
 	(void)state;
 	check_conn(n, 0, 0);
