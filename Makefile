@@ -26,7 +26,7 @@ endif
 # Libraries with a pkg-config file; http-parser and wslay ship none on Debian.
 PKGS	:= openssl libsodium jansson libconfig libzmq libsystemd libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay -lresolv -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN	:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -59,7 +59,7 @@ $(B)/%.o: %.c
 
 # ---- binaries ----
 SUP_OBJ	:= $(patsubst %.c,$(B)/%.o,$(wildcard supervisor/*.c))
-TOOLS	:= derpcat derpbench
+TOOLS	:= derpcat derpbench stunbench
 BINS	:= $(B)/derpd $(addprefix $(B)/,$(TOOLS))
 
 $(B)/derpd: $(SUP_OBJ) $(ARCHIVES)
@@ -70,6 +70,9 @@ $(B)/derpcat: $(B)/tools/derpcat.o $(ARCHIVES)
 
 $(B)/derpbench: $(B)/tools/derpbench.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(B)/stunbench: $(B)/tools/stunbench.o $(ARCHIVES)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 all: $(BINS)
 .DEFAULT_GOAL := all

@@ -4,6 +4,7 @@
  * only user of libconfig; errors are "file:line: message".
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@ enum conf_type {
 	CONF_STR,
 	CONF_LEVEL,	/* string -> LOG_* */
 	CONF_GROUP,
-	CONF_PEERS,	/* list of strings */
+	CONF_LIST,	/* list of strings, checked one by one */
 };
 
 enum { CONF_RELOAD, CONF_RESTART };
@@ -42,6 +43,9 @@ struct conf_item {
 #define S(p, f, d, w)	{ p, CONF_STR, F(f), 0, 0, 0, d, w }
 #define I(p, f, lo, hi, d, w)	{ p, CONF_INT, F(f), lo, hi, d, NULL, w }
 #define B(p, f, d, w)	{ p, CONF_BOOL, F(f), 0, 1, d, NULL, w }
+/* A list of at most max strings into char f[max][CONF_STR_MAX]; its
+ * count field and entry check are in conf_lists[]. */
+#define L(p, f, max, w)	{ p, CONF_LIST, F(f), 0, max, 0, NULL, w }
 
 static const struct conf_item conf_items[] = {
 	S("hostname", hostname, "", CONF_RELOAD),
@@ -90,8 +94,7 @@ static const struct conf_item conf_items[] = {
 	    CONF_RELOAD),
 	G("mesh"),
 	S("mesh.psk_file", mesh_psk_file, "", CONF_RESTART),
-	{ "mesh.peers", CONF_PEERS, F(mesh_peers), 0, CONF_MAX_PEERS, 0,
-	    NULL, CONF_RELOAD },
+	L("mesh.peers", mesh_peers, CONF_MAX_PEERS, CONF_RELOAD),
 	S("mesh.ca_file", mesh_ca_file, "", CONF_RELOAD),
 	B("mesh.insecure_skip_verify", mesh_insecure, 0, CONF_RELOAD),
 	G("stun"),
@@ -112,6 +115,13 @@ static const struct conf_item conf_items[] = {
 	I("traffic.interval_s", traffic_interval_s, 1, 86400, 60, CONF_RELOAD),
 	I("traffic.max_entries", traffic_max_entries, 1, 1000000, 10000,
 	    CONF_RELOAD),
+	G("bootstrap_dns"),
+	L("bootstrap_dns.names", bootdns_names, CONF_MAX_NAMES, CONF_RELOAD),
+	L("bootstrap_dns.unpublished", bootdns_unpublished, CONF_MAX_NAMES,
+	    CONF_RELOAD),
+	I("bootstrap_dns.refresh_s", bootdns_refresh_s, 1, 86400, 600,
+	    CONF_RELOAD),
+	S("bootstrap_dns.txt_resolver", bootdns_txt_resolver, "", CONF_RELOAD),
 };
 
 #define NITEMS	(sizeof(conf_items) / sizeof(conf_items[0]))
@@ -250,6 +260,80 @@ check_peer(const char *p)
 	return 0;
 }
 
+/* A hostname for the resolver: 1..253 of [A-Za-z0-9._-]. */
+static int
+check_dns_name(const char *p)
+{
+	size_t	n = strlen(p);
+
+	if (n == 0 || n > 253 || p[0] == '.' || p[0] == '-' ||
+	    strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._-") != n || strstr(p, "..") != NULL)
+		return -EINVAL;
+	return 0;
+}
+
+/* "name" or "name/txtname". */
+static int
+check_unpublished(const char *p)
+{
+	const char	*slash = strchr(p, '/');
+	char		 name[CONF_STR_MAX];
+
+	if (slash == NULL)
+		return check_dns_name(p);
+	if ((size_t)(slash - p) >= sizeof(name))
+		return -EINVAL;
+	memcpy(name, p, (size_t)(slash - p));
+	name[slash - p] = '\0';
+	if (check_dns_name(name) < 0)
+		return -EINVAL;
+	return check_dns_name(slash + 1);
+}
+
+/* "ip:port" or "[ip6]:port", a numeric address. */
+static int
+check_ip_port(const char *v)
+{
+	char		host[CONF_STR_MAX];
+	unsigned char	a[16];
+	uint16_t	port;
+
+	if (conf_split_hostport(v, host, sizeof(host), &port) < 0)
+		return -EINVAL;
+	if (inet_pton(AF_INET, host, a) != 1 && inet_pton(AF_INET6, host,
+	    a) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+/* The CONF_LIST items: where the count goes and how an entry is
+ * checked (the syntax is quoted in errors). */
+static const struct conf_list {
+	const char	*path;
+	size_t		 noff;
+	int		(*check)(const char *v);
+	const char	*syntax;
+} conf_lists[] = {
+	{ "mesh.peers", offsetof(struct config, mesh_npeers), check_peer,
+	    "host[:port][/dialhost[:port]]" },
+	{ "bootstrap_dns.names", offsetof(struct config, bootdns_nnames),
+	    check_dns_name, "a DNS name" },
+	{ "bootstrap_dns.unpublished", offsetof(struct config,
+	    bootdns_nunpub), check_unpublished, "name or name/txtname" },
+};
+
+static const struct conf_list *
+list_find(const char *path)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(conf_lists) / sizeof(conf_lists[0]); i++)
+		if (strcmp(conf_lists[i].path, path) == 0)
+			return &conf_lists[i];
+	return NULL;
+}
+
 static int
 load_setting(config_setting_t *s, const char *path, struct config *c,
     const char *file, char *err, size_t errlen)
@@ -356,6 +440,11 @@ load_setting(config_setting_t *s, const char *path, struct config *c,
 			return fail(err, errlen, file, line,
 			    "\"%s\": bad address \"%s\" (host:port, "
 			    "[v6]:port or :port)", path, v);
+		if (strcmp(path, "bootstrap_dns.txt_resolver") == 0 &&
+		    v[0] != '\0' && check_ip_port(v) < 0)
+			return fail(err, errlen, file, line,
+			    "\"%s\": bad address \"%s\" (ip:port or "
+			    "[ip6]:port)", path, v);
 		if (strcmp(path, "home") == 0 && v[0] != '\0' &&
 		    strcmp(v, "blank") != 0 && strncmp(v, "http://", 7) != 0 &&
 		    strncmp(v, "https://", 8) != 0)
@@ -364,13 +453,19 @@ load_setting(config_setting_t *s, const char *path, struct config *c,
 			    v, "");
 		memcpy(dst, v, strlen(v) + 1);
 		return 0;
-	case CONF_PEERS:
+	case CONF_LIST: {
+		const struct conf_list	*cl = list_find(path);
+		size_t			 width;
+
+		assert(cl != NULL);	/* every CONF_LIST has an entry */
+		width = it->size / (size_t)it->max;
+
 		if (config_setting_type(s) != CONFIG_TYPE_LIST &&
 		    config_setting_type(s) != CONFIG_TYPE_ARRAY)
 			return fail(err, errlen, file, line,
 			    "\"%s\" must be a list of strings%s", path, "");
 		n = config_setting_length(s);
-		if (n > CONF_MAX_PEERS)
+		if (n > it->max)
 			return fail(err, errlen, file, line,
 			    "\"%s\" has too many entries%s", path, "");
 		for (i = 0; i < n; i++) {
@@ -382,15 +477,20 @@ load_setting(config_setting_t *s, const char *path, struct config *c,
 				    "\"%s\" must be a list of strings%s", path,
 				    "");
 			v = config_setting_get_string(e);
-			if (strlen(v) >= CONF_STR_MAX || check_peer(v) < 0)
+			if (strlen(v) >= width || cl->check(v) < 0) {
+				char	what[128];
+
+				snprintf(what, sizeof(what), "\"%s\" (%s)", v,
+				    cl->syntax);
 				return fail(err, errlen, file,
 				    config_setting_source_line(e),
-				    "\"%s\": bad peer \"%s\" (host[:port]"
-				    "[/dialhost[:port]])", path, v);
-			snprintf(c->mesh_peers[i], CONF_STR_MAX, "%s", v);
+				    "\"%s\": bad entry %s", path, what);
+			}
+			snprintf(dst + (size_t)i * width, width, "%s", v);
 		}
-		c->mesh_npeers = n;
+		*(int *)(void *)((char *)c + cl->noff) = n;
 		return 0;
+	}
 	}
 	return -EINVAL;
 }

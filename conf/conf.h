@@ -14,6 +14,7 @@
 
 #define CONF_STR_MAX	256
 #define CONF_MAX_PEERS	16
+#define CONF_MAX_NAMES	16	/* per bootstrap_dns list */
 
 struct config {
 	char	 hostname[CONF_STR_MAX];	/* TLS hostname / SNI check */
@@ -69,6 +70,13 @@ struct config {
 	char	 traffic_dump_file[PATH_MAX];	/* "" = off */
 	int	 traffic_interval_s;		/* 60 */
 	int	 traffic_max_entries;		/* lines per period, 10000 */
+	/* bootstrap_dns (reloadable) */
+	char	 bootdns_names[CONF_MAX_NAMES][CONF_STR_MAX];
+	int	 bootdns_nnames;
+	char	 bootdns_unpublished[CONF_MAX_NAMES][CONF_STR_MAX];
+	int	 bootdns_nunpub;
+	int	 bootdns_refresh_s;		/* 600 */
+	char	 bootdns_txt_resolver[CONF_STR_MAX];	/* "" = resolv.conf */
 
 	bool	 dev;				/* set by --dev, not the file */
 };

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "worker/bootdns.h"
 #include "worker/wk.h"
 
 #define HDR_SMALL	128
@@ -331,6 +332,24 @@ serve_debug(struct conn *c, const char *path)
 }
 
 static void
+serve_bootdns(struct conn *c)
+{
+	const char	*q = strchr(c->req->url, '?');
+	char		*body;
+	size_t		 len;
+
+	/* Lookups come from everywhere, once: no keep-alive (as Go). */
+	c->close_after_write = true;
+	if (bootdns_answer(c->w->bootdns, q != NULL ? q + 1 : NULL, c->ip16,
+	    &body, &len) < 0) {
+		conn_close(c, "out_of_memory");
+		return;
+	}
+	respond(c, 200, "OK", "application/json", SECURITY_HEADERS, body, len);
+	free(body);
+}
+
+static void
 serve_home(struct conn *c)
 {
 	const char	*home = c->w->cfg.home;
@@ -373,26 +392,37 @@ serve_derp(struct conn *c)
 	    r->ideal_node[0] != '\0');
 }
 
-static void
+/* Port 80 in TLS mode (PROTOCOL.md 8.8).  Returns false for a /debug
+ * request-URI, which the main table serves (its access rules apply). */
+static bool
 route_port80(struct conn *c, const char *path)
 {
 	struct http_req	*r = c->req;
 	char		 extra[2400 + 300];
 	unsigned	 m = c->hp.method;
+	const char	*target = r->url;
 
 	if (strcmp(path, "/generate_204") == 0) {
 		serve_204(c);
-	} else if (strncmp(path, "/debug", 6) == 0) {
-		serve_debug(c, path);
-	} else if (m != HTTP_GET && m != HTTP_HEAD) {
-		respond_text(c, 400, "Bad Request", NULL, "Use HTTPS\n");
+		return true;
+	}
+	if (strncmp(r->url, "/debug", 6) == 0)
+		return false;
+	if (m != HTTP_GET && m != HTTP_HEAD) {
+		respond_text(c, 400, "Bad Request",
+		    "X-Content-Type-Options: nosniff\r\n", "Use HTTPS\n");
 	} else if (r->host[0] == '\0' || strpbrk(r->host, "\r\n") != NULL) {
 		respond_text(c, 400, "Bad Request", NULL, "missing Host\n");
 	} else {
+		/* The exact request-URI "/" from a debug-allowed client goes
+		 * to the debug index, as Go's Port80Handler does. */
+		if (strcmp(r->url, "/") == 0 && debug_allowed(c))
+			target = "/debug/";
 		snprintf(extra, sizeof(extra), "Location: https://%s%s\r\n",
-		    r->host, r->url);
+		    r->host, target);
 		respond(c, 302, "Found", NULL, extra, NULL, 0);
 	}
+	return true;
 }
 
 static void
@@ -407,10 +437,8 @@ route(struct conn *c)
 	snprintf(path, sizeof(path), "%s", r->url);
 	if ((q = strchr(path, '?')) != NULL)
 		*q = '\0';
-	if (c->role == ROLE_PORT80) {
-		route_port80(c, path);
+	if (c->role == ROLE_PORT80 && route_port80(c, path))
 		return;
-	}
 	if (c->role == ROLE_METRICS) {
 		/* Access is the operator's choice of metrics.listen. */
 		if (strcmp(path, "/metrics") == 0 ||
@@ -435,6 +463,8 @@ route(struct conn *c)
 			    "bogus probe method\n");
 	} else if (strcmp(path, "/generate_204") == 0) {
 		serve_204(c);
+	} else if (strcmp(path, "/bootstrap-dns") == 0) {
+		serve_bootdns(c);
 	} else if (strcmp(path, "/robots.txt") == 0) {
 		respond(c, 200, "OK", "text/plain; charset=utf-8",
 		    SECURITY_HEADERS, "User-agent: *\nDisallow: /\n", 26);

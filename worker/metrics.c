@@ -35,10 +35,123 @@ put(struct out *o, const char *fmt, ...)
 		o->len = o->cap - 1;
 }
 
+/* HELP text of every series (promtool wants one; Prometheus shows it).
+ * Kept apart from the series tables so that adding a series is one
+ * line there and one here; the Prometheus integration test fails on a
+ * series without help. */
+static const struct {
+	const char	*name, *help;
+} helps[] = {
+	{ "derp_accepts", "Connections that entered the DERP handshake." },
+	{ "derp_current_connections", "Registered DERP connections, "
+	    "duplicates counted individually." },
+	{ "derp_current_home_connections", "Connections whose last "
+	    "NotePreferred was true." },
+	{ "derp_current_notideal_connections", "Connections that sent "
+	    "Ideal-Node." },
+	{ "derp_clients_total", "Keys known node-wide." },
+	{ "derp_clients_local", "Distinct keys connected to this node." },
+	{ "derp_clients_remote", "Keys reachable only through the mesh." },
+	{ "derp_current_dup_client_keys", "Keys with two or more local "
+	    "connections." },
+	{ "derp_current_dup_client_conns", "Connections of keys with two or "
+	    "more local connections." },
+	{ "derp_total_dup_client_conns", "Duplicate connections ever "
+	    "accepted." },
+	{ "derp_bytes_received", "SendPacket payload bytes received." },
+	{ "derp_bytes_sent", "RecvPacket payload bytes written." },
+	{ "derp_packets_received", "SendPacket frames received." },
+	{ "derp_packets_sent", "RecvPacket frames written." },
+	{ "derp_packets_received_kind", "SendPacket frames received, by "
+	    "kind." },
+	{ "derp_packets_dropped", "Packets dropped, by reason and kind." },
+	{ "derp_bytes_dropped", "Bytes of dropped packets, by reason and "
+	    "kind." },
+	{ "derp_unknown_frames", "Unknown frames (never counted, as Go)." },
+	{ "derp_home_moves_in", "Clients that made this node their home." },
+	{ "derp_home_moves_out", "Clients that moved their home away." },
+	{ "derp_got_ping", "Ping frames received." },
+	{ "derp_sent_pong", "Pong frames queued." },
+	{ "derp_peer_gone_disconnected_frames", "PeerGone(Disconnected) "
+	    "frames written." },
+	{ "derp_peer_gone_not_here_frames", "PeerGone(NotHere) frames "
+	    "written." },
+	{ "derp_packets_forwarded_out", "SendPackets handed to a mesh "
+	    "forwarder." },
+	{ "derp_packets_forwarded_in", "ForwardPacket frames received." },
+	{ "derp_sclient_write_timeouts", "Connections closed by a write "
+	    "deadline." },
+	{ "derp_watchers", "Current WatchConns watchers." },
+	{ "derp_websocket_accepts", "WebSocket DERP connections." },
+	{ "derp_packet_forwarder_delete_other_value", "Forwarder removals "
+	    "that did not match the current forwarder." },
+	{ "derp_rate_limit_per_client_waited", "Pauses of a client's reads "
+	    "by its receive rate limit." },
+	{ "derp_average_queue_duration_ms", "Moving average of the time a "
+	    "packet waits in a send queue, in milliseconds." },
+	{ "tls_listener_accepted_connections", "Connections let through by "
+	    "the accept limiter." },
+	{ "tls_listener_rejected_connections", "Connections closed by the "
+	    "accept rate limiter." },
+	{ "stun_requests", "STUN requests, by disposition." },
+	{ "bootstrap_dns_requests", "Requests to /bootstrap-dns." },
+	{ "bootstrap_dns_published_hits", "?q= names published and "
+	    "resolved." },
+	{ "bootstrap_dns_published_misses", "?q= names published but not "
+	    "resolved." },
+	{ "bootstrap_dns_unpublished_hits", "?q= names unpublished and "
+	    "resolved." },
+	{ "bootstrap_dns_unpublished_misses", "?q= names neither published "
+	    "nor answered." },
+	{ "bootstrap_dns_unpublished_percent_misses", "?q= unpublished names "
+	    "withheld by their rollout percentage." },
+	{ "bootstrap_dns_queried_domains", "Distinct ?q= names remembered "
+	    "(per worker, summed)." },
+	{ "derpd_tls_handshake_failures", "TLS handshakes that failed." },
+	{ "derpd_http_requests", "HTTP requests served." },
+	{ "derpd_ring_packets_out", "Packets sent to sibling workers." },
+	{ "derpd_ring_packets_in", "Packets received from sibling workers." },
+	{ "derpd_ring_drops", "Packets dropped because a sibling ring was "
+	    "full." },
+	{ "derpd_bus_resyncs", "Presence bus snapshot resynchronisations." },
+	{ "derpd_bus_gaps", "Presence bus sequence gaps seen." },
+	{ "derpd_worker_respawns", "Workers respawned by the supervisor." },
+	{ "derpd_workers", "Configured worker processes." },
+	{ "derpd_mesh_links_up", "Mesh links up, summed over workers (each "
+	    "worker links to every peer)." },
+	{ "derpd_accepts_rejected_per_ip", "Connections closed by the "
+	    "per-IP cap." },
+	{ "derpd_traffic_dump_lines", "Lines written to traffic.dump_file." },
+	{ "derpd_traffic_dump_early_flushes", "Traffic dump periods written "
+	    "early because traffic.max_entries was reached." },
+	{ "derpd_traffic_dump_errors", "Traffic dump writes that failed." },
+	{ "derpd_worker_node_keys", "Keys in each worker's node-wide view." },
+	{ "derpd_worker_node_conns", "Connections in each worker's node-wide "
+	    "view." },
+	{ "derpd_worker_connections", "Registered DERP connections on each "
+	    "worker." },
+};
+
+/* HELP and TYPE lines of a series (type NULL: untyped, as Go). */
+static void
+head(struct out *o, const char *name, const char *type)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+		if (strcmp(helps[i].name, name) == 0) {
+			put(o, "# HELP %s %s\n", name, helps[i].help);
+			break;
+		}
+	if (type != NULL)
+		put(o, "# TYPE %s %s\n", name, type);
+}
+
 static void
 metric(struct out *o, const char *name, const char *type, uint64_t v)
 {
-	put(o, "# TYPE %s %s\n%s %" PRIu64 "\n", name, type, name, v);
+	head(o, name, type);
+	put(o, "%s %" PRIu64 "\n", name, v);
 }
 
 struct series {
@@ -85,6 +198,18 @@ static const struct series plain[] = {
 	S("tls_listener_rejected_connections", "counter", accepts_rejected),
 };
 
+/* Go's bootstrap_dns group (counter_ prefix: all counters). */
+static const struct series bootdns[] = {
+	S("bootstrap_dns_requests", "counter", bootdns_requests),
+	S("bootstrap_dns_published_hits", "counter", bootdns_pub_hits),
+	S("bootstrap_dns_published_misses", "counter", bootdns_pub_misses),
+	S("bootstrap_dns_unpublished_hits", "counter", bootdns_unpub_hits),
+	S("bootstrap_dns_unpublished_misses", "counter", bootdns_unpub_misses),
+	S("bootstrap_dns_unpublished_percent_misses", "counter",
+	    bootdns_unpub_pct_misses),
+	S("bootstrap_dns_queried_domains", "counter", bootdns_queried),
+};
+
 /* derpd's own series. */
 static const struct series derpd[] = {
 	S("derpd_tls_handshake_failures", "counter", tls_handshake_failures),
@@ -95,6 +220,7 @@ static const struct series derpd[] = {
 	S("derpd_bus_resyncs", "counter", bus_resyncs),
 	S("derpd_bus_gaps", "counter", bus_gaps),
 	S("derpd_worker_respawns", "counter", respawns),
+	S("derpd_workers", "gauge", workers),
 	S("derpd_mesh_links_up", "gauge", mesh_links_up),
 	S("derpd_accepts_rejected_per_ip", "counter", accepts_rejected_ip),
 	S("derpd_traffic_dump_lines", "counter", traffic_dump_lines),
@@ -134,28 +260,30 @@ metrics_render(const struct metrics *m, char *buf, size_t cap)
 	series(&o, plain, sizeof(plain) / sizeof(plain[0]), m);
 	metric(&o, "derp_clients_remote", "gauge",
 	    m->clients_total - m->clients_local);
-	put(&o, "# TYPE derp_packets_received_kind counter\n");
+	head(&o, "derp_packets_received_kind", "counter");
 	for (k = 0; k < KIND_N; k++)
 		put(&o, "derp_packets_received_kind{kind=\"%s\"} %" PRIu64 "\n",
 		    kind_names[k], m->packets_received_kind[k]);
-	put(&o, "# TYPE derp_packets_dropped counter\n");
+	head(&o, "derp_packets_dropped", "counter");
 	for (r = 0; r < DROP_NREASONS; r++)
 		for (k = 0; k < KIND_N; k++)
 			put(&o, "derp_packets_dropped{reason=\"%s\",kind=\"%s\"}"
 			    " %" PRIu64 "\n", drop_names[r], kind_names[k],
 			    m->packets_dropped[r][k]);
-	put(&o, "# TYPE derp_bytes_dropped counter\n");
+	head(&o, "derp_bytes_dropped", "counter");
 	for (r = 0; r < DROP_NREASONS; r++)
 		for (k = 0; k < KIND_N; k++)
 			put(&o, "derp_bytes_dropped{reason=\"%s\",kind=\"%s\"}"
 			    " %" PRIu64 "\n", drop_names[r], kind_names[k],
 			    m->bytes_dropped[r][k]);
+	head(&o, "derp_average_queue_duration_ms", NULL);
 	put(&o, "derp_average_queue_duration_ms %" PRIu64 ".%03" PRIu64 "\n",
 	    m->avg_queue_us / 1000, m->avg_queue_us % 1000);
-	put(&o, "# TYPE stun_requests counter\n"
-	    "stun_requests{disposition=\"success\"} %" PRIu64 "\n"
+	head(&o, "stun_requests", "counter");
+	put(&o, "stun_requests{disposition=\"success\"} %" PRIu64 "\n"
 	    "stun_requests{disposition=\"not_stun\"} %" PRIu64 "\n",
 	    m->stun_success, m->stun_not_stun);
+	series(&o, bootdns, sizeof(bootdns) / sizeof(bootdns[0]), m);
 	series(&o, derpd, sizeof(derpd) / sizeof(derpd[0]), m);
 	return o.len;
 }
@@ -167,15 +295,15 @@ metrics_render_workers(const struct metrics *slots, int n, char *buf,
 	struct out	o = { buf, cap, len };
 	int		i;
 
-	put(&o, "# TYPE derpd_worker_node_keys gauge\n");
+	head(&o, "derpd_worker_node_keys", "gauge");
 	for (i = 0; i < n; i++)
 		put(&o, "derpd_worker_node_keys{worker=\"%d\"} %" PRIu64 "\n",
 		    i, slots[i].node_keys);
-	put(&o, "# TYPE derpd_worker_node_conns gauge\n");
+	head(&o, "derpd_worker_node_conns", "gauge");
 	for (i = 0; i < n; i++)
 		put(&o, "derpd_worker_node_conns{worker=\"%d\"} %" PRIu64 "\n",
 		    i, slots[i].node_conns);
-	put(&o, "# TYPE derpd_worker_connections gauge\n");
+	head(&o, "derpd_worker_connections", "gauge");
 	for (i = 0; i < n; i++)
 		put(&o, "derpd_worker_connections{worker=\"%d\"} %" PRIu64
 		    "\n", i, slots[i].current_connections);
@@ -202,4 +330,5 @@ metrics_snapshot(struct worker *w, struct metrics *out)
 	out->clients_local = registry_count(w->reg);
 	out->clients_total = out->clients_local;
 	out->avg_queue_us = w->m->avg_queue_us;
+	out->workers = (uint64_t)w->nworkers;
 }

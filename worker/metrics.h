@@ -81,6 +81,15 @@ struct metrics {
 	uint64_t	traffic_dump_lines;	/* traffic.c */
 	uint64_t	traffic_dump_early_flushes;
 	uint64_t	traffic_dump_errors;
+	/* /bootstrap-dns (PROTOCOL.md 8.5) */
+	uint64_t	bootdns_requests;
+	uint64_t	bootdns_pub_hits;
+	uint64_t	bootdns_pub_misses;
+	uint64_t	bootdns_unpub_hits;
+	uint64_t	bootdns_unpub_misses;
+	uint64_t	bootdns_unpub_pct_misses;
+	uint64_t	bootdns_queried;	/* names remembered (set) */
+	uint64_t	workers;		/* configured (snapshot only) */
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at

@@ -188,6 +188,7 @@ struct worker {
 	SSL_CTX		*mesh_ctx;
 	uint64_t	 start_ms;
 	struct traffic	*traffic;	/* traffic.c: dump, queries */
+	struct bootdns	*bootdns;	/* /bootstrap-dns cache */
 };
 
 /* bbuf (worker.c) */

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "derp/key.h"
 #include "mesh/link.h"
+#include "worker/bootdns.h"
 #include "worker/stun.h"
 #include "worker/worker.h"
 #include "worker/wk.h"
@@ -170,6 +171,7 @@ reload(struct worker *w)
 		w->ssl_ctx = ctx;
 	}
 	log_set_level(nc.log_level);
+	bootdns_reload(w->bootdns);
 	log_notice("reloaded", "path=%s", w->cfg_path);
 }
 
@@ -338,6 +340,7 @@ worker_free(struct worker *w)
 	if (w->ctl_io.fd >= 0)
 		close(w->ctl_io.fd);
 	stun_fini(w);
+	bootdns_free(w->bootdns);
 	for (i = 0; i < w->nlinks; i++)
 		mesh_link_free(w->links[i]);
 	SSL_CTX_free(w->mesh_ctx);
@@ -423,6 +426,8 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 		return rc;
 	if ((rc = node_init(w, env)) < 0 || (rc = links_start(w)) < 0)
 		return rc;
+	if ((w->bootdns = bootdns_new(w)) == NULL)
+		return -errno;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);

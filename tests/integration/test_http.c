@@ -80,6 +80,54 @@ test_http_endpoints_tls(void **state)
 	assert_int_equal(get(n, true, "GET", "/derp?x=1", NULL), 302);
 	assert_non_null(strstr(buf, "Location: https://localhost/derp?x=1\r\n"));
 	assert_int_equal(get(n, true, "POST", "/", NULL), 400);
+	assert_non_null(strstr(buf, "\r\n\r\nUse HTTPS\n"));
+	node_stop(n);
+	node_free(n);
+}
+
+/* PROTOCOL.md 8.8, row by row: 204, the debug redirect for "/" from
+ * debug-allowed clients, /debug served by the main table with its
+ * access rules, 400 for other methods, 302 to https://<Host><URI>. */
+static void
+test_http_port80_table(void **state)
+{
+	struct node	*n = node_start(true, NULL);
+	const char	*xff = "X-Forwarded-For: 192.0.2.1\r\n";
+
+	(void)state;
+	assert_int_equal(get(n, true, "GET", "/generate_204", NULL), 204);
+	assert_null(strstr(buf, "X-Tailscale-Response"));
+	assert_int_equal(get(n, true, "POST", "/generate_204", NULL), 204);
+	/* "/" from loopback (debug-allowed) goes to the debug index. */
+	assert_int_equal(get(n, true, "GET", "/", NULL), 302);
+	assert_non_null(strstr(buf, "Location: https://localhost/debug/\r\n"));
+	assert_int_equal(get(n, true, "HEAD", "/", NULL), 302);
+	assert_non_null(strstr(buf, "Location: https://localhost/debug/\r\n"));
+	/* Not debug-allowed (forwarded): the plain redirect. */
+	assert_int_equal(get(n, true, "GET", "/", xff), 302);
+	assert_non_null(strstr(buf, "Location: https://localhost/\r\n"));
+	/* Only the exact request-URI "/" is redirected to /debug/. */
+	assert_int_equal(get(n, true, "GET", "/?a=b", NULL), 302);
+	assert_non_null(strstr(buf, "Location: https://localhost/?a=b\r\n"));
+	assert_int_equal(get(n, true, "GET", "/some/path?x=%20y", NULL), 302);
+	assert_non_null(strstr(buf,
+	    "Location: https://localhost/some/path?x=%20y\r\n"));
+	assert_int_equal(get(n, true, "HEAD", "/derp/probe", NULL), 302);
+	assert_non_null(strstr(buf, "Location: https://localhost/derp/probe"
+	    "\r\n"));
+	/* /debug is the main handler: served to allowed clients, 403 to
+	 * others, whatever the method. */
+	assert_int_equal(get(n, true, "GET", "/debug/varz", NULL), 200);
+	assert_non_null(strstr(buf, "\nderp_accepts "));
+	assert_int_equal(get(n, true, "GET", "/debug/", NULL), 200);
+	assert_non_null(strstr(buf, "X-Frame-Options: DENY\r\n"));
+	assert_int_equal(get(n, true, "GET", "/debug/varz", xff), 403);
+	assert_non_null(strstr(buf, "debug access denied\n"));
+	assert_int_equal(get(n, true, "POST", "/debug/", xff), 403);
+	/* Other methods: 400 "Use HTTPS". */
+	assert_int_equal(get(n, true, "PUT", "/x", NULL), 400);
+	assert_non_null(strstr(buf, "\r\n\r\nUse HTTPS\n"));
+	assert_int_equal(get(n, true, "DELETE", "/", xff), 400);
 	node_stop(n);
 	node_free(n);
 }
@@ -261,6 +309,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_http_endpoints_tls),
+		cmocka_unit_test(test_http_port80_table),
 		cmocka_unit_test(test_http_home_redirect_and_keepalive),
 		cmocka_unit_test(test_http_replay_real_client_bytes),
 		cmocka_unit_test(test_http_config_check),

@@ -102,7 +102,7 @@ test_conf_errors_have_lines(void **state)
 	    "t.conf:1: \"listen.https\": bad address");
 	expect_error("listen = { https = \"1.2.3.4:0\"; };\n", "bad address");
 	expect_error("mesh = { psk_file = \"/p\"; peers = (\"a/b/c\"); };\n",
-	    "bad peer");
+	    "\"mesh.peers\": bad entry \"a/b/c\" (host[:port]");
 	expect_error("mesh = {\n peers = (\"a\"); };\n",
 	    "t.conf:2: \"mesh.peers\" requires \"mesh.psk_file\"");
 	expect_error("mesh = { psk_file = \"/p\"; peers = (\"a\",\"b\",\"c\","
@@ -114,6 +114,55 @@ test_conf_errors_have_lines(void **state)
 	expect_error("listen = 5;\n", "must be a group");
 	expect_error("listen = { https = \"\"; http = \"\"; };\n",
 	    "no listener");
+}
+
+/* bootstrap_dns uses the generic string-list type: entries checked one
+ * by one with their own line, a cap, and a count field. */
+static void
+test_conf_bootstrap_dns_lists(void **state)
+{
+	struct config	c;
+	char		err[256] = "";
+	const char	*t =
+	    "bootstrap_dns = {\n names = ( \"controlplane.example.com\", "
+	    "\"login.example.com\" );\n"
+	    " unpublished = ( \"log.example.com\", \"x.example.com/"
+	    "_rollout.example.com\" );\n refresh_s = 30;\n"
+	    " txt_resolver = \"127.0.0.1:5353\";\n};\n";
+
+	(void)state;
+	if (conf_parse_string(t, "t.conf", &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.bootdns_nnames, 2);
+	assert_string_equal(c.bootdns_names[1], "login.example.com");
+	assert_int_equal(c.bootdns_nunpub, 2);
+	assert_string_equal(c.bootdns_unpublished[1],
+	    "x.example.com/_rollout.example.com");
+	assert_int_equal(c.bootdns_refresh_s, 30);
+	assert_string_equal(c.bootdns_txt_resolver, "127.0.0.1:5353");
+	assert_int_equal(conf_parse_string("", "t.conf", &c, err, sizeof(err)),
+	    0);
+	assert_int_equal(c.bootdns_nnames, 0);
+	assert_int_equal(c.bootdns_refresh_s, 600);
+	expect_error("bootstrap_dns = {\n names = ( \"ok.example\",\n"
+	    " \"bad name\" ); };\n", "t.conf:3: \"bootstrap_dns.names\": bad "
+	    "entry \"bad name\" (a DNS name)");
+	expect_error("bootstrap_dns = { names = ( \"a/b\" ); };\n",
+	    "bad entry");
+	expect_error("bootstrap_dns = { unpublished = ( \"a/b/c\" ); };\n",
+	    "(name or name/txtname)");
+	expect_error("bootstrap_dns = { unpublished = ( \"a/\" ); };\n",
+	    "bad entry");
+	expect_error("bootstrap_dns = { names = ( 1 ); };\n",
+	    "must be a list of strings");
+	expect_error("bootstrap_dns = { names = \"a\"; };\n",
+	    "must be a list of strings");
+	expect_error("bootstrap_dns = { names = (\"a\",\"b\",\"c\",\"d\","
+	    "\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\",\"m\",\"n\","
+	    "\"o\",\"p\",\"q\"); };\n", "too many");
+	expect_error("bootstrap_dns = { txt_resolver = \"dns.example:53\"; "
+	    "};\n", "\"bootstrap_dns.txt_resolver\": bad address");
+	expect_error("bootstrap_dns = { refresh_s = 0; };\n", "out of range");
 }
 
 static void
@@ -228,6 +277,7 @@ main(void)
 		cmocka_unit_test(test_conf_example_file_loads),
 		cmocka_unit_test(test_conf_full_values),
 		cmocka_unit_test(test_conf_errors_have_lines),
+		cmocka_unit_test(test_conf_bootstrap_dns_lists),
 		cmocka_unit_test(test_conf_missing_file),
 		cmocka_unit_test(test_conf_dev),
 		cmocka_unit_test(test_conf_split_hostport),
