@@ -87,7 +87,6 @@ static const struct series plain[] = {
 
 /* derpd's own series. */
 static const struct series derpd[] = {
-	S("derpd_tls_handshake_failures", "counter", tls_handshake_failures),
 	S("derpd_http_requests", "counter", http_requests),
 	S("derpd_ring_packets_out", "counter", ring_out),
 	S("derpd_ring_packets_in", "counter", ring_in),
@@ -97,6 +96,8 @@ static const struct series derpd[] = {
 	S("derpd_worker_respawns", "counter", respawns),
 	S("derpd_mesh_links_up", "gauge", mesh_links_up),
 	S("derpd_accepts_rejected_per_ip", "counter", accepts_rejected_ip),
+	S("derpd_tls_cert_not_after_seconds", "gauge", tls_cert_not_after),
+	S("derpd_acme_challenges_served", "counter", acme_challenges_served),
 };
 
 #undef S
@@ -117,6 +118,16 @@ static const char *const drop_names[DROP_NREASONS] = {
 	"queue_head", "queue_tail", "write_error", "dup_client", "queue_full",
 };
 static const char *const kind_names[KIND_N] = { "disco", "other" };
+static const char *const tls_fail_names[TLS_FAIL_N] = {
+	"timeout", "eof", "sni", "version", "cipher", "not_tls", "peer_alert",
+	"other",
+};
+
+const char *
+metrics_tls_fail_name(enum tls_fail f)
+{
+	return f < TLS_FAIL_N ? tls_fail_names[f] : "other";
+}
 
 size_t
 metrics_render(const struct metrics *m, char *buf, size_t cap)
@@ -153,6 +164,14 @@ metrics_render(const struct metrics *m, char *buf, size_t cap)
 	    "stun_requests{disposition=\"not_stun\"} %" PRIu64 "\n",
 	    m->stun_success, m->stun_not_stun);
 	series(&o, derpd, sizeof(derpd) / sizeof(derpd[0]), m);
+	put(&o, "# TYPE derpd_tls_handshake_failures counter\n");
+	for (r = 0; r < TLS_FAIL_N; r++)
+		put(&o, "derpd_tls_handshake_failures{reason=\"%s\"} %" PRIu64
+		    "\n", tls_fail_names[r], m->tls_handshake_failures[r]);
+	put(&o, "# TYPE derpd_tls_cert_reloads counter\n"
+	    "derpd_tls_cert_reloads{result=\"ok\"} %" PRIu64 "\n"
+	    "derpd_tls_cert_reloads{result=\"refused\"} %" PRIu64 "\n",
+	    m->tls_cert_reloads_ok, m->tls_cert_reloads_refused);
 	return o.len;
 }
 
@@ -194,6 +213,17 @@ metrics_snapshot(struct worker *w, struct metrics *out)
 		src = (const uint64_t *)(w->m_all != NULL ? &w->m_all[i] : w->m);
 		for (k = 0; k < nf; k++)
 			dst[k] += src[k];
+	}
+	/* A gauge, not a sum: the earliest expiry any worker serves. */
+	out->tls_cert_not_after = 0;
+	for (i = 0; i < (size_t)slots; i++) {
+		uint64_t	na = w->m_all != NULL ?
+				    w->m_all[i].tls_cert_not_after :
+				    w->m->tls_cert_not_after;
+
+		if (na != 0 && (out->tls_cert_not_after == 0 ||
+		    na < out->tls_cert_not_after))
+			out->tls_cert_not_after = na;
 	}
 	out->clients_local = registry_count(w->reg);
 	out->clients_total = out->clients_local;

@@ -142,6 +142,7 @@ reload(struct worker *w)
 	char		 err[512];
 	const char	*why;
 	SSL_CTX		*ctx = NULL;
+	struct cert_ident id;
 
 	if (w->cfg_path == NULL) {
 		log_notice("reload_skipped", "reason=no_config_file");
@@ -157,6 +158,7 @@ reload(struct worker *w)
 		    why);
 		return;
 	}
+	cert_ident_get(&nc, &id);	/* before the load: see wk.h */
 	if (w->ssl_ctx != NULL && (ctx = tls_ctx_new(&nc, w->pub, err,
 	    sizeof(err))) == NULL) {
 		log_warn("reload_refused", "err=\"%s\"", err);
@@ -167,6 +169,7 @@ reload(struct worker *w)
 		/* Live connections keep a reference to the old context. */
 		SSL_CTX_free(w->ssl_ctx);
 		w->ssl_ctx = ctx;
+		certwatch_loaded(w, &id);
 	}
 	log_set_level(nc.log_level);
 	log_notice("reloaded", "path=%s", w->cfg_path);
@@ -342,6 +345,7 @@ worker_free(struct worker *w)
 	node_fini(w);
 	registry_free(w->reg);
 	limits_fini(w);
+	certwatch_stop(w);
 	SSL_CTX_free(w->ssl_ctx);
 	loop_free(w->loop);
 	free(w->scratch);
@@ -372,6 +376,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	char		err[512];
 	sigset_t	sigs;
 	int		rc, sfd;
+	struct cert_ident id;
 
 	w->cfg = *cfg;
 	w->cfg_path = cfg_path;
@@ -402,6 +407,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 		}
 		w->has_mesh_key = true;
 	}
+	cert_ident_get(cfg, &id);
 	if (ls->https >= 0 && (w->ssl_ctx = tls_ctx_new(cfg, w->pub, err,
 	    sizeof(err))) == NULL) {
 		log_err("tls_config_failed", "err=\"%s\"", err);
@@ -411,6 +417,8 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	    NULL || (w->scratch = malloc(WK_IN_CAP)) == NULL)
 		return -ENOMEM;
 	w->start_ms = loop_now(w->loop);
+	if (w->ssl_ctx != NULL && (rc = certwatch_start(w, &id)) < 0)
+		return rc;
 	loop_set_after(w->loop, after_dispatch, w);
 	if ((rc = add_listener(w, &w->lis_https, ls->https, on_accept)) < 0 ||
 	    (rc = add_listener(w, &w->lis_http, ls->http, on_accept)) < 0 ||
