@@ -23,8 +23,11 @@
 #include "worker/wk.h"
 
 #define CW_DEBOUNCE_MS	1000	/* after the last event: cert before key */
+#define CW_MAX_WAIT_MS	10000	/* a busy directory cannot starve a reload */
 #define CW_MAX_WATCH	4	/* both files' directories, and targets' */
-#define CW_MASK		(IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | \
+/* Not IN_MODIFY: a log file appended to in the same directory would
+ * re-arm the quiet period forever; writers close (IN_CLOSE_WRITE). */
+#define CW_MASK		(IN_CLOSE_WRITE | IN_ATTRIB | \
 			 IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
 			 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
@@ -37,6 +40,7 @@ struct certwatch {
 	struct cert_ident	 loaded;	/* files of the served ctx */
 	struct cert_ident	 refused;	/* last refused, not retried */
 	bool			 has_refused;
+	uint64_t		 burst_ms;	/* first event not yet acted on */
 };
 
 static void
@@ -188,6 +192,7 @@ on_inotify(struct loop_io *io, unsigned events)
 				    struct inotify_event))));
 	ssize_t			 r;
 	bool			 any = false;
+	uint64_t		 now, wait;
 
 	(void)events;
 	/* Which name changed does not matter: the identity check after the
@@ -197,8 +202,16 @@ on_inotify(struct loop_io *io, unsigned events)
 		any = true;
 	if (r < 0 && errno != EAGAIN && errno != EINTR)
 		log_warn("tls_watch_read_failed", "err=%s", strerror(errno));
-	if (any && loop_timer_set(cw->w->loop, &cw->debounce,
-	    CW_DEBOUNCE_MS) < 0)
+	if (!any)
+		return;
+	now = loop_now(cw->w->loop);
+	if (!loop_timer_armed(&cw->debounce))
+		cw->burst_ms = now;
+	wait = CW_DEBOUNCE_MS;
+	if (cw->burst_ms + CW_MAX_WAIT_MS < now + wait)
+		wait = cw->burst_ms + CW_MAX_WAIT_MS > now ?
+		    cw->burst_ms + CW_MAX_WAIT_MS - now : 0;
+	if (loop_timer_set(cw->w->loop, &cw->debounce, wait) < 0)
 		log_warn("tls_watch_timer_failed", "err=%s", strerror(ENOMEM));
 }
 
