@@ -211,7 +211,8 @@ start(struct node *n, const char *extra)
 static void
 test_certs_inotify_reload_keeps_connections(void **state)
 {
-	struct node	*n = node_start(true, NULL);
+	/* Two workers: each watches and reloads its own context. */
+	struct node	*n = node_start(true, "workers = 2;\n");
 	struct client	*a = node_client(n), *b = node_client(n), *c;
 	char		 crt[400], key[400];
 	X509		*x;
@@ -231,10 +232,10 @@ test_certs_inotify_reload_keeps_connections(void **state)
 	snprintf(buf, sizeof(buf), "%s/key.pem", n->dir);
 	install(key, buf);
 	assert_true(wait_served(n, crt, 10000));
-	assert_true(node_log_wait(n, "event=tls_cert_reloaded", 1000));
-	assert_int_equal(node_log_count(n, "subject=\"renewed\""), 1);
-	assert_int_equal(node_metric(n,
-	    "derpd_tls_cert_reloads{result=\"ok\"}"), 1);
+	assert_int_equal(wait_metric(n,
+	    "derpd_tls_cert_reloads{result=\"ok\"}", 2, 5000), 2);
+	assert_int_equal(node_log_count(n, "event=tls_cert_reloaded"), 2);
+	assert_int_equal(node_log_count(n, "subject=\"renewed\""), 2);
 	assert_int_equal(node_metric(n,
 	    "derpd_tls_cert_reloads{result=\"refused\"}"), 0);
 	x = file_cert(crt);
@@ -250,6 +251,43 @@ test_certs_inotify_reload_keeps_connections(void **state)
 	client_free(c);
 	client_free(a);
 	client_free(b);
+	node_stop(n);
+	node_free(n);
+}
+
+/* tls.watch = false (applied by SIGHUP) stops the watch; SIGHUP itself
+ * still reloads the files. */
+static void
+test_certs_watch_off_then_sighup(void **state)
+{
+	struct node	*n = start(node_new(), NULL);
+	char		 crt[400], key[400], orig[400];
+	uint64_t	 until;
+
+	(void)state;
+	snprintf(orig, sizeof(orig), "%s/orig.crt", n->dir);
+	snprintf(crt, sizeof(crt), "%s/new.crt", n->dir);
+	snprintf(key, sizeof(key), "%s/new.key", n->dir);
+	run("cp '%s' '%s'", n->cert, orig);
+	run("sed -i 's/^tls = { /tls = { watch = false; /' '%s' && "
+	    "grep -q 'watch = false' '%s'", n->conf, n->conf);
+	kill(n->pid, SIGHUP);
+	assert_true(node_log_wait(n, "worker=0 event=reloaded", 5000));
+	make_pair(crt, key, "by_sighup");
+	snprintf(buf, sizeof(buf), "%s/key.pem", n->dir);
+	install(key, buf);
+	install(crt, n->cert);
+	/* Not picked up: twice the quiet period, still the old one. */
+	until = now_ms() + 2500;
+	while (now_ms() < until) {
+		assert_true(wait_served(n, orig, 1000));
+		pause_ms(100);
+	}
+	assert_int_equal(node_log_count(n, "event=tls_cert_reloaded"), 0);
+	kill(n->pid, SIGHUP);
+	assert_true(wait_served(n, crt, 5000));
+	assert_int_equal(node_metric(n, "derpd_tls_cert_reloads{result=\"ok\"}"),
+	    0);
 	node_stop(n);
 	node_free(n);
 }
@@ -711,6 +749,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_certs_inotify_reload_keeps_connections),
 		cmocka_unit_test(test_certs_bad_replacement_refused),
+		cmocka_unit_test(test_certs_watch_off_then_sighup),
 		cmocka_unit_test(test_certs_acme_challenge),
 		cmocka_unit_test(test_certs_handshake_failure_reasons),
 		cmocka_unit_test(test_certs_pebble_uacme_issue),
