@@ -135,6 +135,8 @@ rewatch(struct certwatch *cw)
 		    cfg->tls_certificate);
 }
 
+static void	watch_off(struct certwatch *cw);
+
 static void
 refuse(struct certwatch *cw, const struct cert_ident *id, const char *err)
 {
@@ -200,8 +202,13 @@ on_inotify(struct loop_io *io, unsigned events)
 	 * renames cert.pem.tmp, Kubernetes swaps a ..data link). */
 	while ((r = read(io->fd, buf, sizeof(buf))) > 0)
 		any = true;
-	if (r < 0 && errno != EAGAIN && errno != EINTR)
-		log_warn("tls_watch_read_failed", "err=%s", strerror(errno));
+	if (r < 0 && errno != EAGAIN && errno != EINTR) {
+		/* Level-triggered: stop rather than spin; SIGHUP re-arms. */
+		log_warn("tls_watch_failed", "err=%s action=stopped",
+		    strerror(errno));
+		watch_off(cw);
+		return;
+	}
 	if (!any)
 		return;
 	now = loop_now(cw->w->loop);
