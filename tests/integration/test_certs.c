@@ -246,6 +246,7 @@ test_certs_inotify_reload_keeps_connections(void **state)
 	/* Connections from before the swap still relay, and a new client
 	 * verifies the new certificate (its CA file is the new one). */
 	reach(a, b);
+	assert_int_equal(node_log_count(n, "event=worker_started"), 2);
 	c = node_client(n);
 	reach(c, a);
 	client_free(c);
@@ -605,6 +606,21 @@ test_certs_handshake_failure_reasons(void **state)
 
 /* ---- a real ACME issuance: pebble + uacme against derpd ---- */
 
+static pid_t	pebble_pid = -1;
+
+/* Whatever assertion ended the test, pebble does not outlive it. */
+static int
+pebble_teardown(void **state)
+{
+	(void)state;
+	if (pebble_pid > 0) {
+		kill(pebble_pid, SIGKILL);
+		waitpid(pebble_pid, NULL, 0);
+		pebble_pid = -1;
+	}
+	return 0;
+}
+
 static pid_t
 pebble_start(const char dir[300], const char *conf)
 {
@@ -692,16 +708,13 @@ test_certs_pebble_uacme_issue(void **state)
 	    "false}}\n", dir_port, mgmt_port, pki, pki, n->http_port,
 	    free_tcp_port());
 	file_write(conf, buf);
-	pebble = pebble_start(pki, conf);
+	pebble_pid = pebble = pebble_start(pki, conf);
 	deadline = now_ms() + 15000;
 	while ((fd = raw_connect(dir_port)) < 0 && now_ms() < deadline &&
 	    waitpid(pebble, &status, WNOHANG) == 0)
 		pause_ms(20);
-	if (fd < 0) {
-		kill(pebble, SIGKILL);
-		waitpid(pebble, NULL, 0);
+	if (fd < 0)
 		fail_msg("pebble did not start; see %s/pebble.log", pki);
-	}
 	close(fd);
 
 	/* Debian's uacme hook, pointed at the webroot.  uacme (libcurl)
@@ -726,6 +739,7 @@ test_certs_pebble_uacme_issue(void **state)
 	}
 	kill(pebble, SIGTERM);
 	waitpid(pebble, NULL, 0);
+	pebble_pid = -1;
 	if (status != 0)
 		fail_msg("uacme failed (%d); see %s/uacme.log", status, pki);
 	/* Pebble fetched the key authorization from derpd's port 80. */
@@ -736,6 +750,8 @@ test_certs_pebble_uacme_issue(void **state)
 	assert_int_equal(strncmp(issuer, "Pebble Intermediate CA", 22), 0);
 	assert_int_equal(node_metric(n,
 	    "derpd_tls_cert_reloads{result=\"ok\"}"), 1);
+	/* No restart, no dropped connection. */
+	assert_int_equal(node_log_count(n, "event=worker_started"), 1);
 	reach(a, b);
 	client_free(a);
 	client_free(b);
@@ -752,7 +768,8 @@ main(void)
 		cmocka_unit_test(test_certs_watch_off_then_sighup),
 		cmocka_unit_test(test_certs_acme_challenge),
 		cmocka_unit_test(test_certs_handshake_failure_reasons),
-		cmocka_unit_test(test_certs_pebble_uacme_issue),
+		cmocka_unit_test_teardown(test_certs_pebble_uacme_issue,
+		    pebble_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
