@@ -1,11 +1,8 @@
 /*
- * Certificate files on disk: each worker watches the directories of
- * tls.certificate and tls.private_key (and of their symlink targets) with
- * inotify, waits until events stop for CW_DEBOUNCE_MS, and when the files'
- * identity changed builds a new TLS context.  A good one replaces the old
- * (live connections keep theirs); a bad one is refused and logged, and the
- * old stays.  Also keeps the notAfter gauge.  SIGHUP reloads stay in
- * worker.c, which tells this module what it installed.
+ * Certificate files on disk: each worker watches the directories of its
+ * certificate and key (and their symlink targets) with inotify, and after
+ * a quiet period installs a changed pair or refuses a bad one (the old
+ * stays).  Keeps the notAfter gauge.  SIGHUP reloads stay in worker.c.
  */
 #include <errno.h>
 #include <inttypes.h>
