@@ -169,6 +169,9 @@ reload(struct worker *w)
 		/* Live connections keep a reference to the old context. */
 		SSL_CTX_free(w->ssl_ctx);
 		w->ssl_ctx = ctx;
+		/* The SNI check's name pointed into nc, on this stack. */
+		SSL_CTX_set_tlsext_servername_arg(ctx,
+		    (void *)(uintptr_t)w->cfg.hostname);
 		certwatch_loaded(w, &id);
 	}
 	log_set_level(nc.log_level);
