@@ -36,6 +36,9 @@
 
 static char	buf[65536];
 
+static int	tls_try(const struct node *n, const char *sni, int max_version,
+		    const char *ciphers, bool verify);
+
 static void
 pause_ms(int ms)
 {
@@ -287,6 +290,9 @@ test_certs_watch_off_then_sighup(void **state)
 	assert_int_equal(node_log_count(n, "event=tls_cert_reloaded"), 0);
 	kill(n->pid, SIGHUP);
 	assert_true(wait_served(n, crt, 5000));
+	/* The reloaded context still checks SNI against hostname. */
+	assert_int_equal(tls_try(n, "localhost", 0, NULL, false), 1);
+	assert_true(tls_try(n, "wrong.example.net", 0, NULL, false) != 1);
 	assert_int_equal(node_metric(n, "derpd_tls_cert_reloads{result=\"ok\"}"),
 	    0);
 	node_stop(n);
