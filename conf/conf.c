@@ -59,6 +59,9 @@ static const struct conf_item conf_items[] = {
 	    CONF_RELOAD),
 	S("tls.private_key", tls_private_key, "/etc/derpd/tls/privkey.pem",
 	    CONF_RELOAD),
+	B("tls.watch", tls_watch, 1, CONF_RELOAD),
+	G("acme"),
+	S("acme.webroot", acme_webroot, "", CONF_RELOAD),
 	S("node_key_file", node_key_file, "/var/lib/derpd/derpd.key",
 	    CONF_RESTART),
 	S("runtime_dir", runtime_dir, "/run/derpd", CONF_RESTART),
@@ -445,6 +448,10 @@ load_setting(config_setting_t *s, const char *path, struct config *c,
 			return fail(err, errlen, file, line,
 			    "\"%s\": bad address \"%s\" (ip:port or "
 			    "[ip6]:port)", path, v);
+		if (strcmp(path, "acme.webroot") == 0 && v[0] != '\0' &&
+		    v[0] != '/')
+			return fail(err, errlen, file, line, "\"%s\" must be an "
+			    "absolute path, not \"%s\"", path, v);
 		if (strcmp(path, "home") == 0 && v[0] != '\0' &&
 		    strcmp(v, "blank") != 0 && strncmp(v, "http://", 7) != 0 &&
 		    strncmp(v, "https://", 8) != 0)

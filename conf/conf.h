@@ -24,6 +24,8 @@ struct config {
 	char	 listen_stun[CONF_STR_MAX];
 	char	 tls_certificate[PATH_MAX];
 	char	 tls_private_key[PATH_MAX];
+	bool	 tls_watch;			/* reload on file change */
+	char	 acme_webroot[PATH_MAX];	/* "" = no challenge path */
 	char	 node_key_file[PATH_MAX];	/* "" = ephemeral key */
 	char	 runtime_dir[PATH_MAX];
 	char	 home[CONF_STR_MAX];		/* "", "blank" or http(s) URL */

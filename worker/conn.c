@@ -553,10 +553,15 @@ conn_read_again(struct conn *c)
 static void
 tls_step(struct conn *c)
 {
-	int	r, e;
+	int		r, e, sys_errno;
+	unsigned long	err;
+	enum tls_fail	why;
+	char		msg[128];
 
 	ERR_clear_error();
+	errno = 0;
 	r = SSL_do_handshake(c->ssl);
+	sys_errno = errno;
 	if (r == 1) {
 		c->state = ST_HTTP;
 		(void)loop_io_mod(c->w->loop, &c->io, LOOP_IN);
@@ -571,7 +576,13 @@ tls_step(struct conn *c)
 		(void)loop_io_mod(c->w->loop, &c->io, LOOP_RW);
 		return;
 	}
-	c->w->m->tls_handshake_failures++;
+	err = ERR_peek_error();
+	why = tls_fail_classify(e, err, sys_errno);
+	c->w->m->tls_handshake_failures[why]++;
+	ERR_error_string_n(err, msg, sizeof(msg));
+	log_debug("tls_handshake_failed", "conn=%" PRIu64 " peer=%s "
+	    "reason=%s err=\"%s\"", c->id, c->addr, metrics_tls_fail_name(why),
+	    err != 0 ? msg : strerror(sys_errno));
 	conn_close(c, "tls_handshake_failed");
 }
 
@@ -601,6 +612,7 @@ conn_deadline(struct loop_timer *t)
 
 	switch (c->state) {
 	case ST_TLS:
+		c->w->m->tls_handshake_failures[TLS_FAIL_TIMEOUT]++;
 		conn_close(c, "tls_timeout");
 		break;
 	case ST_HTTP:

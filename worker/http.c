@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "worker/bootdns.h"
+#include "worker/acme.h"
 #include "worker/wk.h"
 
 #define HDR_SMALL	128
@@ -425,6 +426,36 @@ route_port80(struct conn *c, const char *path)
 	return true;
 }
 
+/* ACME HTTP-01 from acme.webroot, on every listener but metrics: port
+ * 80 in TLS mode, the plain DERP listener, and the TLS one for
+ * validators that follow a redirect.  false: not a challenge path. */
+static bool
+serve_acme(struct conn *c, const char *path)
+{
+	char		body[ACME_BODY_MAX];
+	size_t		blen = 0;
+	unsigned	m = c->hp.method;
+	int		st;
+
+	if (c->role == ROLE_METRICS || (st = acme_challenge(
+	    c->w->cfg.acme_webroot, path, body, sizeof(body), &blen)) == 0)
+		return false;
+	if (m != HTTP_GET && m != HTTP_HEAD) {
+		respond_text(c, 405, "Method Not Allowed",
+		    "Allow: GET, HEAD\r\n", "method not allowed\n");
+	} else if (st == 200) {
+		c->w->m->acme_challenges_served++;
+		log_info("acme_challenge_served", "conn=%" PRIu64 " peer=%s "
+		    "path=%s", c->id, c->addr, path);
+		respond(c, 200, "OK", "text/plain", NULL, body, blen);
+	} else if (st == 400) {
+		respond_text(c, 400, "Bad Request", NULL, "bad token\n");
+	} else {
+		respond_text(c, 404, "Not Found", NULL, "not found\n");
+	}
+	return true;
+}
+
 static void
 route(struct conn *c)
 {
@@ -437,6 +468,8 @@ route(struct conn *c)
 	snprintf(path, sizeof(path), "%s", r->url);
 	if ((q = strchr(path, '?')) != NULL)
 		*q = '\0';
+	if (serve_acme(c, path))
+		return;
 	if (c->role == ROLE_PORT80 && route_port80(c, path))
 		return;
 	if (c->role == ROLE_METRICS) {

@@ -107,7 +107,14 @@ static const struct {
 	    "withheld by their rollout percentage." },
 	{ "bootstrap_dns_queried_domains", "Distinct ?q= names remembered "
 	    "(per worker, summed)." },
-	{ "derpd_tls_handshake_failures", "TLS handshakes that failed." },
+	{ "derpd_tls_handshake_failures", "TLS handshakes that failed, by "
+	    "reason." },
+	{ "derpd_tls_cert_reloads", "Certificate reloads after a file change, "
+	    "per worker, by result." },
+	{ "derpd_tls_cert_not_after_seconds", "Expiry (Unix time) of the "
+	    "served certificate; the earliest over the workers." },
+	{ "derpd_acme_challenges_served", "ACME HTTP-01 challenge files "
+	    "served from acme.webroot." },
 	{ "derpd_http_requests", "HTTP requests served." },
 	{ "derpd_ring_packets_out", "Packets sent to sibling workers." },
 	{ "derpd_ring_packets_in", "Packets received from sibling workers." },
@@ -212,7 +219,6 @@ static const struct series bootdns[] = {
 
 /* derpd's own series. */
 static const struct series derpd[] = {
-	S("derpd_tls_handshake_failures", "counter", tls_handshake_failures),
 	S("derpd_http_requests", "counter", http_requests),
 	S("derpd_ring_packets_out", "counter", ring_out),
 	S("derpd_ring_packets_in", "counter", ring_in),
@@ -227,6 +233,8 @@ static const struct series derpd[] = {
 	S("derpd_traffic_dump_early_flushes", "counter",
 	    traffic_dump_early_flushes),
 	S("derpd_traffic_dump_errors", "counter", traffic_dump_errors),
+	S("derpd_tls_cert_not_after_seconds", "gauge", tls_cert_not_after),
+	S("derpd_acme_challenges_served", "counter", acme_challenges_served),
 };
 
 #undef S
@@ -247,6 +255,16 @@ static const char *const drop_names[DROP_NREASONS] = {
 	"queue_head", "queue_tail", "write_error", "dup_client", "queue_full",
 };
 static const char *const kind_names[KIND_N] = { "disco", "other" };
+static const char *const tls_fail_names[TLS_FAIL_N] = {
+	"timeout", "eof", "sni", "version", "cipher", "not_tls", "peer_alert",
+	"other",
+};
+
+const char *
+metrics_tls_fail_name(enum tls_fail f)
+{
+	return f < TLS_FAIL_N ? tls_fail_names[f] : "other";
+}
 
 size_t
 metrics_render(const struct metrics *m, char *buf, size_t cap)
@@ -285,6 +303,14 @@ metrics_render(const struct metrics *m, char *buf, size_t cap)
 	    m->stun_success, m->stun_not_stun);
 	series(&o, bootdns, sizeof(bootdns) / sizeof(bootdns[0]), m);
 	series(&o, derpd, sizeof(derpd) / sizeof(derpd[0]), m);
+	head(&o, "derpd_tls_handshake_failures", "counter");
+	for (r = 0; r < TLS_FAIL_N; r++)
+		put(&o, "derpd_tls_handshake_failures{reason=\"%s\"} %" PRIu64
+		    "\n", tls_fail_names[r], m->tls_handshake_failures[r]);
+	head(&o, "derpd_tls_cert_reloads", "counter");
+	put(&o, "derpd_tls_cert_reloads{result=\"ok\"} %" PRIu64 "\n"
+	    "derpd_tls_cert_reloads{result=\"refused\"} %" PRIu64 "\n",
+	    m->tls_cert_reloads_ok, m->tls_cert_reloads_refused);
 	return o.len;
 }
 
@@ -326,6 +352,17 @@ metrics_snapshot(struct worker *w, struct metrics *out)
 		src = (const uint64_t *)(w->m_all != NULL ? &w->m_all[i] : w->m);
 		for (k = 0; k < nf; k++)
 			dst[k] += src[k];
+	}
+	/* A gauge, not a sum: the earliest expiry any worker serves. */
+	out->tls_cert_not_after = 0;
+	for (i = 0; i < (size_t)slots; i++) {
+		uint64_t	na = w->m_all != NULL ?
+				    w->m_all[i].tls_cert_not_after :
+				    w->m->tls_cert_not_after;
+
+		if (na != 0 && (out->tls_cert_not_after == 0 ||
+		    na < out->tls_cert_not_after))
+			out->tls_cert_not_after = na;
 	}
 	out->clients_local = registry_count(w->reg);
 	out->clients_total = out->clients_local;

@@ -28,6 +28,20 @@ enum pkt_kind {
 	KIND_N
 };
 
+/* Why a TLS handshake failed (derpd_tls_handshake_failures{reason}). */
+enum tls_fail {
+	TLS_FAIL_TIMEOUT,	/* handshake deadline passed */
+	TLS_FAIL_EOF,		/* client closed or reset mid-handshake */
+	TLS_FAIL_SNI,		/* SNI names another host */
+	TLS_FAIL_VERSION,	/* no common protocol version */
+	TLS_FAIL_CIPHER,	/* no common cipher, group or sigalg */
+	TLS_FAIL_NOT_TLS,	/* bytes that are not a TLS record */
+	TLS_FAIL_PEER_ALERT,	/* client aborted with an alert (e.g. its
+				 * verdict on our certificate) */
+	TLS_FAIL_OTHER,
+	TLS_FAIL_N
+};
+
 /* Every field is a uint64_t (metrics_snapshot sums them as an array). */
 struct metrics {
 	uint64_t	accepts;
@@ -59,7 +73,7 @@ struct metrics {
 	uint64_t	watchers;
 	uint64_t	avg_queue_us;		/* EMA, microseconds */
 	uint64_t	websocket_accepts;
-	uint64_t	tls_handshake_failures;
+	uint64_t	tls_handshake_failures[TLS_FAIL_N];
 	uint64_t	http_requests;
 	uint64_t	conns_closed_error;
 	uint64_t	stun_success;
@@ -90,11 +104,19 @@ struct metrics {
 	uint64_t	bootdns_unpub_pct_misses;
 	uint64_t	bootdns_queried;	/* names remembered (set) */
 	uint64_t	workers;		/* configured (snapshot only) */
+	/* certificates (worker/certwatch.c); reloads count per worker */
+	uint64_t	tls_cert_reloads_ok;
+	uint64_t	tls_cert_reloads_refused;
+	uint64_t	tls_cert_not_after;	/* gauge, Unix s; min of
+						 * the workers' */
+	uint64_t	acme_challenges_served;
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at
  * cap, NUL-terminated). */
 size_t	metrics_render(const struct metrics *m, char *out, size_t cap);
+/* The reason label of derpd_tls_handshake_failures. */
+const char *metrics_tls_fail_name(enum tls_fail f);
 /* Per-worker series (one slot per worker); appends, returns new length. */
 size_t	metrics_render_workers(const struct metrics *slots, int n, char *out,
 	    size_t len, size_t cap);

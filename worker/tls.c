@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -185,4 +186,83 @@ fail:
 	X509_free(meta);
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+time_t
+tls_ctx_not_after(SSL_CTX *ctx)
+{
+	X509		*x = SSL_CTX_get0_certificate(ctx);
+	struct tm	 tm;
+
+	if (x == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+void
+tls_ctx_describe(SSL_CTX *ctx, char *subject, char *issuer, size_t len)
+{
+	X509	*x = SSL_CTX_get0_certificate(ctx);
+
+	subject[0] = issuer[0] = '\0';
+	if (x == NULL)
+		return;
+	(void)X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+	    NID_commonName, subject, (int)len);
+	(void)X509_NAME_get_text_by_NID(X509_get_issuer_name(x),
+	    NID_commonName, issuer, (int)len);
+}
+
+enum tls_fail
+tls_fail_classify(int ssl_error, unsigned long err, int sys_errno)
+{
+	int	reason = ERR_GET_REASON(err);
+
+	if (ssl_error == SSL_ERROR_ZERO_RETURN)
+		return TLS_FAIL_EOF;
+	if (ssl_error == SSL_ERROR_SYSCALL && err == 0)
+		return sys_errno == 0 || sys_errno == ECONNRESET ||
+		    sys_errno == EPIPE ? TLS_FAIL_EOF : TLS_FAIL_OTHER;
+	if (err == 0 || ERR_GET_LIB(err) != ERR_LIB_SSL)
+		return TLS_FAIL_OTHER;
+	if (reason >= SSL_AD_REASON_OFFSET) {
+		/* The client's fatal alert: protocol_version is a version
+		 * mismatch seen from its side, the rest its verdict. */
+		return reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ?
+		    TLS_FAIL_VERSION : TLS_FAIL_PEER_ALERT;
+	}
+	switch (reason) {
+	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+		return TLS_FAIL_EOF;
+	case SSL_R_CALLBACK_FAILED:	/* our only fatal callback: SNI */
+		return TLS_FAIL_SNI;
+	case SSL_R_UNSUPPORTED_PROTOCOL:
+	case SSL_R_VERSION_TOO_LOW:
+	case SSL_R_VERSION_TOO_HIGH:
+	case SSL_R_NO_PROTOCOLS_AVAILABLE:
+	case SSL_R_INAPPROPRIATE_FALLBACK:
+	case SSL_R_UNSUPPORTED_SSL_VERSION:
+		return TLS_FAIL_VERSION;
+	case SSL_R_NO_SHARED_CIPHER:
+	case SSL_R_NO_SHARED_GROUPS:
+	case SSL_R_NO_SUITABLE_KEY_SHARE:
+	case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:
+	case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+	case SSL_R_NO_CIPHERS_AVAILABLE:
+		return TLS_FAIL_CIPHER;
+	case SSL_R_HTTP_REQUEST:
+	case SSL_R_HTTPS_PROXY_REQUEST:
+	case SSL_R_WRONG_VERSION_NUMBER:
+	case SSL_R_PACKET_LENGTH_TOO_LONG:
+	case SSL_R_RECORD_LENGTH_MISMATCH:
+	case SSL_R_UNKNOWN_PROTOCOL:
+	case SSL_R_UNEXPECTED_MESSAGE:
+	case SSL_R_UNEXPECTED_RECORD:
+	case SSL_R_LENGTH_MISMATCH:
+	case SSL_R_BAD_PACKET_LENGTH:
+	case SSL_R_ENCRYPTED_LENGTH_TOO_LONG:
+		return TLS_FAIL_NOT_TLS;
+	default:
+		return TLS_FAIL_OTHER;
+	}
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <http_parser.h>
 #include <openssl/ssl.h>
@@ -151,6 +152,7 @@ struct worker {
 	bool		 has_mesh_key;
 	uint8_t		 mesh_key[DERP_KEY_LEN];
 	SSL_CTX		*ssl_ctx;
+	struct certwatch *cw;		/* certificate file watch */
 
 	struct loop_io	 lis_https, lis_http, lis_stun, lis_metrics, sig_io,
 			 ctl_io;
@@ -341,6 +343,28 @@ void	http_respond_debug(struct conn *c, int status, const char *reason,
 /* tls.c */
 SSL_CTX	*tls_ctx_new(const struct config *cfg, const uint8_t pub[32],
 	    char *err, size_t errlen);
+/* The leaf's notAfter (Unix time), 0 if unknown. */
+time_t	tls_ctx_not_after(SSL_CTX *ctx);
+/* The leaf's subject and issuer CNs ("" if none), for logs. */
+void	tls_ctx_describe(SSL_CTX *ctx, char *subject, char *issuer,
+	    size_t len);
+/* Why a handshake failed, from SSL_get_error(), the first queued
+ * OpenSSL error (ERR_peek_error()) and errno. */
+enum tls_fail tls_fail_classify(int ssl_error, unsigned long err,
+	    int sys_errno);
+
+/* certwatch.c: reload the certificate when its files change (inotify,
+ * debounced), refuse a bad one, expiry gauge.  Identities are taken
+ * before a load so a change racing it is never mistaken as loaded. */
+struct cert_ident {
+	uint64_t	 v[2][5];	/* cert, key: dev ino size mtime ctime */
+};
+void	cert_ident_get(const struct config *cfg, struct cert_ident *id);
+/* After the first context is built; watching per tls.watch. */
+int	certwatch_start(struct worker *w, const struct cert_ident *id);
+/* After SIGHUP installed a new context built from files seen as id. */
+void	certwatch_loaded(struct worker *w, const struct cert_ident *id);
+void	certwatch_stop(struct worker *w);
 
 /* metrics.c */
 void	metrics_snapshot(struct worker *w, struct metrics *out);

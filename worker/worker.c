@@ -143,6 +143,7 @@ reload(struct worker *w)
 	char		 err[512];
 	const char	*why;
 	SSL_CTX		*ctx = NULL;
+	struct cert_ident id;
 
 	if (w->cfg_path == NULL) {
 		log_notice("reload_skipped", "reason=no_config_file");
@@ -158,6 +159,7 @@ reload(struct worker *w)
 		    why);
 		return;
 	}
+	cert_ident_get(&nc, &id);	/* before the load: see wk.h */
 	if (w->ssl_ctx != NULL && (ctx = tls_ctx_new(&nc, w->pub, err,
 	    sizeof(err))) == NULL) {
 		log_warn("reload_refused", "err=\"%s\"", err);
@@ -169,6 +171,10 @@ reload(struct worker *w)
 		/* Live connections keep a reference to the old context. */
 		SSL_CTX_free(w->ssl_ctx);
 		w->ssl_ctx = ctx;
+		/* The SNI check's name pointed into nc, on this stack. */
+		SSL_CTX_set_tlsext_servername_arg(ctx,
+		    (void *)(uintptr_t)w->cfg.hostname);
+		certwatch_loaded(w, &id);
 	}
 	log_set_level(nc.log_level);
 	bootdns_reload(w->bootdns);
@@ -347,6 +353,7 @@ worker_free(struct worker *w)
 	node_fini(w);
 	registry_free(w->reg);
 	limits_fini(w);
+	certwatch_stop(w);
 	SSL_CTX_free(w->ssl_ctx);
 	loop_free(w->loop);
 	free(w->scratch);
@@ -377,6 +384,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	char		err[512];
 	sigset_t	sigs;
 	int		rc, sfd;
+	struct cert_ident id;
 
 	w->cfg = *cfg;
 	w->cfg_path = cfg_path;
@@ -407,6 +415,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 		}
 		w->has_mesh_key = true;
 	}
+	cert_ident_get(cfg, &id);
 	if (ls->https >= 0 && (w->ssl_ctx = tls_ctx_new(cfg, w->pub, err,
 	    sizeof(err))) == NULL) {
 		log_err("tls_config_failed", "err=\"%s\"", err);
@@ -417,6 +426,8 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 		return -ENOMEM;
 	w->start_ms = loop_now(w->loop);
 	if ((rc = traffic_init(w)) < 0)
+		return rc;
+	if (w->ssl_ctx != NULL && (rc = certwatch_start(w, &id)) < 0)
 		return rc;
 	loop_set_after(w->loop, after_dispatch, w);
 	if ((rc = add_listener(w, &w->lis_https, ls->https, on_accept)) < 0 ||
