@@ -128,20 +128,23 @@ fuzz:
 	build/fuzz/fuzz_$(T) -max_total_time=$${FUZZ_SECONDS:-60} tests/fuzz/corpus/$(T)
 
 # ---- running ----
-run: deps all
+run: deps-build all
 	$(B)/derpd --dev
 
 bench: deps all
 	tests/bench/relay.sh $(B)
 
 # ---- dependencies (Debian) ----
-DEB_PKGS := build-essential pkg-config clang libssl-dev libsodium-dev \
+BUILD_PKGS := build-essential pkg-config libssl-dev libsodium-dev \
 	    libjansson-dev libconfig-dev libzmq3-dev libsystemd-dev \
-	    libcurl4-openssl-dev libhttp-parser-dev libwslay-dev libcmocka-dev \
-	    openssl curl coturn python3 prometheus pebble uacme chromium \
-	    node-tweetnacl
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	    libcurl4-openssl-dev libhttp-parser-dev libwslay-dev openssl
+# The tests' real peers: clang (libFuzzer), STUN, Prometheus, ACME, a browser.
+TEST_PKGS := clang libcmocka-dev curl coturn python3 prometheus pebble uacme \
+	    chromium node-tweetnacl
+DEB_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
+# Install what is missing of $(1) (root), or print the command.
+define install_pkgs
+	@missing=""; for p in $(1); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then \
@@ -152,6 +155,11 @@ deps:
 		exit 1; \
 	    fi; \
 	fi
+endef
+deps:
+	$(call install_pkgs,$(DEB_PKGS))
+deps-build:
+	$(call install_pkgs,$(BUILD_PKGS))
 
 # ---- install ----
 install: all
@@ -164,6 +172,6 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all check check-unit tests fuzz run bench deps install clean
+.PHONY: all check check-unit tests fuzz run bench deps deps-build install clean
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
