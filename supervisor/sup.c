@@ -90,6 +90,12 @@ drop_privileges(const struct config *cfg)
 		return -ENOENT;
 	if (cfg->user[0] != '\0' && (pw = getpwnam(cfg->user)) == NULL)
 		return -ENOENT;
+	/* Started as that user already (systemd User=): nothing to drop,
+	 * and no privilege to call setgroups with. */
+	if ((pw == NULL || pw->pw_uid == getuid()) &&
+	    (gr ? gr->gr_gid : pw ? pw->pw_gid : getgid()) == getgid() &&
+	    geteuid() == getuid())
+		return 0;
 	if (gr != NULL || pw != NULL) {
 		gid_t	gid = gr ? gr->gr_gid : pw->pw_gid;
 
