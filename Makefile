@@ -200,7 +200,10 @@ rpm: $(PKGDIR)/derpd-$(VERSION).tar.gz
 	rpmbuild -bb --nodeps --define "_topdir $(CURDIR)/$(PKGDIR)/rpm" \
 	    packaging/rpm/derpd.spec
 	@ls -l $(PKGDIR)/rpm/RPMS/*/*.rpm
+PKG_DEB_PKGS := debhelper lintian rpm rpmlint debootstrap systemd-container \
+	    fakeroot
 check-packaging: deps
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(PKG_DEB_PKGS)"
 	tests/packaging/check.sh
 FORCE:
 
