@@ -168,12 +168,13 @@ man: $(MAN5)
 install: all man
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)/etc/derpd $(DESTDIR)$(PREFIX)/share/man/man5 \
-	    $(DESTDIR)$(PREFIX)/share/man/man8
+	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(B)/derpd $(DESTDIR)$(PREFIX)/sbin/derpd
 	install -m 0755 $(addprefix $(B)/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 conf/derpd.conf $(DESTDIR)/etc/derpd/derpd.conf
 	install -m 0644 $(MAN8) $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 $(wildcard tools/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 # ---- packages (packaging/) ----
 VERSION	:= $(shell sed -n 's/^\#define DERPD_VERSION[^"]*"\(.*\)"/\1/p' \
