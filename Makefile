@@ -7,6 +7,8 @@
 #   make bench      relay benchmark; results under bench/results/
 #   make fuzz T=frame   run one libFuzzer target (clang)
 #   make install DESTDIR=... PREFIX=/usr
+#   make deb / make rpm     packages under build/pkg/
+#   make check-packaging    build both, lint, inspect, install into a chroot
 #
 # Missing Debian packages are installed by `make deps` (root) or printed.
 
@@ -161,17 +163,66 @@ deps:
 deps-build:
 	$(call install_pkgs,$(BUILD_PKGS))
 
+# ---- manual pages ----
+# derpd.conf(5) embeds the commented example, so the two never disagree.
+$(B)/man/derpd.conf.5: doc/derpd.conf.5.in conf/derpd.conf
+	@mkdir -p $(dir $@)
+	{ cat doc/derpd.conf.5.in; \
+	  sed -e 's/\\/\\e/g' -e "s/^[.']/\\\\\&&/" conf/derpd.conf; \
+	  printf '.ft R\n.fi\n.SH SEE ALSO\n.BR derpd (8),\n.BR derpprobe (1)\n'; \
+	} > $@
+MAN8	:= doc/derpd.8
+MAN5	:= $(B)/man/derpd.conf.5
+man: $(MAN5)
+
 # ---- install ----
-install: all
+install: all man
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
-	    $(DESTDIR)/etc/derpd
+	    $(DESTDIR)/etc/derpd $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(B)/derpd $(DESTDIR)$(PREFIX)/sbin/derpd
 	install -m 0755 $(addprefix $(B)/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 conf/derpd.conf $(DESTDIR)/etc/derpd/derpd.conf
+	install -m 0644 $(MAN8) $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 $(wildcard tools/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+
+# ---- packages (packaging/) ----
+VERSION	:= $(shell sed -n 's/^\#define DERPD_VERSION[^"]*"\(.*\)"/\1/p' \
+	     supervisor/main.c)
+PKGDIR	:= build/pkg
+# The source tree as committed plus local edits, without build output.
+$(PKGDIR)/derpd-$(VERSION).tar.gz: FORCE
+	@mkdir -p $(PKGDIR)
+	rm -rf $(PKGDIR)/derpd-$(VERSION)
+	mkdir -p $(PKGDIR)/derpd-$(VERSION)
+	tar -c --exclude=./build --exclude=./.git --exclude='./tests/fuzz/corpus' . | \
+	    tar -x -C $(PKGDIR)/derpd-$(VERSION)
+	tar -C $(PKGDIR) -czf $@ derpd-$(VERSION)
+deb: $(PKGDIR)/derpd-$(VERSION).tar.gz
+	rm -rf $(PKGDIR)/derpd-$(VERSION)/debian
+	cp -r packaging/debian $(PKGDIR)/derpd-$(VERSION)/debian
+	for f in service socket sysusers tmpfiles; do \
+	    cp packaging/systemd/derpd.$$f $(PKGDIR)/derpd-$(VERSION)/debian/; done
+	cd $(PKGDIR)/derpd-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls -l $(PKGDIR)/*.deb
+rpm: $(PKGDIR)/derpd-$(VERSION).tar.gz
+	@mkdir -p $(PKGDIR)/rpm/SOURCES
+	cp $< $(PKGDIR)/rpm/SOURCES/
+	rpmbuild -bb --nodeps --define "_topdir $(CURDIR)/$(PKGDIR)/rpm" \
+	    packaging/rpm/derpd.spec
+	@ls -l $(PKGDIR)/rpm/RPMS/*/*.rpm
+PKG_DEB_PKGS := debhelper lintian rpm rpmlint debootstrap systemd-container \
+	    fakeroot
+check-packaging: deps
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(PKG_DEB_PKGS)"
+	tests/packaging/check.sh
+FORCE:
 
 clean:
 	rm -rf build
 
-.PHONY: all check check-unit tests fuzz run bench deps deps-build install clean
+.PHONY: all check check-unit tests fuzz run bench deps deps-build install clean \
+	man deb rpm check-packaging FORCE
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -path build/pkg -prune -o -name '*.d' -type f -print 2>/dev/null)

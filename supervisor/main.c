@@ -166,7 +166,7 @@ main(int argc, char **argv)
 	if ((ls = calloc((size_t)sup_nworkers(&cfg), sizeof(*ls))) == NULL)
 		return 1;
 	ls[0].metrics = -1;
-	if ((rc = sd_sockets(&ls[0].https, &ls[0].http, &ls[0].stun)) > 0) {
+	if ((rc = sd_sockets(&cfg, &ls[0].https, &ls[0].http, &ls[0].stun)) > 0) {
 		log_notice("socket_activation", "fds=%d", rc);
 		shared = true;
 		if (cfg.metrics_listen[0] != '\0' && (ls[0].metrics =

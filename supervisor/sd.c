@@ -12,8 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <systemd/sd-daemon.h>
 
+#include "conf/conf.h"
 #include "supervisor/sd.h"
 
 void
@@ -67,11 +71,63 @@ sd_watchdog_usec(void)
 	return usec;
 }
 
+/* Port of a configured listen address, 0 when off or unparsable. */
+static uint16_t
+conf_port(const char *addr)
+{
+	char		host[CONF_STR_MAX];
+	uint16_t	port;
+
+	if (addr[0] == '\0' ||
+	    conf_split_hostport(addr, host, sizeof(host), &port) < 0)
+		return 0;
+	return port;
+}
+
+static uint16_t
+local_port(int fd)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+	return 0;
+}
+
+/* Which of our listeners fd is: by name first, else by type and port. */
+static int *
+classify(const struct config *cfg, int fd, const char *name, int *https,
+    int *http, int *stun)
+{
+	uint16_t	port;
+
+	if (sd_is_socket(fd, 0, SOCK_DGRAM, -1) > 0)
+		return strcmp(name, "https") != 0 && strcmp(name, "http") != 0 ?
+		    stun : NULL;
+	if (sd_is_socket(fd, 0, SOCK_STREAM, 1) <= 0)
+		return NULL;
+	if (strcmp(name, "https") == 0)
+		return https;
+	if (strcmp(name, "http") == 0)
+		return http;
+	port = local_port(fd);
+	if (port != 0 && port == conf_port(cfg->listen_https))
+		return https;
+	if (port != 0 && port == conf_port(cfg->listen_http))
+		return http;
+	return NULL;
+}
+
 int
-sd_sockets(int *https, int *http, int *stun)
+sd_sockets(const struct config *cfg, int *https, int *http, int *stun)
 {
 	char	**names = NULL;
-	int	  n, i, fd;
+	int	  n, i, fd, *slot;
 
 	*https = *http = *stun = -1;
 	if ((n = sd_listen_fds_with_names(1, &names)) <= 0)
@@ -82,17 +138,11 @@ sd_sockets(int *https, int *http, int *stun)
 		 * close-on-exec. */
 		(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-		if (strcmp(names[i], "https") == 0 &&
-		    sd_is_socket(fd, 0, SOCK_STREAM, 1) > 0)
-			*https = fd;
-		else if (strcmp(names[i], "http") == 0 &&
-		    sd_is_socket(fd, 0, SOCK_STREAM, 1) > 0)
-			*http = fd;
-		else if (strcmp(names[i], "stun") == 0 &&
-		    sd_is_socket(fd, 0, SOCK_DGRAM, -1) > 0)
-			*stun = fd;
+		slot = classify(cfg, fd, names[i], https, http, stun);
+		if (slot != NULL && *slot == -1)
+			*slot = fd;
 		else
-			close(fd);	/* not ours */
+			close(fd);	/* not ours, or a second of a kind */
 		free(names[i]);
 	}
 	free(names);

@@ -19,9 +19,13 @@ uint64_t sd_watchdog_usec(void);
 
 /*
  * Sockets passed by systemd, matched by FileDescriptorName= ("https",
- * "http", "stun").  Fills the fds (-1 when not passed) and returns how
- * many were passed (0 when not socket-activated), or -errno.
+ * "http", "stun") or, for sockets of one unit that share a name, by type
+ * and by the port of cfg's listen.https / listen.http (a datagram socket
+ * is STUN).  Fills the fds (-1 when not passed) and returns how many were
+ * passed (0 when not socket-activated), or -errno.
  */
-int	sd_sockets(int *https, int *http, int *stun);
+struct config;
+int	sd_sockets(const struct config *cfg, int *https, int *http,
+	    int *stun);
 
 #endif

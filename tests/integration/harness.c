@@ -128,6 +128,39 @@ write_conf(struct node *n, const char *extra)
 	fclose(f);
 }
 
+static void
+exec_derpd(const struct node *n, const char *bin)
+{
+	const char	*argv[16];
+	int		 i = 0;
+
+	while (n->launcher != NULL && n->launcher[i] != NULL && i < 12) {
+		argv[i] = n->launcher[i];
+		i++;
+	}
+	argv[i++] = bin;
+	argv[i++] = "-c";
+	argv[i++] = n->conf;
+	argv[i] = NULL;
+	execvp(argv[0], (char *const *)(uintptr_t)argv);
+}
+
+/* A socket-activated derpd starts on the first connection: make one
+ * (the launcher may still be binding), and leave it to be served. */
+static void
+trigger(const struct node *n, uint64_t deadline)
+{
+	int	fd;
+
+	while (now_ms() < deadline) {
+		if ((fd = raw_connect(n->port)) >= 0) {
+			close(fd);
+			return;
+		}
+		pause_ms(10);
+	}
+}
+
 struct node *
 node_start_in(struct node *n, bool tls, const char *extra)
 {
@@ -152,12 +185,13 @@ node_start_in(struct node *n, bool tls, const char *extra)
 			fd = open(n->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 			dup2(fd, 2);
 			dup2(fd, 1);
-			execl(bin ? bin : "build/derpd", "derpd", "-c", n->conf,
-			    (char *)NULL);
+			exec_derpd(n, bin ? bin : "build/derpd");
 			_exit(127);
 		}
 		assert_true(n->pid > 0);
 		deadline = now_ms() + 10000;
+		if (n->launcher != NULL)
+			trigger(n, deadline);
 		while (now_ms() < deadline) {
 			if (node_log_count(n, "event=node_ready") > 0)
 				return n;

@@ -25,6 +25,10 @@ struct node {
 	bool		 fixed;		/* port preset by the test */
 	uint16_t	 stun_port;	/* UDP STUN listener, 0 = off */
 	uint16_t	 metrics_port;	/* metrics.listen, for node_metric */
+	/* Command that execs derpd (argv prefix, NULL-terminated), e.g.
+	 * systemd-socket-activate; derpd then starts on the first
+	 * connection to port, which node_start_in makes. */
+	const char *const *launcher;
 };
 
 /* Start derpd; extra is appended to the generated config (libconfig
