@@ -18,7 +18,8 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: derpcat [--tls] [--insecure] [--ca FILE] [--sni NAME]\n"
+	    "usage: derpcat [--tls] [--ws] [--insecure] [--ca FILE] "
+	    "[--sni NAME]\n"
 	    "               [--key FILE | --privkey privkey:HEX] "
 	    "[--mesh-psk FILE] [--prober]\n"
 	    "               [--timeout MS] HOST:PORT COMMAND [ARGS]\n"
@@ -75,6 +76,7 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "tls", no_argument, NULL, 't' },
+		{ "ws", no_argument, NULL, 'w' },
 		{ "insecure", no_argument, NULL, 'k' },
 		{ "ca", required_argument, NULL, 'a' },
 		{ "sni", required_argument, NULL, 's' },
@@ -102,6 +104,7 @@ main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 't': o.tls = true; break;
+		case 'w': o.websocket = true; break;
 		case 'k': o.tls_insecure = true; break;
 		case 'a': o.ca_file = optarg; break;
 		case 's': o.server_name = optarg; break;
