@@ -251,20 +251,36 @@ test_ws_close_codes(void **state)
 	node_free(n);
 }
 
-/* Request a raw socket, return what comes back until EOF. */
+/* Send req on a raw socket; collect the answer until EOF, or until
+ * want bytes past the response head (a session then waits for us). */
 static ssize_t
-raw_request(const struct node *n, const char *req, uint8_t *buf, size_t cap)
+raw_request(const struct node *n, const char *req, uint8_t *buf, size_t cap,
+    size_t want)
 {
-	int	fd = raw_connect(n->port);
-	ssize_t	r;
+	int		 fd = raw_connect(n->port);
+	uint64_t	 deadline = now_ms() + 5000;
+	struct pollfd	 p = { .fd = fd, .events = POLLIN };
+	size_t		 len = 0;
+	ssize_t		 r;
+	char		*end;
 
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-	r = raw_read_until_eof(fd, buf, cap - 1, 5000);
+	while (len < cap - 1 && now_ms() < deadline) {
+		buf[len] = '\0';
+		if ((end = strstr((char *)buf, "\r\n\r\n")) != NULL &&
+		    len - (size_t)(end + 4 - (char *)buf) >= want && want > 0)
+			break;
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if ((r = read(fd, buf + len, cap - 1 - len)) <= 0)
+			break;
+		len += (size_t)r;
+	}
 	close(fd);
-	assert_true(r >= 0);
-	buf[r] = '\0';
-	return r;
+	assert_true(now_ms() < deadline);
+	buf[len] = '\0';
+	return (ssize_t)len;
 }
 
 static void
@@ -283,7 +299,7 @@ test_ws_decision_table(void **state)
 	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 	    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n"
 	    "Sec-WebSocket-Protocol: notderpish\r\n\r\n", key);
-	r = raw_request(n, req, buf, sizeof(buf));
+	r = raw_request(n, req, buf, sizeof(buf), 0);
 	assert_non_null(strstr((char *)buf, "HTTP/1.1 101 "));
 	assert_non_null(strstr((char *)buf,
 	    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
@@ -301,26 +317,31 @@ test_ws_decision_table(void **state)
 	    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n"
 	    "Sec-WebSocket-Extensions: permessage-deflate\r\n"
 	    "Sec-WebSocket-Protocol: chat, derp\r\n\r\n", key);
-	(void)raw_request(n, req, buf, sizeof(buf));
+	(void)raw_request(n, req, buf, sizeof(buf), 2 + 45);
+	/* ServerKey in one unmasked binary message. */
+	cl = (const uint8_t *)strstr((char *)buf, "\r\n\r\n") + 4;
+	assert_int_equal(cl[0], 0x82);
+	assert_int_equal(cl[1], 45);
+	assert_int_equal(cl[2], 0x01);
 	assert_non_null(strstr((char *)buf, "HTTP/1.1 101 "));
 	assert_non_null(strstr((char *)buf, "Sec-WebSocket-Protocol: derp\r\n"));
 	assert_null(strstr((char *)buf, "Extensions"));
 	/* Upgrade: websocket without the derp subprotocol is raw DERP. */
 	(void)raw_request(n, "GET /derp HTTP/1.1\r\nHost: x\r\n"
-	    "Upgrade: websocket\r\n\r\n", buf, sizeof(buf));
+	    "Upgrade: websocket\r\n\r\n", buf, sizeof(buf), 45);
 	assert_non_null(strstr((char *)buf, "HTTP/1.1 101 "));
 	assert_non_null(strstr((char *)buf, "Upgrade: DERP\r\n"));
 	/* Bad key, bad version. */
 	(void)raw_request(n, "GET /derp HTTP/1.1\r\nHost: x\r\n"
 	    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
 	    "Sec-WebSocket-Key: short\r\nSec-WebSocket-Protocol: derp\r\n"
-	    "Connection: close\r\n\r\n", buf, sizeof(buf));
+	    "Connection: close\r\n\r\n", buf, sizeof(buf), 0);
 	assert_non_null(strstr((char *)buf, "HTTP/1.1 400 "));
 	snprintf(req, sizeof(req), "GET /derp HTTP/1.1\r\nHost: x\r\n"
 	    "Upgrade: websocket\r\nSec-WebSocket-Version: 8\r\n"
 	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: derp\r\n"
 	    "Connection: close\r\n\r\n", key);
-	(void)raw_request(n, req, buf, sizeof(buf));
+	(void)raw_request(n, req, buf, sizeof(buf), 0);
 	assert_non_null(strstr((char *)buf, "HTTP/1.1 426 "));
 	assert_non_null(strstr((char *)buf, "Sec-WebSocket-Version: 13\r\n"));
 	assert_int_equal(node_metric(n, "derp_websocket_accepts"), 1);
@@ -333,7 +354,7 @@ static void
 test_ws_silent_client_times_out(void **state)
 {
 	struct node	*n = node_start(false,
-			    "limits = { handshake_timeout_ms = 300; };\n");
+			    "derp = { handshake_timeout_ms = 300; };\n");
 	uint8_t		 buf[4096];
 	char		 req[512];
 
@@ -342,7 +363,7 @@ test_ws_silent_client_times_out(void **state)
 	    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
 	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	    "Sec-WebSocket-Protocol: derp\r\n\r\n");
-	(void)raw_request(n, req, buf, sizeof(buf));
+	(void)raw_request(n, req, buf, sizeof(buf), 0);
 	assert_non_null(strstr((char *)buf, "HTTP/1.1 101 "));
 	assert_true(node_log_wait(n, "reason=handshake_timeout", 5000));
 	node_stop(n);
