@@ -344,6 +344,11 @@ ws_write(struct conn *c, const uint8_t *p, size_t n)
 		return 0;
 	if (n > WS_OUT_MSG)
 		n = WS_OUT_MSG;
+	/* After a close frame nothing more may be sent; the connection
+	 * ends next (PROTOCOL.md 2.7: close is EOF). */
+	if (!wslay_event_get_write_enabled(ws->ev) ||
+	    wslay_event_get_close_received(ws->ev))
+		return (ssize_t)n;
 	m.opcode = WSLAY_BINARY_FRAME;
 	m.msg = p;
 	m.msg_length = n;
