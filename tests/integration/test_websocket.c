@@ -370,6 +370,45 @@ test_ws_silent_client_times_out(void **state)
 	node_free(n);
 }
 
+/* A WebSocket client that stops reading hits the write-stall deadline;
+ * its queue drops, the others go on. */
+static void
+test_ws_slow_reader_write_timeout(void **state)
+{
+	struct node	*n = node_start(true,
+			    "derp = { write_timeout_ms = 500; };\n");
+	struct client	*slow = ws_client(n), *a = node_client(n);
+	struct client	*b = ws_client(n);
+	uint8_t		 pkt[1200];
+	uint64_t	 deadline = now_ms() + 15000;
+	int		 i, rc;
+
+	(void)state;
+	memset(pkt, 0x5a, sizeof(pkt));
+	reach(a, slow);
+	while (node_log_count(n, "reason=write_timeout") == 0 &&
+	    now_ms() < deadline) {
+		for (i = 0; i < 1000; i++) {
+			rc = client_queue_packet(a, client_public_key(slow),
+			    pkt, sizeof(pkt));
+			if (rc == -ENOBUFS)
+				break;
+		}
+		assert_int_equal(client_flush(a, 10000), 0);
+	}
+	assert_int_equal(node_log_count(n, "reason=write_timeout"), 1);
+	assert_true(node_metric(n, "derp_packets_dropped{reason=\"queue_head\","
+	    "kind=\"other\"}") + node_metric(n, "derp_packets_dropped{reason="
+	    "\"queue_tail\",kind=\"other\"}") > 0);
+	reach(a, b);
+	reach(b, a);
+	client_free(b);
+	client_free(a);
+	client_free(slow);
+	node_stop(n);
+	node_free(n);
+}
+
 int
 main(void)
 {
@@ -383,6 +422,7 @@ main(void)
 		cmocka_unit_test(test_ws_close_codes),
 		cmocka_unit_test(test_ws_decision_table),
 		cmocka_unit_test(test_ws_silent_client_times_out),
+		cmocka_unit_test(test_ws_slow_reader_write_timeout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
