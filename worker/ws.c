@@ -37,7 +37,7 @@ struct ws {
 	bool			 ctrl_stop;	/* reads paused: pongs queued */
 	bool			 dead;		/* socket failed: no more I/O */
 	int			 sock_err;
-	uint16_t		 fail_code;	/* our close code (1003, 1009) */
+	uint16_t		 fail_code;	/* our close code: 1003, 1009 */
 	const char		*fail_reason;	/* conn close reason */
 };
 
@@ -244,8 +244,8 @@ ws_start(struct conn *c, const char *key, const char *protocols,
 		/* "derp" only as a substring: Go's server upgrades, then
 		 * refuses with 1008 (PROTOCOL.md 2.7). */
 		(void)wslay_event_queue_close(ws->ev,
-		    WSLAY_CODE_POLICY_VIOLATION, (const uint8_t *)NO_DERP_REASON,
-		    sizeof(NO_DERP_REASON) - 1);
+		    WSLAY_CODE_POLICY_VIOLATION,
+		    (const uint8_t *)NO_DERP_REASON, sizeof(NO_DERP_REASON) - 1);
 		wslay_event_shutdown_read(ws->ev);
 		c->close_after_write = true;
 		c->close_reason = "ws_no_derp_subprotocol";

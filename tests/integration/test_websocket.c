@@ -324,7 +324,8 @@ test_ws_decision_table(void **state)
 	assert_int_equal(cl[1], 45);
 	assert_int_equal(cl[2], 0x01);
 	assert_non_null(strstr((char *)buf, "HTTP/1.1 101 "));
-	assert_non_null(strstr((char *)buf, "Sec-WebSocket-Protocol: derp\r\n"));
+	assert_non_null(strstr((char *)buf,
+	    "Sec-WebSocket-Protocol: derp\r\n"));
 	assert_null(strstr((char *)buf, "Extensions"));
 	/* Upgrade: websocket without the derp subprotocol is raw DERP. */
 	(void)raw_request(n, "GET /derp HTTP/1.1\r\nHost: x\r\n"
