@@ -245,7 +245,8 @@ ws_start(struct conn *c, const char *key, const char *protocols,
 		 * refuses with 1008 (PROTOCOL.md 2.7). */
 		(void)wslay_event_queue_close(ws->ev,
 		    WSLAY_CODE_POLICY_VIOLATION,
-		    (const uint8_t *)NO_DERP_REASON, sizeof(NO_DERP_REASON) - 1);
+		    (const uint8_t *)NO_DERP_REASON,
+		    sizeof(NO_DERP_REASON) - 1);
 		wslay_event_shutdown_read(ws->ev);
 		c->close_after_write = true;
 		c->close_reason = "ws_no_derp_subprotocol";
