@@ -614,6 +614,20 @@ ws_upgraded(struct client *c, const char *key, char *end)
 	return 0;
 }
 
+/* Upgrade: DERP, or a WebSocket request offering "derp" (fresh key). */
+static void
+upgrade_headers(bool websocket, char key[WEBSOCKET_KEY_LEN + 1], char *up,
+    size_t cap)
+{
+	if (!websocket) {
+		snprintf(up, cap, "Upgrade: DERP\r\n");
+		return;
+	}
+	websocket_new_key(key);
+	snprintf(up, cap, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: derp\r\n", key);
+}
+
 static int
 http_upgrade(struct client *c, const struct client_opts *o, const char *name,
     int64_t deadline)
@@ -626,14 +640,7 @@ http_upgrade(struct client *c, const struct client_opts *o, const char *name,
 	char		*end;
 	bool		 ipv6 = strchr(name, ':') != NULL;
 
-	if (o->websocket) {
-		websocket_new_key(key);
-		snprintf(up, sizeof(up), "Upgrade: websocket\r\n"
-		    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n"
-		    "Sec-WebSocket-Protocol: derp\r\n", key);
-	} else {
-		snprintf(up, sizeof(up), "Upgrade: DERP\r\n");
-	}
+	upgrade_headers(o->websocket, key, up, sizeof(up));
 	n = snprintf(req, sizeof(req), "GET /derp HTTP/1.1\r\nHost: %s%s%s:%u"
 	    "\r\nUser-Agent: derpd-client\r\nConnection: Upgrade\r\n%s"
 	    "%s%s%s%s\r\n", ipv6 ? "[" : "", name,
