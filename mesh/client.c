@@ -789,6 +789,10 @@ client_free(struct client *c)
 {
 	if (c == NULL)
 		return;
+	/* A WebSocket says goodbye with 1000, best effort. */
+	if (c->ws_on && !c->ws_eof && wslay_event_queue_close(c->ws,
+	    WSLAY_CODE_NORMAL_CLOSURE, NULL, 0) == 0)
+		(void)ws_flush(c, now_ms());
 	SSL_free(c->ssl);
 	SSL_CTX_free(c->ctx);
 	if (c->fd >= 0)

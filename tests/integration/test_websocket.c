@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "derp/key.h"
 #include "harness.h"
 
 #define BIG	65536	/* DERP_MAX_PACKET: one SendPacket of 65,536+37 */
@@ -410,6 +411,30 @@ test_ws_slow_reader_write_timeout(void **state)
 	node_free(n);
 }
 
+/* derpcat --ws sends over WebSocket DERP. */
+static void
+test_ws_derpcat(void **state)
+{
+	const char		*bin = getenv("DERPCAT_BIN");
+	struct node		*n = node_start(false, NULL);
+	struct client		*raw = node_client(n);
+	struct client_msg	 m;
+	char			 k[DERP_KEY_TEXT_MAX], cmd[512];
+
+	(void)state;
+	derp_key_format_public(k, client_public_key(raw));
+	snprintf(cmd, sizeof(cmd), "%s --ws 127.0.0.1:%u send %s via-ws",
+	    bin ? bin : "build/derpcat", n->port, k);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(recv_type(raw, DERP_FRAME_RECV_PACKET, &m, 5000), 0);
+	assert_int_equal(m.len, 6);
+	assert_memory_equal(m.data, "via-ws", 6);
+	assert_int_equal(node_metric(n, "derp_websocket_accepts"), 1);
+	client_free(raw);
+	node_stop(n);
+	node_free(n);
+}
+
 int
 main(void)
 {
@@ -424,6 +449,7 @@ main(void)
 		cmocka_unit_test(test_ws_decision_table),
 		cmocka_unit_test(test_ws_silent_client_times_out),
 		cmocka_unit_test(test_ws_slow_reader_write_timeout),
+		cmocka_unit_test(test_ws_derpcat),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
