@@ -405,8 +405,10 @@ ws_read_more(struct client *c, int64_t deadline)
 		rc = wslay_event_recv(c->ws);
 		c->ws_dst = NULL;
 		c->in_len += c->ws_got;
-		/* Pongs and a close reply leave at once. */
-		r = ws_flush(c, deadline);
+		/* Pongs leave at once; after the server's close nothing
+		 * is written (its socket may be gone: no EPIPE). */
+		r = wslay_event_get_close_received(c->ws) ? 0 :
+		    ws_flush(c, deadline);
 		if (c->ws_got > 0)
 			return (int)c->ws_got;
 		if (c->ws_eof || wslay_event_get_close_received(c->ws))

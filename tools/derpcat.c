@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,7 @@ main(int argc, char **argv)
 	int			 ch, err, rc, count, n;
 
 	memset(&o, 0, sizeof(o));
+	signal(SIGPIPE, SIG_IGN);	/* a closed server is an error return */
 	o.info.can_ack_pings = true;
 	if (derp_crypto_init() < 0)
 		return 1;
