@@ -345,9 +345,10 @@ serve_derp(struct conn *c)
 		up[i] = (char)tolower((unsigned char)r->upgrade[i]);
 	up[i] = '\0';
 	if (strcmp(up, "websocket") == 0 && strstr(r->ws_protocol, "derp")) {
-		/* WebSocket DERP (2.7); RFC 6455 4.2.2 for bad requests. */
+		/* WebSocket DERP (2.7); bad requests answered as Go's
+		 * WebSocket library does (400, RFC 6455 4.4). */
 		if (strcmp(r->ws_version, "13") != 0) {
-			respond_text(c, 426, "Upgrade Required",
+			respond_text(c, 400, "Bad Request",
 			    "Sec-WebSocket-Version: 13\r\n",
 			    "unsupported WebSocket version\n");
 		} else if ((rc = ws_start(c, r->ws_key, r->ws_protocol,

@@ -344,7 +344,7 @@ test_ws_decision_table(void **state)
 	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: derp\r\n"
 	    "Connection: close\r\n\r\n", key);
 	(void)raw_request(n, req, buf, sizeof(buf), 0);
-	assert_non_null(strstr((char *)buf, "HTTP/1.1 426 "));
+	assert_non_null(strstr((char *)buf, "HTTP/1.1 400 "));
 	assert_non_null(strstr((char *)buf, "Sec-WebSocket-Version: 13\r\n"));
 	assert_int_equal(node_metric(n, "derp_websocket_accepts"), 1);
 	node_stop(n);
