@@ -125,6 +125,32 @@ test_ws_tls_exchange(void **state)
 	node_free(n);
 }
 
+/* Across workers: WebSocket connections are ordinary sessions there. */
+static void
+test_ws_two_workers(void **state)
+{
+	struct node	*n = node_start(false, "workers = 2;\n");
+	struct client	*ws[3], *raw[3];
+	int		 i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		ws[i] = ws_client(n);
+		raw[i] = node_client(n);
+	}
+	for (i = 0; i < 3; i++) {
+		reach(ws[i], raw[(i + 1) % 3]);
+		reach(raw[i], ws[(i + 2) % 3]);
+	}
+	assert_int_equal(node_metric(n, "derp_websocket_accepts"), 3);
+	for (i = 0; i < 3; i++) {
+		client_free(ws[i]);
+		client_free(raw[i]);
+	}
+	node_stop(n);
+	node_free(n);
+}
+
 /* Fragmented binary messages and messages split mid-frame carry the
  * stream; ping gets pong. */
 static void
@@ -441,6 +467,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ws_plain_exchange),
 		cmocka_unit_test(test_ws_tls_exchange),
+		cmocka_unit_test(test_ws_two_workers),
 		cmocka_unit_test(test_ws_stream_and_ping),
 		cmocka_unit_test(test_ws_text_closes_1003),
 		cmocka_unit_test(test_ws_message_too_big_closes_1009),
