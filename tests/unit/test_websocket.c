@@ -313,6 +313,40 @@ test_ws_no_derp_token_closes_1008(void **state)
 	assert_null(f->w->conns);	/* closed once written */
 }
 
+/* Frames pipelined behind the request head are WebSocket input too. */
+static void
+test_ws_pipelined_frames(void **state)
+{
+	static const char	req[] = "GET /derp HTTP/1.1\r\nHost: x\r\n"
+	    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Protocol: derp\r\n\r\n";
+	struct fx		*f = *state;
+	uint8_t			 buf[1024];
+	size_t			 n;
+	char			*end;
+
+	f->w->scratch = malloc(WK_IN_CAP);
+	assert_non_null(f->w->scratch);
+	assert_int_equal(send(f->peer, req, sizeof(req) - 1, 0),
+	    (ssize_t)sizeof(req) - 1);
+	peer_frame(f, 0x89, "p", 1);
+	conn_on_readable(f->c);
+	drain(f->w);
+	assert_non_null(f->c->ws);
+	n = peer_read(f, buf, sizeof(buf) - 1);
+	buf[n] = '\0';
+	assert_non_null(end = strstr((char *)buf, "\r\n\r\n"));
+	end += 4;
+	/* The pong (control frames may come between messages; it was
+	 * answered while reading), then the ServerKey message. */
+	assert_int_equal(n - (size_t)(end - (char *)buf), 3 + 2 + 45);
+	assert_memory_equal(end, "\x8a\x01p", 3);
+	assert_memory_equal(end + 3, "\x82\x2d\x01", 3);
+	free(f->w->scratch);
+	f->w->scratch = NULL;
+}
+
 static void
 test_ws_bad_key(void **state)
 {
@@ -341,6 +375,8 @@ main(void)
 		    ws_setup, ws_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_ws_no_derp_token_closes_1008, ws_setup, ws_teardown),
+		cmocka_unit_test_setup_teardown(test_ws_pipelined_frames,
+		    ws_setup, ws_teardown),
 		cmocka_unit_test_setup_teardown(test_ws_bad_key, ws_setup,
 		    ws_teardown),
 	};
