@@ -18,7 +18,8 @@
 
 #define WS_MSG_MAX	(128 * 1024)	/* inbound message cap (U4) */
 #define WS_OUT_MSG	WK_OUT_CAP	/* outbound message payload */
-#define WS_WIRE_CAP	(WS_OUT_MSG + 512)	/* framed bytes to the socket */
+#define WS_REC		16384		/* a full TLS record */
+#define WS_WIRE_CAP	(2 * WS_REC + 512)	/* framed bytes to the socket */
 #define WS_CTRL_MAX	32		/* queued pongs before we stop */
 
 static const char NO_DERP_REASON[] = "client must speak the derp subprotocol";
@@ -168,30 +169,23 @@ static const struct wslay_event_callbacks callbacks = {
 	.on_frame_recv_chunk_callback = frame_chunk_cb,
 };
 
-/* Frame what wslay has queued and write it; 0 when all is out, -EAGAIN,
- * or -errno (the socket is then dead). */
+/* Write the wire buffer: all of it, or only whole records' worth so that
+ * consecutive messages share full TLS records.  0, -EAGAIN or -errno
+ * (the socket is then dead).  The length never shrinks between retries
+ * (OpenSSL's rule for a write that must be repeated). */
 static int
-ws_pump(struct ws *ws)
+ws_push(struct ws *ws, bool all)
 {
+	size_t	len;
 	ssize_t	r;
 
-	if (ws->dead)
-		return -EPIPE;
 	for (;;) {
-		if (bbuf_len(&ws->wire) == 0) {
-			if (!wslay_event_want_write(ws->ev)) {
-				bbuf_free(&ws->wire);
-				return 0;
-			}
-			if (wslay_event_send(ws->ev) < 0) {
-				ws->dead = true;
-				return -ENOMEM;
-			}
-			if (bbuf_len(&ws->wire) == 0)
-				return 0;
-		}
-		r = conn_sock_write(ws->c, ws->wire.p + ws->wire.off,
-		    bbuf_len(&ws->wire));
+		len = bbuf_len(&ws->wire);
+		if (!all)
+			len -= len % WS_REC;
+		if (len == 0)
+			return 0;
+		r = conn_sock_write(ws->c, ws->wire.p + ws->wire.off, len);
 		if (r == -EAGAIN)
 			return -EAGAIN;
 		if (r < 0) {
@@ -199,6 +193,39 @@ ws_pump(struct ws *ws)
 			return (int)r;
 		}
 		bbuf_consume(&ws->wire, (size_t)r);
+	}
+}
+
+/* Frame what wslay has queued into the wire buffer. */
+static int
+ws_frame(struct ws *ws)
+{
+	if (wslay_event_want_write(ws->ev) && wslay_event_send(ws->ev) < 0) {
+		ws->dead = true;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Frame and write everything: 0 when all is out, -EAGAIN, -errno. */
+static int
+ws_pump(struct ws *ws)
+{
+	int	rc;
+
+	if (ws->dead)
+		return -EPIPE;
+	for (;;) {
+		if ((rc = ws_push(ws, true)) < 0)
+			return rc;
+		if (!wslay_event_want_write(ws->ev)) {
+			bbuf_free(&ws->wire);
+			return 0;
+		}
+		if ((rc = ws_frame(ws)) < 0)
+			return rc;
+		if (bbuf_len(&ws->wire) == 0)
+			return 0;
 	}
 }
 
@@ -335,14 +362,23 @@ ws_write(struct conn *c, const uint8_t *p, size_t n)
 {
 	struct ws		*ws = c->ws;
 	struct wslay_event_msg	 m;
-	int			 rc;
+	int			 rc, i;
 
-	/* One message in flight at most: nothing new until the wire is
-	 * empty, so the framed copy stays within WS_WIRE_CAP. */
-	if ((rc = ws_pump(ws)) < 0)
-		return rc;
+	if (ws->dead)
+		return -EPIPE;
 	if (n == 0)
-		return 0;
+		return ws_pump(ws);	/* end of a flush: write it all */
+	/* Take a message only when less than a record waits.  wslay stops
+	 * framing only when its queue is empty or the wire is full, so two
+	 * rounds leave at most one earlier message behind in wslay: the
+	 * copies stay bounded and the wire within WS_WIRE_CAP. */
+	for (i = 0; i < 2; i++) {
+		if ((rc = ws_frame(ws)) < 0)
+			return rc;
+		if (bbuf_len(&ws->wire) >= WS_REC &&
+		    (rc = ws_push(ws, false)) < 0)
+			return rc;
+	}
 	if (n > WS_OUT_MSG)
 		n = WS_OUT_MSG;
 	/* After a close frame nothing more may be sent; the connection
@@ -355,7 +391,8 @@ ws_write(struct conn *c, const uint8_t *p, size_t n)
 	m.msg_length = n;
 	if ((rc = wslay_event_queue_msg(ws->ev, &m)) != 0)
 		return rc == WSLAY_ERR_NOMEM ? -ENOMEM : -EPIPE;
-	if ((rc = ws_pump(ws)) < 0 && rc != -EAGAIN)
+	if ((rc = ws_frame(ws)) < 0 ||
+	    ((rc = ws_push(ws, false)) < 0 && rc != -EAGAIN))
 		return rc;
 	return (ssize_t)n;
 }

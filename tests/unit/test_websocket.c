@@ -251,17 +251,26 @@ test_ws_write_binary_unmasked(void **state)
 	static uint8_t	 big[40000], buf[20000];
 
 	start(f);
+	/* Small messages wait for the end of the flush (n == 0). */
 	assert_int_equal(ws_write(f->c, (const uint8_t *)"xyz", 3), 3);
-	assert_int_equal(peer_read(f, buf, sizeof(buf)), 5);
-	assert_memory_equal(buf, "\x82\x03xyz", 5);
-	/* A message holds at most one coalesced write (16 KiB). */
+	assert_int_equal(ws_write(f->c, (const uint8_t *)"uv", 2), 2);
+	assert_true(ws_want_write(f->c));
+	assert_int_equal(peer_read(f, buf, sizeof(buf)), 0);
+	assert_int_equal(ws_write(f->c, NULL, 0), 0);
+	assert_int_equal(peer_read(f, buf, sizeof(buf)), 9);
+	assert_memory_equal(buf, "\x82\x03xyz\x82\x02uv", 9);
+	assert_false(ws_want_write(f->c));
+	/* A message holds at most one coalesced write (16 KiB); whole
+	 * 16 KiB records leave at once, the tail with the flush. */
 	memset(big, 0x5a, sizeof(big));
 	assert_int_equal(ws_write(f->c, big, sizeof(big)), WK_OUT_CAP);
-	assert_int_equal(peer_read(f, buf, sizeof(buf)), 4 + WK_OUT_CAP);
+	assert_int_equal(peer_read(f, buf, sizeof(buf)), 16384);
 	assert_int_equal(buf[0], 0x82);
 	assert_int_equal(buf[1], 126);
 	assert_int_equal(buf[2] << 8 | buf[3], WK_OUT_CAP);
-	assert_int_equal(buf[4 + WK_OUT_CAP - 1], 0x5a);
+	assert_int_equal(buf[16383], 0x5a);
+	assert_int_equal(ws_write(f->c, NULL, 0), 0);
+	assert_int_equal(peer_read(f, buf, sizeof(buf)), 4);
 	assert_false(ws_want_write(f->c));
 }
 
