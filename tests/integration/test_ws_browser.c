@@ -52,13 +52,31 @@ browser_start(const struct node *n, const char *url)
 		execl(CHROMIUM, "chromium", "--headless", "--no-sandbox",
 		    "--disable-gpu", "--disable-quic", "--no-first-run",
 		    "--disable-background-networking",
-		    "--disable-component-update", "--disable-sync", udd, url,
+		    "--disable-component-update", "--disable-sync",
+		    "--disable-dev-shm-usage", udd, url,
 		    (char *)NULL);
 		_exit(127);
 	}
 	assert_true(pid > 0);
 	(void)setpgid(pid, pid);	/* either side may win the race */
 	return pid;
+}
+
+/* The test directory goes away at teardown: show Chromium's output. */
+static void
+browser_log(const struct node *n)
+{
+	char	path[400], line[1024];
+	FILE	*f;
+
+	snprintf(path, sizeof(path), "%s/chromium.log", n->dir);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	print_message("---- %s ----\n", path);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, "dbus") == NULL)
+			print_message("%s", line);
+	fclose(f);
 }
 
 static void
@@ -99,13 +117,14 @@ test_ws_browser_echo(void **state)
 		assert_int_equal(rc, -ETIMEDOUT);
 		if (waitpid(fx->browser, NULL, WNOHANG) == fx->browser) {
 			fx->browser = 0;
-			fail_msg("chromium exited; see %s/chromium.log",
-			    fx->n->dir);
+			browser_log(fx->n);
+			fail_msg("chromium exited");
 		}
 	} while (now_ms() < deadline);
-	if (rc != 0)
-		fail_msg("no echo from the browser within %d ms; see "
-		    "%s/chromium.log", BROWSER_MS, fx->n->dir);
+	if (rc != 0) {
+		browser_log(fx->n);
+		fail_msg("no echo from the browser within %d ms", BROWSER_MS);
+	}
 	assert_memory_equal(m.key, pub, DERP_KEY_LEN);
 	assert_true(m.len > 5);
 	assert_memory_equal(m.data, "echo:hello browser ", 19);
