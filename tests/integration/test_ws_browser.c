@@ -53,7 +53,8 @@ browser_start(const struct node *n, const char *url)
 		    "--disable-gpu", "--disable-quic", "--no-first-run",
 		    "--disable-background-networking",
 		    "--disable-component-update", "--disable-sync",
-		    "--disable-dev-shm-usage", udd, url,
+		    "--disable-dev-shm-usage", "--enable-logging=stderr",
+		    "--v=0", udd, url,
 		    (char *)NULL);
 		_exit(127);
 	}
