@@ -22,19 +22,15 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sodium.h>
-#include <wslay/wslay.h>
 
 #include "derp/key.h"
 #include "derp/wire.h"
 #include "mesh/client.h"
-#include "mesh/websocket.h"
+#include "mesh/wsclient.h"
 
 #define IN_CAP		(DERP_FRAME_HDR_LEN + DERP_MAX_CLIENT_FRAME)
 #define OUT_CAP		(4 * 1024 * 1024)
 #define HEAD_MAX	8192
-/* WebSocket: a maximal SendPacket fits one message (PROTOCOL.md U4). */
-#define WS_MSG_MAX	(DERP_SEND_HDR_LEN + DERP_MAX_PACKET)
-#define WS_WIRE_CAP	16384
 
 struct client {
 	int			 fd;
@@ -52,19 +48,8 @@ struct client {
 	uint8_t			*out;
 	size_t			 out_len;
 
-	/* WebSocket mode: wslay frames both directions once ws_on. */
-	wslay_event_context_ptr	 ws;
-	bool			 ws_on;		/* the 101 was seen */
-	uint8_t			*ws_pre;	/* bytes that followed it */
-	size_t			 ws_pre_off, ws_pre_len;
-	uint8_t			*ws_dst;	/* read target, during recv */
-	size_t			 ws_room, ws_got;
-	uint8_t			*ws_wire;	/* framed output */
-	size_t			 ws_wire_len;
-	short			 ws_want;
-	bool			 ws_again, ws_eof, ws_bad, ws_in_ctrl;
-	int			 ws_err;
-	unsigned		 ws_pongs;
+	struct wsclient		*ws;		/* WebSocket mode */
+	bool			 ws_on;		/* ... after the 101 */
 };
 
 static int64_t
@@ -209,167 +194,34 @@ sock_write_all(struct client *c, const uint8_t *p, size_t n, int64_t deadline)
 	return 0;
 }
 
-/* ---- WebSocket (PROTOCOL.md 2.7) through wslay's client side ---- */
+/* ---- the socket layer as WebSocket transport (mesh/wsclient.c) ---- */
 
-static ssize_t
-ws_recv_cb(wslay_event_context_ptr ev, uint8_t *buf, size_t len, int flags,
-    void *arg)
+static int
+ws_io_read(void *arg, uint8_t *p, size_t n, short *want)
 {
 	struct client	*c = arg;
-	size_t		 room = c->ws_dst != NULL ? c->ws_room - c->ws_got : 0;
-	short		 want = POLLIN;
 	int		 r;
 
-	(void)flags;
-	/* Payload never exceeds what is read: reading at most the room
-	 * left bounds what the chunks deliver. */
-	if (room == 0) {
-		wslay_event_set_error(ev, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	if (len > room)
-		len = room;
-	if (c->ws_pre_off < c->ws_pre_len) {
-		if (len > c->ws_pre_len - c->ws_pre_off)
-			len = c->ws_pre_len - c->ws_pre_off;
-		memcpy(buf, c->ws_pre + c->ws_pre_off, len);
-		c->ws_pre_off += len;
-		return (ssize_t)len;
-	}
+	*want = POLLIN;
 	ERR_clear_error();
-	r = c->ssl ? SSL_read(c->ssl, buf, (int)len) :
-	    (int)recv(c->fd, buf, len, 0);
-	r = io_result(c, r, &want);
-	if (r > 0)
-		return r;
-	if (r == -EAGAIN) {
-		c->ws_again = true;
-		c->ws_want = want;
-		wslay_event_set_error(ev, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	if (r == 0)
-		c->ws_eof = true;
-	else
-		c->ws_err = r;
-	wslay_event_set_error(ev, WSLAY_ERR_CALLBACK_FAILURE);
-	return -1;
-}
-
-static ssize_t
-ws_send_cb(wslay_event_context_ptr ev, const uint8_t *data, size_t len,
-    int flags, void *arg)
-{
-	struct client	*c = arg;
-	size_t		 room = WS_WIRE_CAP - c->ws_wire_len;
-
-	(void)flags;
-	if (room == 0) {
-		wslay_event_set_error(ev, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	if (len > room)
-		len = room;
-	memcpy(c->ws_wire + c->ws_wire_len, data, len);
-	c->ws_wire_len += len;
-	return (ssize_t)len;
+	r = c->ssl ? SSL_read(c->ssl, p, (int)n) : (int)recv(c->fd, p, n, 0);
+	return io_result(c, r, want);
 }
 
 static int
-ws_genmask_cb(wslay_event_context_ptr ev, uint8_t *buf, size_t len,
-    void *arg)
+ws_io_write_all(void *arg, const uint8_t *p, size_t n, int64_t deadline)
 {
-	(void)ev;
-	(void)arg;
-	randombytes_buf(buf, len);	/* RFC 6455 5.3: unpredictable */
-	return 0;
-}
-
-static void
-ws_start_cb(wslay_event_context_ptr ev,
-    const struct wslay_event_on_frame_recv_start_arg *a, void *arg)
-{
-	struct client	*c = arg;
-
-	c->ws_in_ctrl = wslay_is_ctrl_frame(a->opcode);
-	if (a->opcode == WSLAY_TEXT_FRAME) {
-		c->ws_bad = true;	/* the server sends binary only */
-		wslay_event_shutdown_read(ev);
-	}
-}
-
-static void
-ws_chunk_cb(wslay_event_context_ptr ev,
-    const struct wslay_event_on_frame_recv_chunk_arg *a, void *arg)
-{
-	struct client	*c = arg;
-
-	if (c->ws_in_ctrl || c->ws_bad || a->data_length == 0)
-		return;
-	if (c->ws_dst == NULL || a->data_length > c->ws_room - c->ws_got) {
-		c->ws_bad = true;	/* cannot happen: see ws_recv_cb */
-		wslay_event_shutdown_read(ev);
-		return;
-	}
-	memcpy(c->ws_dst + c->ws_got, a->data, a->data_length);
-	c->ws_got += a->data_length;
-}
-
-static void
-ws_msg_cb(wslay_event_context_ptr ev,
-    const struct wslay_event_on_msg_recv_arg *a, void *arg)
-{
-	struct client	*c = arg;
-
-	(void)ev;
-	if (a->opcode == WSLAY_PONG)
-		c->ws_pongs++;
-}
-
-static const struct wslay_event_callbacks ws_callbacks = {
-	.recv_callback = ws_recv_cb,
-	.send_callback = ws_send_cb,
-	.genmask_callback = ws_genmask_cb,
-	.on_frame_recv_start_callback = ws_start_cb,
-	.on_frame_recv_chunk_callback = ws_chunk_cb,
-	.on_msg_recv_callback = ws_msg_cb,
-};
-
-/* Frame and write everything wslay has queued. */
-static int
-ws_flush(struct client *c, int64_t deadline)
-{
-	int	r;
-
-	while (wslay_event_want_write(c->ws)) {
-		c->ws_wire_len = 0;
-		if (wslay_event_send(c->ws) < 0)
-			return -EPROTO;
-		if (c->ws_wire_len == 0)
-			break;
-		if ((r = sock_write_all(c, c->ws_wire, c->ws_wire_len,
-		    deadline)) < 0)
-			return r;
-	}
-	c->ws_wire_len = 0;
-	return 0;
+	return sock_write_all(arg, p, n, deadline);
 }
 
 static int
-ws_send_msg(struct client *c, uint8_t opcode, const uint8_t *p, size_t n,
-    int64_t deadline)
+ws_io_wait(void *arg, short want, int64_t deadline)
 {
-	struct wslay_event_msg	m = { .opcode = opcode, .msg = p,
-				    .msg_length = n };
-	int			r;
-
-	if ((r = wslay_event_queue_msg(c->ws, &m)) != 0)
-		return r == WSLAY_ERR_NOMEM ? -ENOMEM : r ==
-		    WSLAY_ERR_INVALID_ARGUMENT ? -EINVAL : -EPIPE;
-	return ws_flush(c, deadline);
+	return wait_fd(((struct client *)arg)->fd, want, deadline);
 }
 
-/* Write p as the payload of binary messages (boundaries mean nothing). */
+/* Write p to the server: raw, or as the payload of binary messages
+ * (boundaries mean nothing; one holds a maximal SendPacket). */
 static int
 write_all(struct client *c, const uint8_t *p, size_t n, int64_t deadline)
 {
@@ -379,52 +231,14 @@ write_all(struct client *c, const uint8_t *p, size_t n, int64_t deadline)
 	if (!c->ws_on)
 		return sock_write_all(c, p, n, deadline);
 	while (n > 0) {
-		k = n > WS_MSG_MAX ? WS_MSG_MAX : n;
-		if ((r = ws_send_msg(c, WSLAY_BINARY_FRAME, p, k,
+		k = n > WSCLIENT_MSG_MAX ? WSCLIENT_MSG_MAX : n;
+		if ((r = wsclient_send(c->ws, WSCLIENT_BINARY, p, k,
 		    deadline)) < 0)
 			return r;
 		p += k;
 		n -= k;
 	}
 	return 0;
-}
-
-/* Decode messages into c->in; as read_more. */
-static int
-ws_read_more(struct client *c, int64_t deadline)
-{
-	int	rc, r;
-
-	for (;;) {
-		if (c->ws_eof || wslay_event_get_close_received(c->ws))
-			return 0;
-		c->ws_dst = c->in + c->in_len;
-		c->ws_room = IN_CAP - c->in_len;
-		c->ws_got = 0;
-		c->ws_again = false;
-		rc = wslay_event_recv(c->ws);
-		c->ws_dst = NULL;
-		c->in_len += c->ws_got;
-		/* Pongs leave at once; after the server's close nothing
-		 * is written (its socket may be gone: no EPIPE). */
-		r = wslay_event_get_close_received(c->ws) ? 0 :
-		    ws_flush(c, deadline);
-		if (c->ws_got > 0)
-			return (int)c->ws_got;
-		if (c->ws_eof || wslay_event_get_close_received(c->ws))
-			return 0;
-		if (c->ws_err != 0)
-			return c->ws_err;
-		if (rc < 0 || c->ws_bad || !c->ws_again ||
-		    !wslay_event_get_read_enabled(c->ws))
-			return -EPROTO;
-		if (r < 0)
-			return r;
-		if (deadline >= 0 && deadline <= now_ms())
-			return -EAGAIN;
-		if ((r = wait_fd(c->fd, c->ws_want, deadline)) < 0)
-			return r == -ETIMEDOUT ? -EAGAIN : r;
-	}
 }
 
 /* Read more input; 0 = EOF, > 0 bytes, -EAGAIN on deadline 0. */
@@ -441,8 +255,13 @@ read_more(struct client *c, int64_t deadline)
 	}
 	if (c->in_len == IN_CAP)
 		return -EPROTO;
-	if (c->ws_on)
-		return ws_read_more(c, deadline);
+	if (c->ws_on) {
+		r = wsclient_read(c->ws, c->in + c->in_len, IN_CAP - c->in_len,
+		    deadline);
+		if (r > 0)
+			c->in_len += (size_t)r;
+		return r;
+	}
 	for (;;) {
 		want = POLLIN;
 		ERR_clear_error();
@@ -564,77 +383,29 @@ tls_start(struct client *c, const struct client_opts *o, const char *name,
 	}
 }
 
-/* Whether the response head (NUL-terminated) has header name with a
- * value equal to want (case-insensitive, blanks trimmed). */
-static bool
-head_has(const char *head, const char *name, const char *want)
-{
-	const char	*p = head;
-	size_t		 nl = strlen(name), wl = strlen(want), vl;
-
-	while ((p = strstr(p, "\r\n")) != NULL) {
-		p += 2;
-		if (strncasecmp(p, name, nl) != 0 || p[nl] != ':')
-			continue;
-		p += nl + 1;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		vl = strcspn(p, "\r");
-		while (vl > 0 && (p[vl - 1] == ' ' || p[vl - 1] == '\t'))
-			vl--;
-		if (vl == wl && strncasecmp(p, want, wl) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* The 101 of a WebSocket upgrade: accept key and subprotocol; bytes
- * behind the head are frames, kept for wslay. */
+/* The 101 of a WebSocket upgrade; bytes behind the head are frames. */
 static int
-ws_upgraded(struct client *c, const char *key, char *end)
+ws_upgraded(struct client *c, char *end)
 {
-	char	accept[WEBSOCKET_ACCEPT_LEN + 1];
-	bool	ok;
 	size_t	off = (size_t)((uint8_t *)end + 4 - c->in);
+	int	rc;
 
-	if (websocket_accept_key(key, accept) < 0)
-		return -EINVAL;
-	end[2] = '\0';		/* confine the search to the head */
-	ok = head_has((const char *)c->in, "Sec-WebSocket-Accept", accept) &&
-	    head_has((const char *)c->in, "Sec-WebSocket-Protocol", "derp");
+	end[2] = '\0';		/* the head alone */
+	rc = wsclient_upgraded(c->ws, (const char *)c->in, c->in + off,
+	    c->in_len - off);
 	end[2] = '\r';
-	if (!ok)
-		return -EPROTO;
-	if (c->in_len > off) {
-		if ((c->ws_pre = malloc(c->in_len - off)) == NULL)
-			return -ENOMEM;
-		memcpy(c->ws_pre, c->in + off, c->in_len - off);
-		c->ws_pre_len = c->in_len - off;
-	}
+	if (rc < 0)
+		return rc;
 	c->in_off = c->in_len = 0;
 	c->ws_on = true;
 	return 0;
-}
-
-/* Upgrade: DERP, or a WebSocket request offering "derp" (fresh key). */
-static void
-upgrade_headers(bool websocket, char key[WEBSOCKET_KEY_LEN + 1], char *up,
-    size_t cap)
-{
-	if (!websocket) {
-		snprintf(up, cap, "Upgrade: DERP\r\n");
-		return;
-	}
-	websocket_new_key(key);
-	snprintf(up, cap, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: derp\r\n", key);
 }
 
 static int
 http_upgrade(struct client *c, const struct client_opts *o, const char *name,
     int64_t deadline)
 {
-	char		 req[1024], up[160], key[WEBSOCKET_KEY_LEN + 1] = "";
+	char		 req[1024], up[160];
 	uint8_t		 ci[1024];
 	ssize_t		 cil;
 	int		 n, r;
@@ -642,7 +413,10 @@ http_upgrade(struct client *c, const struct client_opts *o, const char *name,
 	char		*end;
 	bool		 ipv6 = strchr(name, ':') != NULL;
 
-	upgrade_headers(o->websocket, key, up, sizeof(up));
+	if (o->websocket)
+		wsclient_request(c->ws, up, sizeof(up));
+	else
+		snprintf(up, sizeof(up), "Upgrade: DERP\r\n");
 	n = snprintf(req, sizeof(req), "GET /derp HTTP/1.1\r\nHost: %s%s%s:%u"
 	    "\r\nUser-Agent: derpd-client\r\nConnection: Upgrade\r\n%s"
 	    "%s%s%s%s\r\n", ipv6 ? "[" : "", name,
@@ -687,7 +461,7 @@ http_upgrade(struct client *c, const struct client_opts *o, const char *name,
 	if (c->in_len < 12 || memcmp(c->in, "HTTP/1.1 101", 12) != 0)
 		return -EPROTO;
 	if (o->websocket)
-		return ws_upgraded(c, key, end);
+		return ws_upgraded(c, end);
 	c->in_off = (size_t)((uint8_t *)end + 4 - c->in);
 	return 0;
 }
@@ -768,13 +542,14 @@ client_connect(const struct client_opts *o, int *err)
 	c->fast = o->tls && !o->no_fast_start && !o->websocket &&
 	    meta_key(c->ssl, c->server);
 	if (o->websocket) {
-		if ((c->ws_wire = malloc(WS_WIRE_CAP)) == NULL ||
-		    wslay_event_context_client_init(&c->ws, &ws_callbacks,
-		    c) != 0) {
+		struct wsclient_io	io = { .arg = c, .read = ws_io_read,
+					    .write_all = ws_io_write_all,
+					    .wait = ws_io_wait };
+
+		if ((c->ws = wsclient_new(&io)) == NULL) {
 			rc = -ENOMEM;
 			goto fail;
 		}
-		wslay_event_config_set_no_buffering(c->ws, 1);
 	}
 	if ((rc = http_upgrade(c, o, name, deadline)) < 0 ||
 	    (rc = handshake(c, o, deadline)) < 0)
@@ -791,19 +566,13 @@ client_free(struct client *c)
 {
 	if (c == NULL)
 		return;
-	/* A WebSocket says goodbye with 1000, best effort. */
-	if (c->ws_on && !c->ws_eof && wslay_event_queue_close(c->ws,
-	    WSLAY_CODE_NORMAL_CLOSURE, NULL, 0) == 0)
-		(void)ws_flush(c, now_ms());
+	wsclient_free(c->ws);	/* after the 101: close 1000, best effort */
 	SSL_free(c->ssl);
 	SSL_CTX_free(c->ctx);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->in);
 	free(c->out);
-	wslay_event_context_free(c->ws);
-	free(c->ws_pre);
-	free(c->ws_wire);
 	sodium_memzero(c->priv, sizeof(c->priv));
 	free(c);
 }
@@ -1006,10 +775,9 @@ client_recv(struct client *c, struct client_msg *m, int timeout_ms)
 int
 client_ws_send(struct client *c, int opcode, const void *p, size_t n)
 {
-	if (!c->ws_on || opcode < 0 || opcode > 0xf)
+	if (!c->ws_on)
 		return -EINVAL;
-	return ws_send_msg(c, (uint8_t)opcode, p, n, now_ms() +
-	    c->timeout_ms);
+	return wsclient_send(c->ws, opcode, p, n, now_ms() + c->timeout_ms);
 }
 
 int
@@ -1021,15 +789,13 @@ client_write_wire(struct client *c, const void *p, size_t n)
 int
 client_ws_close_code(const struct client *c)
 {
-	if (c->ws == NULL || !wslay_event_get_close_received(c->ws))
-		return 0;
-	return wslay_event_get_status_code_received(c->ws);
+	return c->ws_on ? wsclient_close_code(c->ws) : 0;
 }
 
 unsigned
 client_ws_pongs(const struct client *c)
 {
-	return c->ws_pongs;
+	return c->ws_on ? wsclient_pongs(c->ws) : 0;
 }
 
 int
