@@ -26,6 +26,7 @@
 #include "derp/key.h"
 #include "derp/wire.h"
 #include "mesh/client.h"
+#include "mesh/wsclient.h"
 
 #define IN_CAP		(DERP_FRAME_HDR_LEN + DERP_MAX_CLIENT_FRAME)
 #define OUT_CAP		(4 * 1024 * 1024)
@@ -46,6 +47,9 @@ struct client {
 	size_t			 in_off, in_len, consumed;
 	uint8_t			*out;
 	size_t			 out_len;
+
+	struct wsclient		*ws;		/* WebSocket mode */
+	bool			 ws_on;		/* ... after the 101 */
 };
 
 static int64_t
@@ -164,9 +168,9 @@ io_result(struct client *c, int r, short *want)
 	return -EPROTO;
 }
 
-/* Write all of p before the deadline. */
+/* Write all of p to the socket (TLS or plain) before the deadline. */
 static int
-write_all(struct client *c, const uint8_t *p, size_t n, int64_t deadline)
+sock_write_all(struct client *c, const uint8_t *p, size_t n, int64_t deadline)
 {
 	short	want;
 	int	r;
@@ -190,6 +194,53 @@ write_all(struct client *c, const uint8_t *p, size_t n, int64_t deadline)
 	return 0;
 }
 
+/* ---- the socket layer as WebSocket transport (mesh/wsclient.c) ---- */
+
+static int
+ws_io_read(void *arg, uint8_t *p, size_t n, short *want)
+{
+	struct client	*c = arg;
+	int		 r;
+
+	*want = POLLIN;
+	ERR_clear_error();
+	r = c->ssl ? SSL_read(c->ssl, p, (int)n) : (int)recv(c->fd, p, n, 0);
+	return io_result(c, r, want);
+}
+
+static int
+ws_io_write_all(void *arg, const uint8_t *p, size_t n, int64_t deadline)
+{
+	return sock_write_all(arg, p, n, deadline);
+}
+
+static int
+ws_io_wait(void *arg, short want, int64_t deadline)
+{
+	return wait_fd(((struct client *)arg)->fd, want, deadline);
+}
+
+/* Write p to the server: raw, or as the payload of binary messages
+ * (boundaries mean nothing; one holds a maximal SendPacket). */
+static int
+write_all(struct client *c, const uint8_t *p, size_t n, int64_t deadline)
+{
+	size_t	k;
+	int	r;
+
+	if (!c->ws_on)
+		return sock_write_all(c, p, n, deadline);
+	while (n > 0) {
+		k = n > WSCLIENT_MSG_MAX ? WSCLIENT_MSG_MAX : n;
+		if ((r = wsclient_send(c->ws, WSCLIENT_BINARY, p, k,
+		    deadline)) < 0)
+			return r;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
 /* Read more input; 0 = EOF, > 0 bytes, -EAGAIN on deadline 0. */
 static int
 read_more(struct client *c, int64_t deadline)
@@ -204,6 +255,13 @@ read_more(struct client *c, int64_t deadline)
 	}
 	if (c->in_len == IN_CAP)
 		return -EPROTO;
+	if (c->ws_on) {
+		r = wsclient_read(c->ws, c->in + c->in_len, IN_CAP - c->in_len,
+		    deadline);
+		if (r > 0)
+			c->in_len += (size_t)r;
+		return r;
+	}
 	for (;;) {
 		want = POLLIN;
 		ERR_clear_error();
@@ -325,11 +383,29 @@ tls_start(struct client *c, const struct client_opts *o, const char *name,
 	}
 }
 
+/* The 101 of a WebSocket upgrade; bytes behind the head are frames. */
+static int
+ws_upgraded(struct client *c, char *end)
+{
+	size_t	off = (size_t)((uint8_t *)end + 4 - c->in);
+	int	rc;
+
+	end[2] = '\0';		/* the head alone */
+	rc = wsclient_upgraded(c->ws, (const char *)c->in, c->in + off,
+	    c->in_len - off);
+	end[2] = '\r';
+	if (rc < 0)
+		return rc;
+	c->in_off = c->in_len = 0;
+	c->ws_on = true;
+	return 0;
+}
+
 static int
 http_upgrade(struct client *c, const struct client_opts *o, const char *name,
     int64_t deadline)
 {
-	char		 req[1024];
+	char		 req[1024], up[160];
 	uint8_t		 ci[1024];
 	ssize_t		 cil;
 	int		 n, r;
@@ -337,11 +413,15 @@ http_upgrade(struct client *c, const struct client_opts *o, const char *name,
 	char		*end;
 	bool		 ipv6 = strchr(name, ':') != NULL;
 
+	if (o->websocket)
+		wsclient_request(c->ws, up, sizeof(up));
+	else
+		snprintf(up, sizeof(up), "Upgrade: DERP\r\n");
 	n = snprintf(req, sizeof(req), "GET /derp HTTP/1.1\r\nHost: %s%s%s:%u"
 	    "\r\nUser-Agent: derpd-client\r\nConnection: Upgrade\r\n%s"
-	    "Upgrade: DERP\r\n%s%s%s\r\n", ipv6 ? "[" : "", name,
+	    "%s%s%s%s\r\n", ipv6 ? "[" : "", name,
 	    ipv6 ? "]" : "", o->port, c->fast ? "Derp-Fast-Start: 1\r\n" : "",
-	    o->ideal_node ? "Ideal-Node: " : "",
+	    up, o->ideal_node ? "Ideal-Node: " : "",
 	    o->ideal_node ? o->ideal_node : "", o->ideal_node ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(req))
 		return -EINVAL;
@@ -380,6 +460,8 @@ http_upgrade(struct client *c, const struct client_opts *o, const char *name,
 	}
 	if (c->in_len < 12 || memcmp(c->in, "HTTP/1.1 101", 12) != 0)
 		return -EPROTO;
+	if (o->websocket)
+		return ws_upgraded(c, end);
 	c->in_off = (size_t)((uint8_t *)end + 4 - c->in);
 	return 0;
 }
@@ -456,7 +538,19 @@ client_connect(const struct client_opts *o, int *err)
 	}
 	if (o->tls && (rc = tls_start(c, o, name, deadline)) < 0)
 		goto fail;
-	c->fast = o->tls && !o->no_fast_start && meta_key(c->ssl, c->server);
+	/* WebSocket clients always wait for ServerKey (PROTOCOL.md 2.7). */
+	c->fast = o->tls && !o->no_fast_start && !o->websocket &&
+	    meta_key(c->ssl, c->server);
+	if (o->websocket) {
+		struct wsclient_io	io = { .arg = c, .read = ws_io_read,
+					    .write_all = ws_io_write_all,
+					    .wait = ws_io_wait };
+
+		if ((c->ws = wsclient_new(&io)) == NULL) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+	}
 	if ((rc = http_upgrade(c, o, name, deadline)) < 0 ||
 	    (rc = handshake(c, o, deadline)) < 0)
 		goto fail;
@@ -472,6 +566,7 @@ client_free(struct client *c)
 {
 	if (c == NULL)
 		return;
+	wsclient_free(c->ws);	/* after the 101: close 1000, best effort */
 	SSL_free(c->ssl);
 	SSL_CTX_free(c->ctx);
 	if (c->fd >= 0)
@@ -675,6 +770,32 @@ client_recv(struct client *c, struct client_msg *m, int timeout_ms)
 		break;
 	}
 	return 0;
+}
+
+int
+client_ws_send(struct client *c, int opcode, const void *p, size_t n)
+{
+	if (!c->ws_on)
+		return -EINVAL;
+	return wsclient_send(c->ws, opcode, p, n, now_ms() + c->timeout_ms);
+}
+
+int
+client_write_wire(struct client *c, const void *p, size_t n)
+{
+	return sock_write_all(c, p, n, now_ms() + c->timeout_ms);
+}
+
+int
+client_ws_close_code(const struct client *c)
+{
+	return c->ws_on ? wsclient_close_code(c->ws) : 0;
+}
+
+unsigned
+client_ws_pongs(const struct client *c)
+{
+	return c->ws_on ? wsclient_pongs(c->ws) : 0;
 }
 
 int

@@ -31,6 +31,8 @@ struct client_opts {
 	const char	*ideal_node;	/* Ideal-Node header or NULL */
 	bool		 watch_conns;	/* send WatchConns right after ClientInfo */
 	int		 timeout_ms;	/* whole connect + handshake; 0 = 10 s */
+	bool		 websocket;	/* DERP in WebSocket binary messages
+					 * (PROTOCOL.md 2.7): no fast start */
 };
 
 /* A received frame.  Pointers borrow from the client until the next
@@ -86,6 +88,17 @@ int	client_close_peer(struct client *c, const uint8_t key[DERP_KEY_LEN]);
  * -EPROTO (malformed) or -errno.
  */
 int	client_recv(struct client *c, struct client_msg *m, int timeout_ms);
+
+/*
+ * WebSocket mode only (tests): send one message with the given opcode
+ * (1 text, 2 binary, 9 ping), masked, bypassing DERP framing; write bytes
+ * to the transport below any WebSocket framing; the close code the
+ * server sent (0 before a close frame); pongs received so far.
+ */
+int	client_ws_send(struct client *c, int opcode, const void *p, size_t n);
+int	client_write_wire(struct client *c, const void *p, size_t n);
+int	client_ws_close_code(const struct client *c);
+unsigned client_ws_pongs(const struct client *c);
 
 /* Fetch an HTTP(S) path on a fresh connection with opts' transport; the
  * status is returned (>= 100), headers+body copied into out (NUL-

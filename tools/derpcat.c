@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,8 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: derpcat [--tls] [--insecure] [--ca FILE] [--sni NAME]\n"
+	    "usage: derpcat [--tls] [--ws] [--insecure] [--ca FILE] "
+	    "[--sni NAME]\n"
 	    "               [--key FILE | --privkey privkey:HEX] "
 	    "[--mesh-psk FILE] [--prober]\n"
 	    "               [--timeout MS] HOST:PORT COMMAND [ARGS]\n"
@@ -75,6 +77,7 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "tls", no_argument, NULL, 't' },
+		{ "ws", no_argument, NULL, 'w' },
 		{ "insecure", no_argument, NULL, 'k' },
 		{ "ca", required_argument, NULL, 'a' },
 		{ "sni", required_argument, NULL, 's' },
@@ -96,12 +99,14 @@ main(int argc, char **argv)
 	int			 ch, err, rc, count, n;
 
 	memset(&o, 0, sizeof(o));
+	signal(SIGPIPE, SIG_IGN);	/* a closed server is an error return */
 	o.info.can_ack_pings = true;
 	if (derp_crypto_init() < 0)
 		return 1;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 't': o.tls = true; break;
+		case 'w': o.websocket = true; break;
 		case 'k': o.tls_insecure = true; break;
 		case 'a': o.ca_file = optarg; break;
 		case 's': o.server_name = optarg; break;

@@ -271,8 +271,9 @@ bbuf_free(struct bbuf *b)
 
 /* ---- I/O ---- */
 
-static ssize_t
-conn_read(struct conn *c, uint8_t *p, size_t n)
+/* The socket, below any WebSocket framing. */
+ssize_t
+conn_sock_read(struct conn *c, uint8_t *p, size_t n)
 {
 	ssize_t	r;
 	int	e;
@@ -301,8 +302,8 @@ conn_read(struct conn *c, uint8_t *p, size_t n)
 	return -EPROTO;
 }
 
-static ssize_t
-conn_write(struct conn *c, const uint8_t *p, size_t n)
+ssize_t
+conn_sock_write(struct conn *c, const uint8_t *p, size_t n)
 {
 	ssize_t	r;
 	int	e;
@@ -326,6 +327,22 @@ conn_write(struct conn *c, const uint8_t *p, size_t n)
 		return -EAGAIN;
 	}
 	return -EPIPE;
+}
+
+/*
+ * The one WebSocket hook: a WebSocket connection's bytes pass through
+ * ws.c, which frames them over conn_sock_*; raw DERP pays a NULL test.
+ */
+static inline ssize_t
+conn_read(struct conn *c, uint8_t *p, size_t n)
+{
+	return c->ws == NULL ? conn_sock_read(c, p, n) : ws_read(c, p, n);
+}
+
+static inline ssize_t
+conn_write(struct conn *c, const uint8_t *p, size_t n)
+{
+	return c->ws == NULL ? conn_sock_write(c, p, n) : ws_write(c, p, n);
 }
 
 /* Move control bytes, then queued packets, into the write buffer. */
@@ -369,15 +386,19 @@ conn_flush(struct conn *c)
 				conn_close(c, "out_of_memory");
 				return;
 			}
-			if (bbuf_len(&c->out) == 0 && c->cur == NULL)
+			if (bbuf_len(&c->out) == 0 && c->cur == NULL &&
+			    (c->ws == NULL || !ws_want_write(c)))
 				break;
 		}
 		if (bbuf_len(&c->out) > 0) {
 			p = c->out.p + c->out.off;
 			n = bbuf_len(&c->out);
-		} else {
+		} else if (c->cur != NULL) {
 			p = c->cur->frame + c->cur_off;
 			n = c->cur->len - c->cur_off;
+		} else {
+			p = NULL;	/* WebSocket frames of its own */
+			n = 0;
 		}
 		r = conn_write(c, p, n);
 		if (r > 0)
@@ -405,7 +426,7 @@ conn_flush(struct conn *c)
 		progress = true;
 		if (bbuf_len(&c->out) > 0) {
 			bbuf_consume(&c->out, (size_t)r);
-		} else {
+		} else if (c->cur != NULL) {
 			c->cur_off += (size_t)r;
 			if (c->cur_off == c->cur->len) {
 				pkt_free(w, c->cur);
@@ -650,6 +671,8 @@ conn_close(struct conn *c, const char *reason)
 	if (c->state == ST_DERP)
 		session_end(c);
 	traffic_conn_closed(c);
+	if (c->ws != NULL)
+		ws_close(c);	/* close frame, best effort */
 	c->close_next = w->close_list;
 	w->close_list = c;
 }
@@ -660,6 +683,7 @@ conn_free(struct conn *c)
 	struct worker	*w = c->w;
 
 	http_end(c);
+	ws_free(c);
 	if (c->cur != NULL)
 		pkt_free(w, c->cur);
 	SSL_free(c->ssl);

@@ -39,6 +39,7 @@ struct http_req {
 	char	 host[256];
 	char	 ws_protocol[HDR_SMALL];
 	char	 ws_key[HDR_SMALL];
+	char	 ws_version[8];
 	bool	 challenge_long;
 };
 
@@ -107,6 +108,7 @@ pick_target(struct http_req *r)
 		H("host", host),
 		H("sec-websocket-protocol", ws_protocol),
 		H("sec-websocket-key", ws_key),
+		H("sec-websocket-version", ws_version),
 #undef H
 	};
 	size_t	i;
@@ -374,13 +376,25 @@ serve_derp(struct conn *c)
 	struct http_req	*r = c->req;
 	char		 up[HDR_SMALL];
 	size_t		 i;
+	int		 rc;
 
 	for (i = 0; r->upgrade[i] != '\0'; i++)
 		up[i] = (char)tolower((unsigned char)r->upgrade[i]);
 	up[i] = '\0';
 	if (strcmp(up, "websocket") == 0 && strstr(r->ws_protocol, "derp")) {
-		respond_text(c, 501, "Not Implemented", NULL,
-		    "WebSocket DERP is not enabled on this server\n");
+		/* WebSocket DERP (2.7); bad requests answered as Go's
+		 * WebSocket library does (400, RFC 6455 4.4). */
+		if (strcmp(r->ws_version, "13") != 0) {
+			respond_text(c, 400, "Bad Request",
+			    "Sec-WebSocket-Version: 13\r\n",
+			    "unsupported WebSocket version\n");
+		} else if ((rc = ws_start(c, r->ws_key, r->ws_protocol,
+		    r->ideal_node[0] != '\0')) == -EINVAL) {
+			respond_text(c, 400, "Bad Request", NULL,
+			    "invalid Sec-WebSocket-Key\n");
+		} else if (rc < 0) {
+			conn_close(c, "out_of_memory");
+		}
 		return;
 	}
 	if (strcmp(up, "derp") != 0 && strcmp(up, "websocket") != 0) {

@@ -50,7 +50,7 @@ session_start(struct conn *c, bool fast_start, bool not_ideal)
 	c->not_ideal = not_ideal;
 	w->m->accepts++;
 	http_end(c);
-	if (!fast_start) {
+	if (!fast_start && c->ws == NULL) {	/* ws.c sent its own 101 */
 		n = snprintf(head, sizeof(head),
 		    "HTTP/1.1 101 Switching Protocols\r\n"
 		    "Upgrade: DERP\r\nConnection: Upgrade\r\n"

@@ -69,6 +69,7 @@ struct bbuf {
 
 struct peer;
 struct saw_edge;
+struct ws;
 struct mesh_link;
 struct traffic;
 struct traffic_req;
@@ -140,6 +141,7 @@ struct conn {
 	struct traffic_ctr tr_dumped;	/* as of its last dump line */
 	struct traffic_req *treq;	/* /debug/traffic awaiting siblings */
 	bool		 big_ctrl;	/* large debug response queued */
+	struct ws	*ws;		/* WebSocket framing, or NULL */
 };
 
 struct worker {
@@ -224,6 +226,25 @@ void	conn_flush_later(struct conn *c);
 int	conn_send_ctrl(struct conn *c, const void *p, size_t n);
 void	conn_read_again(struct conn *c);
 void	conn_on_readable(struct conn *c);
+/* The socket (TLS or plain) below any WebSocket framing: a count, 0 at
+ * EOF, -EAGAIN or -errno. */
+ssize_t	conn_sock_read(struct conn *c, uint8_t *p, size_t n);
+ssize_t	conn_sock_write(struct conn *c, const uint8_t *p, size_t n);
+
+/* ws.c: WebSocket DERP (PROTOCOL.md 2.7) */
+/* Answer the upgrade and start the session over WebSocket: 0, -EINVAL
+ * (bad Sec-WebSocket-Key: nothing sent, the caller answers 400) or
+ * -ENOMEM. */
+int	ws_start(struct conn *c, const char *key, const char *protocols,
+	    bool not_ideal);
+/* conn_read/conn_write of a WebSocket connection: the DERP byte stream
+ * in and out of binary messages.  ws_write(c, NULL, 0) flushes frames
+ * of the WebSocket layer's own (pong, close). */
+ssize_t	ws_read(struct conn *c, uint8_t *p, size_t n);
+ssize_t	ws_write(struct conn *c, const uint8_t *p, size_t n);
+bool	ws_want_write(const struct conn *c);
+void	ws_close(struct conn *c);	/* from conn_close */
+void	ws_free(struct conn *c);	/* NULL-safe */
 
 /* http.c */
 struct http_req;

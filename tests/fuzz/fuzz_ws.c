@@ -1,0 +1,213 @@
+/*
+ * Fuzz the server's WebSocket input path (worker/ws.c over wslay): a
+ * connection on a socketpair is upgraded by a fixed WebSocket request,
+ * then the input is what the client sends as WebSocket frames.  The first
+ * byte's low bit prepends a valid masked message holding a real
+ * ClientInfo, so the rest reaches DERP frames of a registered session.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "derp/info.h"
+#include "derp/key.h"
+#include "worker/wk.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char UPGRADE[] = "GET /derp HTTP/1.1\r\nHost: x\r\n"
+    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Protocol: derp\r\n\r\n";
+
+static struct worker *
+fake_worker(void)
+{
+	struct worker	*w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	conf_defaults(&w->cfg);
+	w->m = &w->m_local;
+	w->nworkers = 1;
+	w->loop = loop_new();
+	w->reg = registry_new();
+	w->scratch = malloc(WK_IN_CAP);
+	memset(w->priv, 0x42, sizeof(w->priv));
+	if (w->loop == NULL || w->reg == NULL || w->scratch == NULL ||
+	    derp_key_public(w->pub, w->priv) < 0)
+		return w;
+	derp_key_format_hex(w->pub_hex, w->pub);
+	return w;
+}
+
+static struct conn *
+fake_conn(struct worker *w, int fd)
+{
+	struct conn	*c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->w = w;
+	c->fd = fd;
+	c->id = ++w->next_conn_id;
+	c->role = ROLE_DERP;
+	c->state = ST_HTTP;
+	loop_io_init(&c->io, fd, NULL, c);
+	loop_timer_init(&c->deadline, NULL, c);
+	loop_timer_init(&c->rate_timer, NULL, c);
+	loop_timer_init(&c->keepalive, session_keepalive, c);
+	if (http_begin(c) < 0 || loop_io_add(w->loop, &c->io, LOOP_IN) < 0) {
+		http_end(c);
+		free(c);
+		return NULL;
+	}
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	return c;
+}
+
+/* A masked binary message carrying p (what a browser would send). */
+static size_t
+ws_message(uint8_t *out, const uint8_t *p, size_t n)
+{
+	static const uint8_t	mask[4] = { 0x11, 0x22, 0x33, 0x44 };
+	size_t			h = 2, i;
+
+	out[0] = 0x82;
+	if (n < 126) {
+		out[1] = (uint8_t)(0x80 | n);
+	} else {
+		out[1] = 0x80 | 126;
+		out[2] = (uint8_t)(n >> 8);
+		out[3] = (uint8_t)n;
+		h = 4;
+	}
+	memcpy(out + h, mask, 4);
+	for (i = 0; i < n; i++)
+		out[h + 4 + i] = p[i] ^ mask[i % 4];
+	return h + 4 + n;
+}
+
+static void
+drain(struct worker *w)
+{
+	struct conn	*c;
+
+	while ((c = w->flush_list) != NULL) {
+		w->flush_list = c->flush_next;
+		c->flush_pending = false;
+		conn_flush(c);
+	}
+	while ((c = w->again_list) != NULL) {
+		w->again_list = c->again_next;
+		c->in_again = false;
+		if (!c->closing)
+			conn_on_readable(c);
+	}
+	while ((c = w->close_list) != NULL) {
+		w->close_list = c->close_next;
+		conn_free(c);
+	}
+}
+
+/* Feed bytes to the server side, letting it read and answer; the
+ * client side's incoming bytes are dropped. */
+static void
+feed(struct worker *w, int peer, const uint8_t *p, size_t n)
+{
+	uint8_t	sink[65536];
+	ssize_t	r;
+	int	rounds = 0;
+
+	while (w->conns != NULL && rounds++ < 4096) {
+		r = n > 0 ? send(peer, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
+		if (r > 0) {
+			p += r;
+			n -= (size_t)r;
+		}
+		conn_on_readable(w->conns);
+		drain(w);
+		while (recv(peer, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
+		if (n == 0)
+			break;
+	}
+}
+
+static void
+free_worker(struct worker *w)
+{
+	struct conn	*c;
+	struct pkt	*p;
+
+	while ((c = w->conns) != NULL) {
+		conn_close(c, "fuzz_done");
+		drain(w);
+	}
+	while ((p = w->pool) != NULL) {
+		w->pool = p->next;
+		free(p);
+	}
+	registry_free(w->reg);
+	loop_free(w->loop);
+	free(w->scratch);
+	free(w);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int	 init;
+	struct worker	*w;
+	struct derp_client_info ci = { .version = 2 };
+	uint8_t		 cpriv[DERP_KEY_LEN], cif[1024], msg[1100];
+	ssize_t		 cil;
+	int		 sv[2];
+
+	if (!init) {
+		log_init("fuzz", LOG_EMERG);
+		if (derp_crypto_init() < 0)
+			return 0;
+		init = 1;
+	}
+	if (size < 1 || (w = fake_worker()) == NULL)
+		return 0;
+	if (w->loop == NULL || w->reg == NULL || w->scratch == NULL ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	    sv) < 0) {
+		free_worker(w);
+		return 0;
+	}
+	if (fake_conn(w, sv[0]) == NULL) {
+		close(sv[0]);
+		close(sv[1]);
+		free_worker(w);
+		return 0;
+	}
+	feed(w, sv[1], (const uint8_t *)UPGRADE, sizeof(UPGRADE) - 1);
+	if ((data[0] & 1) && w->conns != NULL) {
+		memset(cpriv, 0x24, sizeof(cpriv));
+		cil = derp_client_info_frame(cif, sizeof(cif), &ci, cpriv,
+		    w->pub);
+		if (cil > 0)
+			feed(w, sv[1], msg, ws_message(msg, cif, (size_t)cil));
+	}
+	feed(w, sv[1], data + 1, size - 1);
+	/* And the peer's EOF. */
+	(void)shutdown(sv[1], SHUT_WR);
+	feed(w, sv[1], NULL, 0);
+	free_worker(w);
+	close(sv[1]);
+	return 0;
+}
