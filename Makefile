@@ -59,7 +59,7 @@ $(B)/%.o: %.c
 
 # ---- binaries ----
 SUP_OBJ	:= $(patsubst %.c,$(B)/%.o,$(wildcard supervisor/*.c))
-TOOLS	:= derpcat derpbench
+TOOLS	:= derpcat derpbench derpprobe
 BINS	:= $(B)/derpd $(addprefix $(B)/,$(TOOLS))
 
 $(B)/derpd: $(SUP_OBJ) $(ARCHIVES)
@@ -69,6 +69,10 @@ $(B)/derpcat: $(B)/tools/derpcat.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/derpbench: $(B)/tools/derpbench.o $(ARCHIVES)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(B)/derpprobe: $(patsubst %.c,$(B)/%.o,$(wildcard tools/derpprobe*.c)) \
+	    $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
 all: $(BINS)
@@ -107,7 +111,8 @@ check: deps
 	@set -e; for n in $(FUZZ_NAMES); do echo "== replay $$n"; \
 	    $(B)/tests/fuzz/replay_$$n tests/fuzz/corpus/$$n; done
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; \
-	    DERPD_BIN=$(B)/derpd DERPCAT_BIN=$(B)/derpcat VECTORS=../shared/vectors $$t; done
+	    DERPD_BIN=$(B)/derpd DERPCAT_BIN=$(B)/derpcat \
+	    DERPPROBE_BIN=$(B)/derpprobe VECTORS=../shared/vectors $$t; done
 	@echo "check: all passed"
 
 check-unit: all tests
@@ -156,6 +161,8 @@ install: all
 	    $(DESTDIR)/etc/derpd
 	install -m 0755 $(B)/derpd $(DESTDIR)$(PREFIX)/sbin/derpd
 	install -m 0755 $(addprefix $(B)/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 tools/derpprobe.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 conf/derpd.conf $(DESTDIR)/etc/derpd/derpd.conf
 
 clean:
