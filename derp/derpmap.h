@@ -35,6 +35,7 @@ struct derp_map_node {
 	bool	 can_port80;
 	bool	 insecure_for_tests;
 	bool	 plain_http;	/* not JSON: a derpd config without TLS */
+	int	 port80;	/* not JSON: its port-80 listener, 0 = 80 */
 };
 
 struct derp_map_region {

@@ -54,7 +54,8 @@ usage(FILE *f)
 "  --netcheck              client view: UDP, IPv4/IPv6, public address,\n"
 "                          mapping variation, STUN and HTTPS latency per\n"
 "                          region, captive portal, preferred region\n"
-"  --captive-port PORT     netcheck: port of /generate_204 (default 80)\n"
+"  --captive-port PORT     netcheck: port of /generate_204 (default 80, or\n"
+"                          the config's plain listener next to TLS)\n"
 "  --daemon                probe every --interval, serve /metrics, / and\n"
 "                          /healthz on --listen\n"
 "  --listen ADDR:PORT      daemon listen address (default 127.0.0.1:8030)\n"
@@ -190,7 +191,6 @@ main(int argc, char **argv)
 	a.o.timeout_ms = 5000;
 	a.o.warn_latency_ms = 1000;
 	a.o.cert_warn_days = 14;
-	a.o.captive_port = 80;
 	a.listen = "127.0.0.1:8030";
 	a.interval = 15;
 	a.src.o = &a.o;

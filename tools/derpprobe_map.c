@@ -209,6 +209,12 @@ own_node(const struct config *c, struct derp_map_node *n, char *err,
 	/* A wildcard listener: dial the hostname. */
 	fill_addrs(n, host[0] && strcmp(host, "::") && strcmp(host, "0.0.0.0")
 	    ? host : c->hostname);
+	/* With TLS, the plain listener plays port 80 (/generate_204). */
+	if (tls && c->listen_http[0] != '\0' && conf_split_hostport(
+	    c->listen_http, host, sizeof(host), &port) == 0) {
+		n->can_port80 = true;
+		n->port80 = port;
+	}
 	n->stun_port = -1;
 	if (c->listen_stun[0] != '\0' && conf_split_hostport(c->listen_stun,
 	    host, sizeof(host), &port) == 0)
@@ -255,8 +261,11 @@ config_map(const struct map_source *s, struct derp_map *m, char *err,
 		snprintf(n->host, sizeof(n->host), "%s", host);
 		n->derp_port = port;
 		fill_addrs(n, dial);
-		/* Peers share the deployment's config: same STUN port. */
+		/* Peers share the deployment's config: same STUN and
+		 * port-80 listeners. */
 		n->stun_port = m->nodes[0].stun_port;
+		n->can_port80 = m->nodes[0].can_port80;
+		n->port80 = m->nodes[0].port80;
 		m->nnodes++;
 	}
 	for (j = 0; j < m->nnodes; j++)

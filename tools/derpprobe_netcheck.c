@@ -177,7 +177,8 @@ captive_check(struct netcheck *nc, const struct derp_map *m,
 	}
 	node_opts(n, po, &o);
 	o.tls = false;
-	o.port = (uint16_t)po->captive_port;
+	o.port = (uint16_t)(po->captive_port ? po->captive_port : n->port80 ?
+	    n->port80 : 80);
 	o.server_name = NULL;
 	ip = o.host;
 	snprintf(path, sizeof(path), "/generate_204?t=%lld",
@@ -187,12 +188,12 @@ captive_check(struct netcheck *nc, const struct derp_map *m,
 	st = client_http_get(&o, "GET", path, hdr, resp, sizeof(resp));
 	if (st < 0) {
 		snprintf(nc->captive_note, sizeof(nc->captive_note), "node %s "
-		    "port %d: %s", n->name, po->captive_port, strerror(-st));
+		    "port %u: %s", n->name, o.port, strerror(-st));
 		return;
 	}
 	nc->captive = !(st == 204 && has_response(resp, want));
 	snprintf(nc->captive_note, sizeof(nc->captive_note), "node %s port "
-	    "%d: HTTP %d%s", n->name, po->captive_port, st, nc->captive ?
+	    "%u: HTTP %d%s", n->name, o.port, st, nc->captive ?
 	    ", challenge not answered" : "");
 }
 

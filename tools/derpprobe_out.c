@@ -234,7 +234,8 @@ family_block(struct sbuf *b, const struct probe_report *rep, enum gauge g)
 		{ "verdict", "0 ok, 1 warning, 2 critical" },
 		{ "latency_millis", "probe latency of the last run" },
 		{ "end_secs", "unix time the last run of the probe ended" },
-		{ "cert_days_left", "days until the leaf certificate expires" },
+		{ "cert_expiry_seconds", "seconds until the leaf certificate "
+		    "expires" },
 		{ "bandwidth_bytes_per_second", "bandwidth probe throughput" },
 	};
 	const struct probe_result	*p;
@@ -256,7 +257,8 @@ family_block(struct sbuf *b, const struct probe_report *rep, enum gauge g)
 		case G_VERDICT: sb_printf(b, " %d\n", (int)p->verdict); break;
 		case G_LATENCY: sb_printf(b, " %.3f\n", p->latency_ms); break;
 		case G_END: sb_printf(b, " %.3f\n", p->end_unix); break;
-		case G_CERT: sb_printf(b, " %.3f\n", p->cert_days); break;
+		case G_CERT: sb_printf(b, " %.0f\n", p->cert_days * 86400);
+			break;
 		case G_BW: sb_printf(b, " %.0f\n", p->bytes_per_sec); break;
 		}
 	}

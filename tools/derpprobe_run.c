@@ -158,8 +158,11 @@ probe_udp(struct region_ctx *x, size_t ni, int family)
 	p->family = family == AF_INET ? 4 : 6;
 	if ((rc = net_addr(ip, (uint16_t)n->stun_port, &dst, &dl)) == 0 &&
 	    (rc = fd = net_udp_open(dst.ss_family)) >= 0) {
-		rc = net_stun(fd, (struct sockaddr *)&dst, dl,
-		    x->o->timeout_ms, &p->latency_ms, &mapped);
+		/* Connected: an ICMP port unreachable fails fast. */
+		rc = connect(fd, (struct sockaddr *)&dst, dl) < 0 ? -errno : 0;
+		if (rc == 0)
+			rc = net_stun(fd, (struct sockaddr *)&dst, dl,
+			    x->o->timeout_ms, &p->latency_ms, &mapped);
 		close(fd);
 		if (rc == 0) {
 			net_format(&mapped, ms, sizeof(ms));
