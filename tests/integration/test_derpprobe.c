@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -459,6 +462,62 @@ test_derpprobe_bad_map_is_usage_error(void **state)
 	assert_non_null(strstr(out, "--derp-map"));
 }
 
+/* A socket bound on loopback (listening if TCP) that never answers. */
+static int
+silent_socket(int type, uint16_t *port)
+{
+	struct sockaddr_in	sa = { .sin_family = AF_INET };
+	socklen_t		sl = sizeof(sa);
+	int			fd = socket(AF_INET, type, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (type == SOCK_STREAM)
+		assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static void
+test_derpprobe_silent_node_times_out(void **state)
+{
+	char		 path[400], map[1024];
+	uint16_t	 tport, uport;
+	int		 tfd = silent_socket(SOCK_STREAM, &tport);
+	int		 ufd = silent_socket(SOCK_DGRAM, &uport);
+	uint64_t	 t0;
+	json_t		*r;
+
+	(void)state;
+	/* TCP connects (the backlog accepts) but nothing ever answers. */
+	snprintf(map, sizeof(map), "{\"Regions\":{\"902\":{\"RegionCode\":"
+	    "\"r902\",\"Nodes\":[{\"Name\":\"902a\",\"HostName\":"
+	    "\"localhost\",\"IPv4\":\"127.0.0.1\",\"STUNPort\":%u,"
+	    "\"DERPPort\":%u}]}}}", uport, tport);
+	snprintf(path, sizeof(path), "%s/silent.json", nodes[0]->dir);
+	write_file(path, map);
+	t0 = now_ms();
+	assert_int_equal(probe("--derp-map", path, "--timeout", "700",
+	    "--json", NULL), 2);
+	/* udp, tls, connect: each bounded by the timeout. */
+	assert_true(now_ms() - t0 < 3 * 700 + 2000);
+	r = report();
+	assert_string_equal(result(r, "derp/r902/902a/udp"), "critical");
+	assert_non_null(strstr(json_string_value(json_object_get(find(r,
+	    "derp/r902/902a/udp"), "detail")), "no response"));
+	assert_string_equal(result(r, "derp/r902/902a/tls"), "critical");
+	assert_non_null(strstr(json_string_value(json_object_get(find(r,
+	    "derp/r902/902a/tls"), "detail")), "timed out"));
+	assert_string_equal(result(r, "derp/r902/902a/connect"), "critical");
+	assert_string_equal(result(r, "derp/r902/902a/902a/mesh"),
+	    "critical");
+	json_decref(r);
+	close(tfd);
+	close(ufd);
+}
+
 static long
 metric(const char *text, const char *needle)
 {
@@ -552,6 +611,13 @@ test_derpprobe_daemon_metrics(void **state)
 	daemon_pid = 0;
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_non_null(f = fopen(log, "r"));
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		assert_null(strstr(buf, "Sanitizer"));
+		assert_null(strstr(buf, "runtime error"));
+		assert_null(strstr(buf, " err "));
+	}
+	fclose(f);
 }
 
 static void
@@ -596,6 +662,7 @@ main(void)
 		cmocka_unit_test(test_derpprobe_config_source),
 		cmocka_unit_test(test_derpprobe_netcheck),
 		cmocka_unit_test(test_derpprobe_bad_map_is_usage_error),
+		cmocka_unit_test(test_derpprobe_silent_node_times_out),
 		cmocka_unit_test(test_derpprobe_daemon_metrics),
 		cmocka_unit_test(test_derpprobe_stopped_node_is_critical),
 	};
