@@ -209,8 +209,8 @@ own_node(const struct config *c, struct derp_map_node *n, char *err,
 	/* A wildcard listener: dial the hostname. */
 	fill_addrs(n, host[0] && strcmp(host, "::") && strcmp(host, "0.0.0.0")
 	    ? host : c->hostname);
-	/* With TLS, the plain listener plays port 80 (/generate_204). */
-	if (tls && c->listen_http[0] != '\0' && conf_split_hostport(
+	/* The plain listener plays port 80 (/generate_204). */
+	if (c->listen_http[0] != '\0' && conf_split_hostport(
 	    c->listen_http, host, sizeof(host), &port) == 0) {
 		n->can_port80 = true;
 		n->port80 = port;

@@ -410,6 +410,15 @@ test_derpprobe_config_source(void **state)
 	    "mesh", nodes[1]->port, nodes[2]->port);
 	assert_string_equal(result(r, name), "ok");
 	json_decref(r);
+	/* netcheck from the config: its plain listener is the port-80 role
+	 * that answers the captive-portal challenge. */
+	assert_int_equal(probe("--config", nodes[0]->conf, "--netcheck",
+	    "--json", NULL), 0);
+	r = report();
+	assert_true(json_is_false(json_object_get(r, "captive_portal")));
+	assert_int_equal(json_integer_value(json_object_get(r,
+	    "preferred_region")), 900);
+	json_decref(r);
 }
 
 static void
@@ -606,6 +615,25 @@ test_derpprobe_daemon_metrics(void **state)
 	    sizeof(buf)), 405);
 	assert_int_equal(client_http_get(&o, "GET", "/nope", NULL, buf,
 	    sizeof(buf)), 404);
+	/* An idle connection does not block others; an oversized request
+	 * is refused with 431 and closed. */
+	{
+		int	idle = raw_connect(port), big = raw_connect(port);
+		ssize_t	n;
+
+		assert_true(idle >= 0 && big >= 0);
+		assert_int_equal(client_http_get(&o, "GET", "/healthz", NULL,
+		    buf, sizeof(buf)), 200);
+		memset(buf, 'x', 5000);
+		assert_int_equal(write(big, buf, 5000), 5000);
+		n = raw_read_until_eof(big, (uint8_t *)buf, sizeof(buf) - 1,
+		    5000);
+		assert_true(n > 12);
+		buf[n] = '\0';
+		assert_int_equal(strncmp(buf, "HTTP/1.1 431", 12), 0);
+		close(big);
+		close(idle);
+	}
 	kill(pid, SIGTERM);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	daemon_pid = 0;
