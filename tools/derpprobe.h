@@ -69,7 +69,7 @@ struct probe_report {
 /* Run every probe for every node and ordered node pair of m.  Results
  * are appended to rep (which the caller zeroes first).  0 or -ENOMEM. */
 int	probe_run(const struct derp_map *m, const struct probe_opts *o,
-	    struct probe_report *rep);
+	    struct probe_report *rep) MUST_CHECK;
 void	probe_report_fini(struct probe_report *rep);
 enum probe_verdict probe_report_verdict(const struct probe_report *rep);
 const char	*probe_class_name(enum probe_class c);
@@ -82,11 +82,12 @@ double	now_unix(void);
 int	net_udp_open(int family);
 /* Resolve an IP literal and port into ss; 0 or -EINVAL. */
 int	net_addr(const char *ip, uint16_t port, struct sockaddr_storage *ss,
-	    socklen_t *sl);
+	    socklen_t *sl) MUST_CHECK;
 /* One STUN binding round trip on fd to dst, resending each second until
  * timeout_ms; fills rtt and the mapped address.  0, -ETIMEDOUT, -errno. */
 int	net_stun(int fd, const struct sockaddr *dst, socklen_t dl,
-	    int timeout_ms, double *rtt_ms, struct sockaddr_storage *mapped);
+	    int timeout_ms, double *rtt_ms, struct sockaddr_storage *mapped)
+	    MUST_CHECK;
 
 struct tls_probe {
 	const char	*dial;		/* IP literal or name */
@@ -100,7 +101,7 @@ struct tls_probe {
 /* TLS handshake: time, leaf certificate days left (meta-cert skipped).
  * 0 or -errno with err filled. */
 int	net_tls(const struct tls_probe *t, double *ms, double *days,
-	    char *err, size_t errlen);
+	    char *err, size_t errlen) MUST_CHECK;
 
 /* Format a sockaddr as "ip:port" / "[ip]:port". */
 void	net_format(const struct sockaddr_storage *ss, char *out, size_t cap);

@@ -26,6 +26,6 @@ struct map_source {
 
 /* Load, parse and filter into m.  0 or -errno with err filled. */
 int	map_load(const struct map_source *s, struct derp_map *m, char *err,
-	    size_t errlen);
+	    size_t errlen) MUST_CHECK;
 
 #endif

@@ -36,6 +36,7 @@ static struct node	*intruder;
 static char		 map_path[400], bad_path[400], insecure_path[400];
 static char		*out;
 static pid_t		 daemon_pid;	/* killed by teardown if a test fails */
+static pid_t		 web_pid;
 
 static void
 write_file(const char *path, const char *text)
@@ -169,6 +170,10 @@ teardown(void **state)
 	if (daemon_pid > 0) {
 		kill(daemon_pid, SIGKILL);
 		waitpid(daemon_pid, NULL, 0);
+	}
+	if (web_pid > 0) {
+		kill(web_pid, SIGKILL);
+		waitpid(web_pid, NULL, 0);
 	}
 	for (i = 0; i < NN; i++) {
 		node_stop(nodes[i]);
@@ -458,6 +463,56 @@ test_derpprobe_netcheck(void **state)
 	assert_non_null(strstr(out, "Nearest DERP: region 900"));
 }
 
+/* The map over HTTPS (python3's http.server with the region's cert), so
+ * the libcurl fetch is exercised with --ca; and a 404 is a map error. */
+static void
+test_derpprobe_map_over_https(void **state)
+{
+	static const char	 py[] = "import http.server, ssl, sys, os\n"
+	    "os.chdir(sys.argv[1])\n"
+	    "s = http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), "
+	    "http.server.SimpleHTTPRequestHandler)\n"
+	    "c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+	    "c.load_cert_chain(sys.argv[3], sys.argv[4])\n"
+	    "s.socket = c.wrap_socket(s.socket, server_side=True)\n"
+	    "s.serve_forever()\n";
+	char		 url[128], key[400], ps[8];
+	uint16_t	 port = free_tcp_port();
+	uint64_t	 deadline = now_ms() + 10000;
+	int		 fd = -1, devnull;
+	json_t		*r;
+
+	(void)state;
+	snprintf(key, sizeof(key), "%s/key.pem", nodes[0]->dir);
+	snprintf(ps, sizeof(ps), "%u", port);
+	if ((web_pid = fork()) == 0) {
+		devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 2);
+		execlp("python3", "python3", "-c", py, nodes[0]->dir, ps,
+		    nodes[0]->cert, key, (char *)NULL);
+		_exit(127);
+	}
+	while (now_ms() < deadline && (fd = raw_connect(port)) < 0)
+		poll(NULL, 0, 20);	/* readiness poll, not a sync sleep */
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(url, sizeof(url), "https://localhost:%u/derpmap.json", port);
+	assert_int_equal(probe("--derp-map", url, "--region", "r900", "--ca",
+	    nodes[0]->cert, "--cert-warn-days", "1", "--json", NULL), 0);
+	r = report();
+	assert_int_equal(count_class(r, "derp_mesh", "ok"), NN * NN);
+	json_decref(r);
+	snprintf(url, sizeof(url), "https://localhost:%u/missing.json", port);
+	assert_int_equal(probe("--derp-map", url, "--ca", nodes[0]->cert,
+	    NULL), 3);
+	/* Without the CA the fetch itself fails verification. */
+	snprintf(url, sizeof(url), "https://localhost:%u/derpmap.json", port);
+	assert_int_equal(probe("--derp-map", url, NULL), 3);
+	kill(web_pid, SIGTERM);
+	waitpid(web_pid, NULL, 0);
+	web_pid = 0;
+}
+
 static void
 test_derpprobe_bad_map_is_usage_error(void **state)
 {
@@ -689,6 +744,7 @@ main(void)
 		cmocka_unit_test(test_derpprobe_wrong_psk_fails_mesh_not_connect),
 		cmocka_unit_test(test_derpprobe_config_source),
 		cmocka_unit_test(test_derpprobe_netcheck),
+		cmocka_unit_test(test_derpprobe_map_over_https),
 		cmocka_unit_test(test_derpprobe_bad_map_is_usage_error),
 		cmocka_unit_test(test_derpprobe_silent_node_times_out),
 		cmocka_unit_test(test_derpprobe_daemon_metrics),
