@@ -58,6 +58,9 @@ prober(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		pthread_mutex_unlock(&s->mu);
+		/* Rounds start every interval (a long one delays the next). */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += s->interval_s;
 		if (s->load != NULL && s->load(s->m, s->arg) < 0) {
 			pthread_mutex_lock(&s->mu);
 			s->map_failures++;
@@ -65,8 +68,6 @@ prober(void *arg)
 		}
 		memset(&rep, 0, sizeof(rep));
 		rc = probe_run(s->m, s->o, &rep);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += s->interval_s;
 		pthread_mutex_lock(&s->mu);
 		if (rc < 0) {
 			log_err("probe_round_failed", "err=%s", strerror(-rc));
