@@ -61,7 +61,7 @@ $(B)/%.o: %.c
 
 # ---- binaries ----
 SUP_OBJ	:= $(patsubst %.c,$(B)/%.o,$(wildcard supervisor/*.c))
-TOOLS	:= derpcat derpbench stunbench
+TOOLS	:= derpcat derpbench stunbench derpprobe
 BINS	:= $(B)/derpd $(addprefix $(B)/,$(TOOLS))
 
 $(B)/derpd: $(SUP_OBJ) $(ARCHIVES)
@@ -75,6 +75,10 @@ $(B)/derpbench: $(B)/tools/derpbench.o $(ARCHIVES)
 
 $(B)/stunbench: $(B)/tools/stunbench.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(B)/derpprobe: $(patsubst %.c,$(B)/%.o,$(wildcard tools/derpprobe*.c)) \
+	    $(ARCHIVES)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
 all: $(BINS)
 .DEFAULT_GOAL := all
@@ -112,7 +116,8 @@ check: deps
 	@set -e; for n in $(FUZZ_NAMES); do echo "== replay $$n"; \
 	    $(B)/tests/fuzz/replay_$$n tests/fuzz/corpus/$$n; done
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; \
-	    DERPD_BIN=$(B)/derpd DERPCAT_BIN=$(B)/derpcat VECTORS=../shared/vectors $$t; done
+	    DERPD_BIN=$(B)/derpd DERPCAT_BIN=$(B)/derpcat \
+	    DERPPROBE_BIN=$(B)/derpprobe VECTORS=../shared/vectors $$t; done
 	@echo "check: all passed"
 
 check-unit: all tests

@@ -1,0 +1,755 @@
+/*
+ * derpprobe against real derpd nodes on loopback: a healthy three-node
+ * TLS mesh region with STUN (every probe ok, all 6 ordered pairs and the
+ * self pairs), certificate warning, a node with the wrong mesh PSK (mesh
+ * fails, connect works), the derpd-config source, netcheck with the
+ * captive-portal check, the daemon's /metrics, and a stopped node.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "harness.h"
+
+#define NN	3
+#define PSK	"8fb454e8a4747af1bbc2f421ad3c8aca9e0416cc60a7102983692f34dc153b2a\n"
+#define OUT_MAX	(512 * 1024)
+
+static struct node	*nodes[NN];
+static struct node	*intruder;
+static char		 map_path[400], bad_path[400], insecure_path[400];
+static char		*out;
+static pid_t		 daemon_pid;	/* killed by teardown if a test fails */
+static pid_t		 web_pid;
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE	*f;
+
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+node_json(char *buf, size_t cap, const char *name, int region,
+    const struct node *n, const char *extra)
+{
+	size_t	l = strlen(buf);
+
+	snprintf(buf + l, cap - l, "%s{\"Name\":\"%s\",\"RegionID\":%d,"
+	    "\"HostName\":\"localhost\",\"IPv4\":\"127.0.0.1\",\"IPv6\":"
+	    "\"none\",\"STUNPort\":%d,\"DERPPort\":%u%s}", l &&
+	    buf[l - 1] != '[' ? "," : "", name, region, n->stun_port ?
+	    (int)n->stun_port : -1, n->port, extra);
+}
+
+static void
+write_maps(void)
+{
+	char	buf[8192], ins[8192];
+	int	i;
+
+	snprintf(buf, sizeof(buf), "{\"Regions\":{\"900\":{\"RegionID\":900,"
+	    "\"RegionCode\":\"r900\",\"RegionName\":\"test\",\"Nodes\":[");
+	snprintf(ins, sizeof(ins), "%s", buf);
+	for (i = 0; i < NN; i++) {
+		char	name[8];
+
+		snprintf(name, sizeof(name), "900%c", 'a' + i);
+		node_json(buf, sizeof(buf), name, 900, nodes[i], i == 0 ?
+		    ",\"CanPort80\":true" : "");
+		node_json(ins, sizeof(ins), name, 900, nodes[i],
+		    ",\"InsecureForTests\":true");
+	}
+	/* Region 901: node 0 again and a node with another mesh key. */
+	strcat(buf, "]},\"901\":{\"RegionCode\":\"r901\",\"Nodes\":[");
+	node_json(buf, sizeof(buf), "901a", 901, nodes[0], "");
+	node_json(buf, sizeof(buf), "901b", 901, intruder,
+	    ",\"InsecureForTests\":true");
+	strcat(buf, "]}},\"omitDefaultRegions\":true}\n");
+	strcat(ins, "]}}}\n");
+	snprintf(map_path, sizeof(map_path), "%s/derpmap.json", nodes[0]->dir);
+	snprintf(insecure_path, sizeof(insecure_path), "%s/insecure.json",
+	    nodes[0]->dir);
+	snprintf(bad_path, sizeof(bad_path), "%s/bad.json", nodes[0]->dir);
+	write_file(map_path, buf);
+	write_file(insecure_path, ins);
+	write_file(bad_path, "{\"Regions\":{\"900\":{\"Nodes\":[{\"Name\":"
+	    "\"x\",\"HostName\":\"h\",\"DERPPort\":70000}]}}}");
+}
+
+static int
+setup(void **state)
+{
+	char	cmd[1200], path[400], peers[1024] = "", ex[2048];
+	int	i, j;
+
+	(void)state;
+	assert_non_null(out = malloc(OUT_MAX));
+	for (i = 0; i < NN; i++) {
+		nodes[i] = node_new();
+		nodes[i]->port = free_tcp_port();
+		nodes[i]->http_port = free_tcp_port();
+		nodes[i]->stun_port = free_tcp_port();	/* free for UDP too */
+		nodes[i]->fixed = true;
+		snprintf(cmd, sizeof(cmd), "%s\"localhost:%u/127.0.0.1:%u\"",
+		    i ? ", " : "", nodes[i]->port, nodes[i]->port);
+		strcat(peers, cmd);
+	}
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt "
+	    "ec_paramgen_curve:prime256v1 -nodes -keyout %s/key.pem -out "
+	    "%s/cert.pem -days 2 -subj /CN=localhost -addext "
+	    "subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null",
+	    nodes[0]->dir, nodes[0]->dir);
+	assert_int_equal(system(cmd), 0);
+	for (i = 0; i < NN; i++) {
+		if (i > 0) {
+			snprintf(cmd, sizeof(cmd), "cp %s/cert.pem %s/key.pem "
+			    "%s/", nodes[0]->dir, nodes[0]->dir, nodes[i]->dir);
+			assert_int_equal(system(cmd), 0);
+		}
+		snprintf(nodes[i]->cert, sizeof(nodes[i]->cert),
+		    "%s/cert.pem", nodes[i]->dir);
+		snprintf(path, sizeof(path), "%s/mesh.psk", nodes[i]->dir);
+		write_file(path, PSK);
+		snprintf(ex, sizeof(ex), "workers = 2;\nmesh = { psk_file = "
+		    "\"%s\"; peers = ( %s ); ca_file = \"%s\"; };\n", path,
+		    peers, nodes[i]->cert);
+		node_start_in(nodes[i], true, ex);
+	}
+	/* The intruder: meshes with node 0, but with another key. */
+	intruder = node_new();
+	snprintf(path, sizeof(path), "%s/mesh.psk", intruder->dir);
+	write_file(path, "1111111111111111111111111111111111111111111111111111"
+	    "111111111111\n");
+	snprintf(ex, sizeof(ex), "mesh = { psk_file = \"%s\"; peers = ( "
+	    "\"localhost:%u/127.0.0.1:%u\" ); ca_file = \"%s\"; };\n", path,
+	    nodes[0]->port, nodes[0]->port, nodes[0]->cert);
+	node_start_in(intruder, true, ex);
+	/* Wait until the mesh carries packets everywhere. */
+	for (i = 0; i < NN; i++)
+		for (j = 0; j < NN; j++) {
+			struct client	*a, *b;
+
+			if (i == j)
+				continue;
+			a = node_client(nodes[i]);
+			b = node_client(nodes[j]);
+			reach(a, b);
+			client_free(a);
+			client_free(b);
+		}
+	write_maps();
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	int	i;
+
+	(void)state;
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGKILL);
+		waitpid(daemon_pid, NULL, 0);
+	}
+	if (web_pid > 0) {
+		kill(web_pid, SIGKILL);
+		waitpid(web_pid, NULL, 0);
+	}
+	for (i = 0; i < NN; i++) {
+		node_stop(nodes[i]);
+		node_free(nodes[i]);
+	}
+	node_stop(intruder);
+	node_free(intruder);
+	free(out);
+	return 0;
+}
+
+/* Run derpprobe with args (NULL-terminated); stdout into out.  Returns
+ * the exit status; fails the test after 90 s. */
+static int
+probe(const char *first, ...)
+{
+	const char	*argv[40], *bin = getenv("DERPPROBE_BIN");
+	struct pollfd	 pf;
+	va_list		 ap;
+	uint64_t	 deadline = now_ms() + 90000;
+	size_t		 len = 0;
+	ssize_t		 n;
+	pid_t		 pid;
+	int		 p[2], argc = 0, st;
+
+	argv[argc++] = "derpprobe";
+	va_start(ap, first);
+	for (argv[argc] = first; argv[argc] != NULL && argc < 38;)
+		argv[++argc] = va_arg(ap, const char *);
+	va_end(ap);
+	assert_int_equal(pipe(p), 0);
+	if ((pid = fork()) == 0) {
+		char	*av[40];
+		int	 i;
+
+		for (i = 0; i <= argc; i++)
+			av[i] = argv[i] ? strdup(argv[i]) : NULL;
+		dup2(p[1], 1);
+		close(p[0]);
+		execv(bin ? bin : "build/derpprobe", av);
+		_exit(127);
+	}
+	close(p[1]);
+	pf.fd = p[0];
+	pf.events = POLLIN;
+	while (now_ms() < deadline) {
+		if (poll(&pf, 1, 1000) <= 0)
+			continue;
+		n = read(p[0], out + len, OUT_MAX - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	out[len] = '\0';
+	close(p[0]);
+	if (now_ms() >= deadline) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		fail_msg("derpprobe did not finish within 90 s");
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static json_t *
+report(void)
+{
+	json_error_t	 e;
+	json_t		*j = json_loads(out, 0, &e);
+
+	if (j == NULL)
+		fail_msg("not JSON (%s): %.300s", e.text, out);
+	return j;
+}
+
+static json_t *
+find(json_t *rep, const char *name)
+{
+	json_t	*p;
+	size_t	 i;
+
+	json_array_foreach(json_object_get(rep, "probes"), i, p)
+		if (strcmp(json_string_value(json_object_get(p, "name")),
+		    name) == 0)
+			return p;
+	fail_msg("probe %s not in the report", name);
+	return NULL;
+}
+
+static const char *
+result(json_t *rep, const char *name)
+{
+	return json_string_value(json_object_get(find(rep, name), "result"));
+}
+
+static int
+count_class(json_t *rep, const char *cls, const char *res)
+{
+	json_t	*p;
+	size_t	 i;
+	int	 c = 0;
+
+	json_array_foreach(json_object_get(rep, "probes"), i, p)
+		if (strcmp(json_string_value(json_object_get(p, "class")),
+		    cls) == 0 && (res == NULL || strcmp(json_string_value(
+		    json_object_get(p, "result")), res) == 0))
+			c++;
+	return c;
+}
+
+static void
+test_derpprobe_healthy_region_all_ok(void **state)
+{
+	json_t	*r;
+	char	 name[64];
+	int	 i, j;
+
+	(void)state;
+	assert_int_equal(probe("--derp-map", map_path, "--region", "r900",
+	    "--ca", nodes[0]->cert, "--cert-warn-days", "1", "--json", NULL),
+	    0);
+	r = report();
+	assert_string_equal(json_string_value(json_object_get(r, "status")),
+	    "ok");
+	for (i = 0; i < NN; i++) {
+		snprintf(name, sizeof(name), "derp/r900/900%c/tls", 'a' + i);
+		assert_string_equal(result(r, name), "ok");
+		assert_true(json_real_value(json_object_get(find(r, name),
+		    "cert_days_left")) > 1.0);
+		assert_true(json_real_value(json_object_get(find(r, name),
+		    "cert_days_left")) <= 2.0);
+		snprintf(name, sizeof(name), "derp/r900/900%c/udp", 'a' + i);
+		assert_string_equal(result(r, name), "ok");
+		snprintf(name, sizeof(name), "derp/r900/900%c/connect",
+		    'a' + i);
+		assert_string_equal(result(r, name), "ok");
+		for (j = 0; j < NN; j++) {
+			snprintf(name, sizeof(name), "derp/r900/900%c/900%c/"
+			    "mesh", 'a' + i, 'a' + j);
+			assert_string_equal(result(r, name), "ok");
+			assert_non_null(json_object_get(find(r, name),
+			    "latency_ms"));
+		}
+	}
+	/* IPv6 is "none": no udp6 probe; 6 pairs + 3 self pairs. */
+	assert_int_equal(count_class(r, "derp_udp", NULL), NN);
+	assert_int_equal(count_class(r, "derp_mesh", "ok"), NN * NN);
+	assert_int_equal(count_class(r, "derp_mesh", NULL), NN * NN);
+	assert_int_equal(json_array_size(json_object_get(r, "failed")), 0);
+	json_decref(r);
+	/* The table mode agrees. */
+	assert_int_equal(probe("--derp-map", map_path, "--region", "900",
+	    "--ca", nodes[0]->cert, "--cert-warn-days", "1", NULL), 0);
+	assert_non_null(strstr(out, "derp/r900/900b/900c/mesh"));
+	assert_non_null(strstr(out, "\nok: "));
+}
+
+static void
+test_derpprobe_certificate_expiry_warns(void **state)
+{
+	json_t	*r;
+
+	(void)state;
+	/* The harness certificates are valid for 2 days: under 14. */
+	assert_int_equal(probe("--derp-map", insecure_path, "--json", NULL),
+	    1);
+	r = report();
+	assert_string_equal(json_string_value(json_object_get(r, "status")),
+	    "warning");
+	assert_string_equal(result(r, "derp/r900/900a/tls"), "warning");
+	assert_non_null(strstr(json_string_value(json_object_get(find(r,
+	    "derp/r900/900a/tls"), "detail")), "expires in"));
+	assert_string_equal(result(r, "derp/r900/900c/900a/mesh"), "ok");
+	json_decref(r);
+	/* Verified against the wrong trust store: critical. */
+	assert_int_equal(probe("--derp-map", map_path, "--region", "r900",
+	    "--node", "900b", "--ca", "/dev/null", "--json", NULL), 2);
+	r = report();
+	assert_string_equal(result(r, "derp/r900/900b/tls"), "critical");
+	assert_int_equal(count_class(r, "tls", NULL), 1);
+	json_decref(r);
+}
+
+static void
+test_derpprobe_wrong_psk_fails_mesh_not_connect(void **state)
+{
+	json_t	*r, *failed;
+	size_t	 i;
+	bool	 ab = false, ba = false;
+	json_t	*v;
+
+	(void)state;
+	assert_int_equal(probe("--derp-map", map_path, "--region", "r901",
+	    "--ca", nodes[0]->cert, "--cert-warn-days", "0", "--timeout",
+	    "2000", "--json", NULL), 2);
+	r = report();
+	assert_string_equal(json_string_value(json_object_get(r, "status")),
+	    "critical");
+	assert_string_equal(result(r, "derp/r901/901b/connect"), "ok");
+	assert_string_equal(result(r, "derp/r901/901a/connect"), "ok");
+	assert_string_equal(result(r, "derp/r901/901b/901b/mesh"), "ok");
+	assert_string_equal(result(r, "derp/r901/901a/901b/mesh"),
+	    "critical");
+	assert_string_equal(result(r, "derp/r901/901b/901a/mesh"),
+	    "critical");
+	failed = json_object_get(r, "failed");
+	assert_int_equal(json_array_size(failed), 2);
+	json_array_foreach(failed, i, v) {
+		ab |= strcmp(json_string_value(v), "derp/r901/901a/901b/mesh")
+		    == 0;
+		ba |= strcmp(json_string_value(v), "derp/r901/901b/901a/mesh")
+		    == 0;
+	}
+	assert_true(ab && ba);
+	json_decref(r);
+}
+
+static void
+test_derpprobe_config_source(void **state)
+{
+	json_t	*r;
+	char	 name[64];
+
+	(void)state;
+	/* Node 0's own config: itself plus its two peers, its CA and PSK. */
+	assert_int_equal(probe("--config", nodes[0]->conf, "--cert-warn-days",
+	    "1", "--bandwidth", "200000", "--json", NULL), 0);
+	r = report();
+	assert_int_equal(count_class(r, "derp_connect", "ok"), NN);
+	assert_int_equal(count_class(r, "derp_mesh", "ok"), NN * NN);
+	assert_int_equal(count_class(r, "derp_bw", "ok"), NN * NN);
+	/* Its own STUN listener (peers are assumed to use the same port,
+	 * which these test nodes do not). */
+	snprintf(name, sizeof(name), "derp/derpd/localhost:%u/udp",
+	    nodes[0]->port);
+	assert_string_equal(result(r, name), "ok");
+	snprintf(name, sizeof(name), "derp/derpd/localhost:%u/localhost:%u/"
+	    "mesh", nodes[1]->port, nodes[2]->port);
+	assert_string_equal(result(r, name), "ok");
+	json_decref(r);
+	/* netcheck from the config: its plain listener is the port-80 role
+	 * that answers the captive-portal challenge. */
+	assert_int_equal(probe("--config", nodes[0]->conf, "--netcheck",
+	    "--json", NULL), 0);
+	r = report();
+	assert_true(json_is_false(json_object_get(r, "captive_portal")));
+	assert_int_equal(json_integer_value(json_object_get(r,
+	    "preferred_region")), 900);
+	json_decref(r);
+}
+
+static void
+test_derpprobe_netcheck(void **state)
+{
+	json_t	*r, *v;
+	char	 port[8];
+
+	(void)state;
+	snprintf(port, sizeof(port), "%u", nodes[0]->http_port);
+	assert_int_equal(probe("--derp-map", map_path, "--region", "r900",
+	    "--ca", nodes[0]->cert, "--netcheck", "--captive-port", port,
+	    "--json", NULL), 0);
+	r = report();
+	assert_true(json_is_true(json_object_get(r, "udp")));
+	assert_true(json_is_true(json_object_get(r, "ipv4")));
+	assert_false(json_is_true(json_object_get(r, "ipv6")));
+	assert_int_equal(strncmp(json_string_value(json_object_get(r,
+	    "global_v4")), "127.0.0.1:", 10), 0);
+	/* Three servers, one socket, no NAT: the mapping does not vary. */
+	assert_true(json_is_false(json_object_get(r,
+	    "mapping_varies_by_dest_ip")));
+	assert_true(json_is_false(json_object_get(r, "captive_portal")));
+	assert_int_equal(json_integer_value(json_object_get(r,
+	    "preferred_region")), 900);
+	v = json_array_get(json_object_get(r, "regions"), 0);
+	assert_true(json_real_value(json_object_get(v, "stun_v4_ms")) > 0);
+	assert_true(json_real_value(json_object_get(v, "https_ms")) > 0);
+	json_decref(r);
+	/* Nothing on the port-80 role: the check cannot tell. */
+	snprintf(port, sizeof(port), "%u", free_tcp_port());
+	assert_int_equal(probe("--derp-map", map_path, "--region", "r900",
+	    "--ca", nodes[0]->cert, "--netcheck", "--captive-port", port,
+	    NULL), 0);
+	assert_non_null(strstr(out, "* UDP: true"));
+	assert_non_null(strstr(out, "* CaptivePortal: unknown"));
+	assert_non_null(strstr(out, "Nearest DERP: region 900"));
+}
+
+/* The map over HTTPS (python3's http.server with the region's cert), so
+ * the libcurl fetch is exercised with --ca; and a 404 is a map error. */
+static void
+test_derpprobe_map_over_https(void **state)
+{
+	static const char	 py[] = "import http.server, ssl, sys, os\n"
+	    "os.chdir(sys.argv[1])\n"
+	    "s = http.server.HTTPServer(('127.0.0.1', int(sys.argv[2])), "
+	    "http.server.SimpleHTTPRequestHandler)\n"
+	    "c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+	    "c.load_cert_chain(sys.argv[3], sys.argv[4])\n"
+	    "s.socket = c.wrap_socket(s.socket, server_side=True)\n"
+	    "s.serve_forever()\n";
+	char		 url[128], key[400], ps[8];
+	uint16_t	 port = free_tcp_port();
+	uint64_t	 deadline = now_ms() + 10000;
+	int		 fd = -1, devnull;
+	json_t		*r;
+
+	(void)state;
+	snprintf(key, sizeof(key), "%s/key.pem", nodes[0]->dir);
+	snprintf(ps, sizeof(ps), "%u", port);
+	if ((web_pid = fork()) == 0) {
+		devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 2);
+		execlp("python3", "python3", "-c", py, nodes[0]->dir, ps,
+		    nodes[0]->cert, key, (char *)NULL);
+		_exit(127);
+	}
+	while (now_ms() < deadline && (fd = raw_connect(port)) < 0)
+		poll(NULL, 0, 20);	/* readiness poll, not a sync sleep */
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(url, sizeof(url), "https://localhost:%u/derpmap.json", port);
+	assert_int_equal(probe("--derp-map", url, "--region", "r900", "--ca",
+	    nodes[0]->cert, "--cert-warn-days", "1", "--json", NULL), 0);
+	r = report();
+	assert_int_equal(count_class(r, "derp_mesh", "ok"), NN * NN);
+	json_decref(r);
+	snprintf(url, sizeof(url), "https://localhost:%u/missing.json", port);
+	assert_int_equal(probe("--derp-map", url, "--ca", nodes[0]->cert,
+	    NULL), 3);
+	/* Without the CA the fetch itself fails verification. */
+	snprintf(url, sizeof(url), "https://localhost:%u/derpmap.json", port);
+	assert_int_equal(probe("--derp-map", url, NULL), 3);
+	kill(web_pid, SIGTERM);
+	waitpid(web_pid, NULL, 0);
+	web_pid = 0;
+}
+
+static void
+test_derpprobe_bad_map_is_usage_error(void **state)
+{
+	(void)state;
+	assert_int_equal(probe("--derp-map", bad_path, NULL), 3);
+	assert_int_equal(probe("--derp-map", "/nonexistent/map.json", NULL),
+	    3);
+	assert_int_equal(probe("--derp-map", map_path, "--region", "999",
+	    NULL), 3);
+	assert_int_equal(probe("--help", NULL), 0);
+	assert_non_null(strstr(out, "--derp-map"));
+}
+
+/* A socket bound on loopback (listening if TCP) that never answers. */
+static int
+silent_socket(int type, uint16_t *port)
+{
+	struct sockaddr_in	sa = { .sin_family = AF_INET };
+	socklen_t		sl = sizeof(sa);
+	int			fd = socket(AF_INET, type, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (type == SOCK_STREAM)
+		assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static void
+test_derpprobe_silent_node_times_out(void **state)
+{
+	char		 path[400], map[1024];
+	uint16_t	 tport, uport;
+	int		 tfd = silent_socket(SOCK_STREAM, &tport);
+	int		 ufd = silent_socket(SOCK_DGRAM, &uport);
+	uint64_t	 t0;
+	json_t		*r;
+
+	(void)state;
+	/* TCP connects (the backlog accepts) but nothing ever answers. */
+	snprintf(map, sizeof(map), "{\"Regions\":{\"902\":{\"RegionCode\":"
+	    "\"r902\",\"Nodes\":[{\"Name\":\"902a\",\"HostName\":"
+	    "\"localhost\",\"IPv4\":\"127.0.0.1\",\"STUNPort\":%u,"
+	    "\"DERPPort\":%u}]}}}", uport, tport);
+	snprintf(path, sizeof(path), "%s/silent.json", nodes[0]->dir);
+	write_file(path, map);
+	t0 = now_ms();
+	assert_int_equal(probe("--derp-map", path, "--timeout", "700",
+	    "--json", NULL), 2);
+	/* udp, tls, connect: each bounded by the timeout. */
+	assert_true(now_ms() - t0 < 3 * 700 + 2000);
+	r = report();
+	assert_string_equal(result(r, "derp/r902/902a/udp"), "critical");
+	assert_non_null(strstr(json_string_value(json_object_get(find(r,
+	    "derp/r902/902a/udp"), "detail")), "no response"));
+	assert_string_equal(result(r, "derp/r902/902a/tls"), "critical");
+	assert_non_null(strstr(json_string_value(json_object_get(find(r,
+	    "derp/r902/902a/tls"), "detail")), "timed out"));
+	assert_string_equal(result(r, "derp/r902/902a/connect"), "critical");
+	assert_string_equal(result(r, "derp/r902/902a/902a/mesh"),
+	    "critical");
+	json_decref(r);
+	close(tfd);
+	close(ufd);
+}
+
+static long
+metric(const char *text, const char *needle)
+{
+	const char	*p = strstr(text, needle);
+
+	return p == NULL ? -1 : strtol(p + strlen(needle), NULL, 10);
+}
+
+static void
+test_derpprobe_daemon_metrics(void **state)
+{
+	struct client_opts	 o;
+	static char		 buf[256 * 1024];
+	const char		*bin = getenv("DERPPROBE_BIN");
+	char			 listen[32], log[400];
+	uint16_t		 port = free_tcp_port();
+	uint64_t		 deadline;
+	pid_t			 pid;
+	FILE			*f;
+	int			 st = -1;
+
+	(void)state;
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	snprintf(log, sizeof(log), "%s/derpprobe.log", nodes[0]->dir);
+	if ((pid = fork()) == 0) {
+		int	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(bin ? bin : "build/derpprobe", "derpprobe", "--derp-map",
+		    map_path, "--region", "r900", "--ca", nodes[0]->cert,
+		    "--cert-warn-days", "1", "--daemon", "--listen", listen,
+		    "--interval", "1", (char *)NULL);
+		_exit(127);
+	}
+	daemon_pid = pid;
+	memset(&o, 0, sizeof(o));
+	o.host = "127.0.0.1";
+	o.port = port;
+	o.timeout_ms = 2000;
+	deadline = now_ms() + 30000;
+	while (now_ms() < deadline) {
+		st = client_http_get(&o, "GET", "/metrics", NULL, buf,
+		    sizeof(buf));
+		if (st == 200 && strstr(buf, "derpprobe_result{name=\"derp/"
+		    "r900/900a/900b/mesh\""))
+			break;
+		poll(NULL, 0, 50);	/* poll interval, not a sync sleep */
+	}
+	assert_int_equal(st, 200);
+	assert_non_null(strstr(buf, "Content-Type: text/plain; version=0.0.4"));
+	assert_int_equal(metric(buf, "derpprobe_result{name=\"derp/r900/900a/"
+	    "900b/mesh\",class=\"derp_mesh\",region=\"r900\",region_id=\"900\","
+	    "hostname=\"localhost\",node=\"900a\",to=\"900b\",derp_path=\"mesh"
+	    "\"} "), 1);
+	assert_int_equal(metric(buf, "derpprobe_verdict{name=\"derp/r900/900c/"
+	    "udp\",class=\"derp_udp\",region=\"r900\",region_id=\"900\","
+	    "hostname=\"localhost\",node=\"900c\",address_family=\"ipv4\"} "),
+	    0);
+	assert_true(metric(buf, "derpprobe_cert_expiry_seconds{name=\"derp/"
+	    "r900/900b/tls\",class=\"tls\",region=\"r900\",region_id=\"900\","
+	    "hostname=\"localhost\",node=\"900b\"} ") > 86400);
+	assert_non_null(strstr(buf, "derpprobe_latency_millis{name=\"derp/"
+	    "r900/900c/900a/mesh\""));
+	assert_true(metric(buf, "\nderpprobe_rounds_total ") >= 1);
+	/* The exposition parses, if promtool is installed. */
+	if (system("command -v promtool >/dev/null 2>&1") == 0) {
+		char	path[400], cmd[900];
+
+		snprintf(path, sizeof(path), "%s/metrics.txt", nodes[0]->dir);
+		assert_non_null(f = fopen(path, "w"));
+		fputs(strstr(buf, "\r\n\r\n") + 4, f);
+		fclose(f);
+		snprintf(cmd, sizeof(cmd), "promtool check metrics < %s >&2",
+		    path);
+		assert_int_equal(system(cmd), 0);
+	}
+	assert_int_equal(client_http_get(&o, "GET", "/", NULL, buf,
+	    sizeof(buf)), 200);
+	assert_non_null(strstr(buf, "<table>"));
+	assert_non_null(strstr(buf, "derp/r900/900b/900a/mesh"));
+	assert_int_equal(client_http_get(&o, "GET", "/healthz", NULL, buf,
+	    sizeof(buf)), 200);
+	assert_non_null(strstr(buf, "\r\n\r\nok\n"));
+	assert_int_equal(client_http_get(&o, "POST", "/metrics", NULL, buf,
+	    sizeof(buf)), 405);
+	assert_int_equal(client_http_get(&o, "GET", "/nope", NULL, buf,
+	    sizeof(buf)), 404);
+	/* An idle connection does not block others; an oversized request
+	 * is refused with 431 and closed. */
+	{
+		int	idle = raw_connect(port), big = raw_connect(port);
+		ssize_t	n;
+
+		assert_true(idle >= 0 && big >= 0);
+		assert_int_equal(client_http_get(&o, "GET", "/healthz", NULL,
+		    buf, sizeof(buf)), 200);
+		memset(buf, 'x', 5000);
+		assert_int_equal(write(big, buf, 5000), 5000);
+		n = raw_read_until_eof(big, (uint8_t *)buf, sizeof(buf) - 1,
+		    5000);
+		assert_true(n > 12);
+		buf[n] = '\0';
+		assert_int_equal(strncmp(buf, "HTTP/1.1 431", 12), 0);
+		close(big);
+		close(idle);
+	}
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	daemon_pid = 0;
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_non_null(f = fopen(log, "r"));
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		assert_null(strstr(buf, "Sanitizer"));
+		assert_null(strstr(buf, "runtime error"));
+		assert_null(strstr(buf, " err "));
+	}
+	fclose(f);
+}
+
+static void
+test_derpprobe_stopped_node_is_critical(void **state)
+{
+	json_t	*r, *failed, *v;
+	size_t	 i;
+	int	 with_c = 0;
+
+	(void)state;
+	node_stop(nodes[2]);
+	assert_int_equal(probe("--derp-map", map_path, "--region", "r900",
+	    "--ca", nodes[0]->cert, "--cert-warn-days", "1", "--timeout",
+	    "1500", "--json", NULL), 2);
+	r = report();
+	assert_string_equal(json_string_value(json_object_get(r, "status")),
+	    "critical");
+	assert_string_equal(result(r, "derp/r900/900c/connect"), "critical");
+	assert_string_equal(result(r, "derp/r900/900c/tls"), "critical");
+	assert_string_equal(result(r, "derp/r900/900c/udp"), "critical");
+	assert_string_equal(result(r, "derp/r900/900a/900c/mesh"),
+	    "critical");
+	assert_string_equal(result(r, "derp/r900/900a/900b/mesh"), "ok");
+	assert_string_equal(result(r, "derp/r900/900b/connect"), "ok");
+	/* Every failure names the stopped node. */
+	failed = json_object_get(r, "failed");
+	json_array_foreach(failed, i, v)
+		with_c += strstr(json_string_value(v), "900c") != NULL;
+	assert_int_equal((size_t)with_c, json_array_size(failed));
+	/* tls, udp, connect, and 5 pairs involving 900c. */
+	assert_int_equal(with_c, 3 + 2 * NN - 1);
+	json_decref(r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_derpprobe_healthy_region_all_ok),
+		cmocka_unit_test(test_derpprobe_certificate_expiry_warns),
+		cmocka_unit_test(test_derpprobe_wrong_psk_fails_mesh_not_connect),
+		cmocka_unit_test(test_derpprobe_config_source),
+		cmocka_unit_test(test_derpprobe_netcheck),
+		cmocka_unit_test(test_derpprobe_map_over_https),
+		cmocka_unit_test(test_derpprobe_bad_map_is_usage_error),
+		cmocka_unit_test(test_derpprobe_silent_node_times_out),
+		cmocka_unit_test(test_derpprobe_daemon_metrics),
+		cmocka_unit_test(test_derpprobe_stopped_node_is_critical),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
