@@ -105,6 +105,13 @@ static const struct conf_item conf_items[] = {
 	I("limits.client_burst_bytes", client_burst_bytes, 65568, 2000000000,
 	    65568, CONF_RELOAD),
 	I("limits.max_per_ip", max_per_ip, 0, 1000000, 0, CONF_RELOAD),
+	G("admission"),
+	S("admission.url", admission_url, "", CONF_RELOAD),
+	I("admission.timeout_ms", admission_timeout_ms, 100, 600000, 5000,
+	    CONF_RELOAD),
+	B("admission.fail_open", admission_fail_open, 1, CONF_RELOAD),
+	S("admission.allow_keys_file", admission_allow_file, "", CONF_RELOAD),
+	S("admission.deny_keys_file", admission_deny_file, "", CONF_RELOAD),
 	G("metrics"),
 	S("metrics.listen", metrics_listen, "127.0.0.1:9090", CONF_RESTART),
 };

@@ -97,6 +97,16 @@ static const struct series derpd[] = {
 	S("derpd_worker_respawns", "counter", respawns),
 	S("derpd_mesh_links_up", "gauge", mesh_links_up),
 	S("derpd_accepts_rejected_per_ip", "counter", accepts_rejected_ip),
+	S("derpd_admission_requests", "counter", admission_requests),
+	S("derpd_admission_allowed", "counter", admission_allowed),
+	S("derpd_admission_denied", "counter", admission_denied),
+	S("derpd_admission_errors", "counter", admission_errors),
+	S("derpd_admission_timeouts", "counter", admission_timeouts),
+	S("derpd_admission_fail_open", "counter", admission_fail_open),
+	S("derpd_admission_overflow", "counter", admission_overflow),
+	S("derpd_admission_in_flight", "gauge", admission_inflight),
+	S("derpd_admission_list_refused", "counter", admission_list_refused),
+	S("derpd_clients_refused_max", "counter", clients_refused_max),
 };
 
 #undef S

@@ -130,6 +130,8 @@ struct conn {
 	struct saw_edge	*saw;		/* sources this conn received from */
 	struct peer	*saw_last;	/* cache for the hot path */
 	struct conn	*watch_next;	/* worker watcher list */
+	struct admit_req *admit;	/* admission request in flight */
+	bool		 admit_hold;	/* reads paused while it is */
 };
 
 struct worker {
@@ -178,6 +180,7 @@ struct worker {
 	int		 nlinks;
 	SSL_CTX		*mesh_ctx;
 	uint64_t	 start_ms;
+	struct admit	*adm;		/* admission lists + controller */
 };
 
 /* bbuf (worker.c) */
@@ -199,6 +202,29 @@ void	limits_ip_release(struct worker *w, const uint8_t ip16[16]);
  * paused, resumed by timer). */
 bool	limits_charge(struct conn *c, size_t cost);
 void	limits_fini(struct worker *w);
+
+/* admit.c: admission control (PROTOCOL.md 5.14) */
+struct admit_lists;
+/* Load cfg's allow/deny files; err gets "file:line: message". */
+int	admit_lists_load(const struct config *cfg, struct admit_lists **out,
+	    char *err, size_t errlen) __attribute__((warn_unused_result));
+void	admit_lists_free(struct admit_lists *l);
+/* Install l (takes ownership) for new connections. */
+void	admit_lists_set(struct worker *w, struct admit_lists *l);
+int	admit_init(struct worker *w);
+void	admit_fini(struct worker *w);
+void	admit_after(struct worker *w);	/* after each dispatch round */
+/* Decide c (ClientInfo opened, not a mesh peer): 1 admitted now, 0 in
+ * flight (session_admitted or conn_close follows), -1 refused (c is
+ * closed). */
+int	admit_begin(struct conn *c);
+/* While c's request is in flight: stop reading once enough is held. */
+void	admit_hold(struct conn *c);
+/* c is closing: drop its request, if any. */
+void	admit_cancel(struct conn *c);
+/* Node-wide derp.max_clients reached (mesh peers are exempt): true when
+ * c was refused and closed. */
+bool	admit_full(struct conn *c);
 
 /* conn.c: transport */
 void	conn_accept(struct worker *w, int lfd, enum listen_role role);
@@ -223,6 +249,8 @@ void	http_input(struct conn *c);
 void	session_start(struct conn *c, bool fast_start, bool not_ideal);
 void	session_input(struct conn *c);
 void	session_end(struct conn *c);
+/* Admission passed: register c and send ServerInfo. */
+void	session_admitted(struct conn *c);
 void	session_keepalive(struct loop_timer *t);
 int	session_fill(struct conn *c);	/* move queued packets into out */
 void	session_restarting(struct conn *c);
