@@ -110,6 +110,8 @@ static const struct conf_item conf_items[] = {
 	I("admission.timeout_ms", admission_timeout_ms, 100, 600000, 5000,
 	    CONF_RELOAD),
 	B("admission.fail_open", admission_fail_open, 1, CONF_RELOAD),
+	I("admission.max_in_flight", admission_max_in_flight, 1, 65536, 256,
+	    CONF_RELOAD),
 	S("admission.allow_keys_file", admission_allow_file, "", CONF_RELOAD),
 	S("admission.deny_keys_file", admission_deny_file, "", CONF_RELOAD),
 	G("metrics"),

@@ -66,6 +66,7 @@ struct config {
 	char	 admission_url[CONF_STR_MAX];	/* "" = no controller */
 	int	 admission_timeout_ms;		/* 5000 */
 	bool	 admission_fail_open;		/* transport failure admits */
+	int	 admission_max_in_flight;	/* per worker, 256 */
 	char	 admission_allow_file[PATH_MAX];	/* "" = everyone */
 	char	 admission_deny_file[PATH_MAX];	/* "" = no one */
 

@@ -27,7 +27,6 @@
 #include "worker/admit.h"
 #include "worker/wk.h"
 
-#define ADMIT_MAX_INFLIGHT	256		/* requests per worker */
 #define ADMIT_HOLD_MAX		(64 * 1024)	/* bytes held while asking */
 
 /* ---- key sets ---- */
@@ -747,7 +746,7 @@ admit_begin(struct conn *c)
 	}
 	if (w->cfg.admission_url[0] == '\0')
 		return 1;
-	if (a->inflight >= ADMIT_MAX_INFLIGHT) {
+	if (a->inflight >= (size_t)w->cfg.admission_max_in_flight) {
 		/* Too many questions at once: the policy answers. */
 		w->m->admission_overflow++;
 		if (w->cfg.admission_fail_open) {

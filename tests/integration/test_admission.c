@@ -370,6 +370,37 @@ test_admission_client_leaving_cancels_request(void **state)
 	finish(n);
 }
 
+/* Beyond max_in_flight the fail_open policy answers at once. */
+static void
+test_admission_in_flight_cap(void **state)
+{
+	struct node	*n = start("hang", "timeout_ms = 2500; fail_open = true; "
+			    "max_in_flight = 1;", NULL);
+	struct waiter	 wt = { n, NULL, 0 };
+	struct client	*a;
+	pthread_t	 t;
+	uint64_t	 deadline, t0;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, connect_hung, &wt), 0);
+	deadline = now_ms() + 5000;
+	while (node_metric(n, "derpd_admission_in_flight") < 1 &&
+	    now_ms() < deadline)
+		;
+	assert_int_equal(node_metric(n, "derpd_admission_in_flight"), 1);
+	t0 = now_ms();
+	a = must_client(n, 1);		/* not asked: admitted by policy */
+	assert_true(now_ms() - t0 < 2000);
+	assert_int_equal(node_metric(n, "derpd_admission_overflow"), 1);
+	assert_int_equal(node_metric(n, "derpd_admission_requests"), 1);
+	pthread_join(t, NULL);
+	assert_non_null(wt.c);		/* the hung one, after timeout_ms */
+	assert_int_equal(node_metric(n, "derpd_admission_fail_open"), 2);
+	client_free(wt.c);
+	client_free(a);
+	finish(n);
+}
+
 static void
 test_admission_deny_and_allow_files(void **state)
 {
@@ -561,6 +592,7 @@ main(void)
 		cmocka_unit_test(test_admission_hang_fail_closed_refuses),
 		cmocka_unit_test(test_admission_waiting_client_blocks_no_one),
 		cmocka_unit_test(test_admission_client_leaving_cancels_request),
+		cmocka_unit_test(test_admission_in_flight_cap),
 		cmocka_unit_test(test_admission_deny_and_allow_files),
 		cmocka_unit_test(test_admission_lists_reload_on_sighup),
 		cmocka_unit_test(test_admission_bad_list_refuses_start),
