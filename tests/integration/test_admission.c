@@ -159,10 +159,21 @@ must_refuse(const struct node *n, int i, const char *reason)
 	int	 err = 0;
 
 	assert_null(try_client(n, i, &err));
+	assert_int_equal(err, -ECONNRESET);	/* closed, no timeout */
 	snprintf(needle, sizeof(needle), "event=client_refused");
 	assert_true(node_log_wait(n, needle, 5000));
 	snprintf(needle, sizeof(needle), "reason=%s", reason);
 	assert_true(node_log_wait(n, needle, 5000));
+}
+
+/* Closed before ServerInfo, whatever the reason. */
+static void
+must_refuse_closed(const struct node *n, int i)
+{
+	int	err = 0;
+
+	assert_null(try_client(n, i, &err));
+	assert_int_equal(err, -ECONNRESET);
 }
 
 static void
@@ -366,6 +377,23 @@ test_admission_client_leaving_cancels_request(void **state)
 		;
 	assert_int_equal(node_metric(n, "derpd_admission_in_flight"), 0);
 	assert_true(node_log_wait(n, "reason=eof", 5000));
+	assert_int_equal(node_metric(n, "derpd_admission_timeouts"), 0);
+	finish(n);
+}
+
+/* The handshake deadline still runs while the controller is asked. */
+static void
+test_admission_handshake_deadline_applies(void **state)
+{
+	struct node	*n = start("hang", "timeout_ms = 20000;",
+			    "derp = { handshake_timeout_ms = 300; };\n");
+	uint64_t	 t0 = now_ms();
+
+	(void)state;
+	must_refuse_closed(n, 1);
+	assert_true(now_ms() - t0 < 5000);
+	assert_true(node_log_wait(n, "reason=handshake_timeout", 5000));
+	assert_int_equal(node_metric(n, "derpd_admission_in_flight"), 0);
 	assert_int_equal(node_metric(n, "derpd_admission_timeouts"), 0);
 	finish(n);
 }
@@ -592,6 +620,7 @@ main(void)
 		cmocka_unit_test(test_admission_hang_fail_closed_refuses),
 		cmocka_unit_test(test_admission_waiting_client_blocks_no_one),
 		cmocka_unit_test(test_admission_client_leaving_cancels_request),
+		cmocka_unit_test(test_admission_handshake_deadline_applies),
 		cmocka_unit_test(test_admission_in_flight_cap),
 		cmocka_unit_test(test_admission_deny_and_allow_files),
 		cmocka_unit_test(test_admission_lists_reload_on_sighup),
