@@ -339,9 +339,9 @@ admit_lists_set(struct worker *w, struct admit_lists *l)
 {
 	admit_lists_free(w->adm->lists);
 	w->adm->lists = l;
-	log_notice("admission_lists", "allow=%zu deny=%zu allow_all=%d",
+	log_notice("admission_lists", "allow=%zu deny=%zu allow_file=%d",
 	    admit_keys_count(l->allow), admit_keys_count(l->deny),
-	    l->allow == NULL);
+	    l->allow != NULL);
 }
 
 /* ---- libcurl on the loop ---- */

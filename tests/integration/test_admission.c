@@ -26,7 +26,8 @@
 #include "derp/key.h"
 #include "harness.h"
 
-#define HEX_PSK	"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+#define HEX_PSK	"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a" \
+		"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
 
 struct srv {
 	pid_t		 pid;
@@ -268,8 +269,8 @@ test_admission_bad_json_refuses(void **state)
 static void
 test_admission_hang_fail_open_admits_after_timeout(void **state)
 {
-	struct node	*n = start("hang", "timeout_ms = 400; fail_open = true;",
-			    NULL);
+	struct node	*n = start("hang",
+			    "timeout_ms = 400; fail_open = true;", NULL);
 	struct client	*a, *b;
 	uint64_t	 t0 = now_ms();
 
@@ -288,8 +289,8 @@ test_admission_hang_fail_open_admits_after_timeout(void **state)
 static void
 test_admission_hang_fail_closed_refuses(void **state)
 {
-	struct node	*n = start("hang", "timeout_ms = 400; fail_open = false;",
-			    NULL);
+	struct node	*n = start("hang",
+			    "timeout_ms = 400; fail_open = false;", NULL);
 
 	(void)state;
 	must_refuse(n, 1, "admission_error");
@@ -358,7 +359,8 @@ static void
 test_admission_client_leaving_cancels_request(void **state)
 {
 	struct node		*n = start("hang", "timeout_ms = 20000;",
-				    "derp = { handshake_timeout_ms = 30000; };\n");
+				    "derp = { handshake_timeout_ms = 30000; "
+				    "};\n");
 	struct client_opts	 o;
 	uint8_t			 priv[DERP_KEY_LEN], pub[DERP_KEY_LEN];
 	uint64_t		 deadline;
@@ -402,8 +404,8 @@ test_admission_handshake_deadline_applies(void **state)
 static void
 test_admission_in_flight_cap(void **state)
 {
-	struct node	*n = start("hang", "timeout_ms = 2500; fail_open = true; "
-			    "max_in_flight = 1;", NULL);
+	struct node	*n = start("hang", "timeout_ms = 2500; "
+			    "fail_open = true; max_in_flight = 1;", NULL);
 	struct waiter	 wt = { n, NULL, 0 };
 	struct client	*a;
 	pthread_t	 t;
@@ -434,7 +436,8 @@ test_admission_deny_and_allow_files(void **state)
 {
 	struct node	*n = node_new();
 	struct client	*a, *b;
-	char		 deny[300], allow[300], text[1024] = "# ops\n", ex[1024];
+	char		 deny[300], allow[300], ex[1024];
+	char		 text[1024] = "# ops\n";
 
 	(void)state;
 	snprintf(deny, sizeof(deny), "%s/deny.keys", n->dir);
@@ -616,7 +619,8 @@ main(void)
 		cmocka_unit_test(test_admission_denied_never_registered),
 		cmocka_unit_test(test_admission_500_refuses_even_fail_open),
 		cmocka_unit_test(test_admission_bad_json_refuses),
-		cmocka_unit_test(test_admission_hang_fail_open_admits_after_timeout),
+		cmocka_unit_test(
+		    test_admission_hang_fail_open_admits_after_timeout),
 		cmocka_unit_test(test_admission_hang_fail_closed_refuses),
 		cmocka_unit_test(test_admission_waiting_client_blocks_no_one),
 		cmocka_unit_test(test_admission_client_leaving_cancels_request),

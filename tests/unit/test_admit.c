@@ -17,9 +17,12 @@
 
 #include "worker/admit.h"
 
-#define HEX_A	"0101010101010101010101010101010101010101010101010101010101010101"
-#define HEX_B	"ABCDEFabcdef0123456789abcdef0123456789abcdef0123456789abcdef0123"
-#define HEX_C	"fefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefe"
+#define HEX_A	"01010101010101010101010101010101" \
+		"01010101010101010101010101010101"
+#define HEX_B	"ABCDEFabcdef0123456789abcdef0123" \
+		"456789abcdef0123456789abcdef0123"
+#define HEX_C	"fefefefefefefefefefefefefefefefe" \
+		"fefefefefefefefefefefefefefefefe"
 
 static void
 key_of(uint8_t k[DERP_KEY_LEN], uint8_t byte)
@@ -274,7 +277,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_admit_keys_both_forms_comments_blanks),
-		cmocka_unit_test(test_admit_keys_mixed_case_and_no_final_newline),
+		cmocka_unit_test(
+		    test_admit_keys_mixed_case_and_no_final_newline),
 		cmocka_unit_test(test_admit_keys_duplicates_counted_once),
 		cmocka_unit_test(test_admit_keys_empty_file_is_empty_set),
 		cmocka_unit_test(test_admit_keys_bad_lines_report_line),
