@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ struct srv {
 };
 
 static struct srv	S;
+static struct node	*cur;	/* the test's node, freed by teardown */
 
 static void
 srv_start(struct node *n)
@@ -50,6 +52,7 @@ srv_start(struct node *n)
 	snprintf(S.reqlog, sizeof(S.reqlog), "%s.log", S.map);
 	snprintf(port, sizeof(port), "%u", S.port);
 	if ((S.pid = fork()) == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execlp("python3", "python3",
 		    "tests/integration/admission_server.py", port, S.map,
 		    (char *)NULL);
@@ -73,6 +76,8 @@ srv_stop(void)
 	}
 	S.pid = 0;
 }
+
+static struct node	*new_node(void);
 
 static void
 priv_of(uint8_t priv[DERP_KEY_LEN], uint8_t pub[DERP_KEY_LEN], int i)
@@ -111,7 +116,7 @@ line_for(char *buf, size_t cap, int i, const char *what)
 static struct node *
 start(const char *path, const char *admission_extra, const char *extra)
 {
-	struct node	*n = node_new();
+	struct node	*n = new_node();
 	char		 ex[2048];
 
 	srv_start(n);
@@ -121,12 +126,30 @@ start(const char *path, const char *admission_extra, const char *extra)
 	return node_start_in(n, false, ex);
 }
 
+static struct node *
+new_node(void)
+{
+	return cur = node_new();
+}
+
 static void
 finish(struct node *n)
 {
 	node_stop(n);
 	srv_stop();
 	node_free(n);
+	cur = NULL;
+}
+
+/* Also after a failed assertion: nothing the test started outlives it. */
+static int
+teardown(void **state)
+{
+	(void)state;
+	srv_stop();
+	node_free(cur);		/* kills a node still running */
+	cur = NULL;
+	return 0;
 }
 
 /* Connect with key index i; NULL when refused (*err set). */
@@ -207,7 +230,7 @@ test_admission_allowed_client_relays(void **state)
 static void
 test_admission_denied_never_registered(void **state)
 {
-	struct node	*n = node_new();
+	struct node	*n = new_node();
 	struct client	*a;
 	char		 map[1024] = "", ex[256];
 	uint8_t		 priv[DERP_KEY_LEN], dpub[DERP_KEY_LEN];
@@ -317,7 +340,7 @@ connect_hung(void *arg)
 static void
 test_admission_waiting_client_blocks_no_one(void **state)
 {
-	struct node	*n = node_new();
+	struct node	*n = new_node();
 	struct client	*a, *b;
 	struct waiter	 wt = { n, NULL, 0 };
 	pthread_t	 t;
@@ -434,7 +457,7 @@ test_admission_in_flight_cap(void **state)
 static void
 test_admission_deny_and_allow_files(void **state)
 {
-	struct node	*n = node_new();
+	struct node	*n = new_node();
 	struct client	*a, *b;
 	char		 deny[300], allow[300], ex[1024];
 	char		 text[1024] = "# ops\n";
@@ -471,14 +494,13 @@ test_admission_deny_and_allow_files(void **state)
 	assert_int_equal(node_metric(n, "derpd_admission_requests"), 0);
 	client_free(a);
 	client_free(b);
-	node_stop(n);
-	node_free(n);
+	finish(n);
 }
 
 static void
 test_admission_lists_reload_on_sighup(void **state)
 {
-	struct node	*n = node_new();
+	struct node	*n = new_node();
 	struct client	*a, *c;
 	char		 deny[300], text[1024] = "# nobody yet\n", ex[512];
 
@@ -509,15 +531,14 @@ test_admission_lists_reload_on_sighup(void **state)
 	c = must_client(n, 4);
 	client_free(c);
 	client_free(a);
-	node_stop(n);
-	node_free(n);
+	finish(n);
 }
 
 static void
 test_admission_bad_list_refuses_start(void **state)
 {
 	const char	*bin = getenv("DERPD_BIN");
-	struct node	*n = node_new();
+	struct node	*n = new_node();
 	char		 deny[300], conf[300], cmd[1024], out[1024];
 	FILE		*p;
 	size_t		 len;
@@ -540,12 +561,13 @@ test_admission_bad_list_refuses_start(void **state)
 	assert_int_not_equal(WEXITSTATUS(status), 0);
 	assert_non_null(strstr(out, "deny.keys:3:"));
 	node_free(n);
+	cur = NULL;
 }
 
 static void
 test_admission_mesh_key_exempt(void **state)
 {
-	struct node		*n = node_new();
+	struct node		*n = new_node();
 	struct client_opts	 o;
 	struct client		*m;
 	char			 psk[300], ex[1024];
@@ -573,7 +595,7 @@ test_admission_mesh_key_exempt(void **state)
 static void
 test_admission_max_clients_node_wide(void **state)
 {
-	struct node	*n = node_start(false, "workers = 2;\n"
+	struct node	*n = node_start_in(new_node(), false, "workers = 2;\n"
 			    "derp = { max_clients = 3; };\n");
 	struct client	*c[3], *late = NULL;
 	uint64_t	 deadline;
@@ -607,30 +629,30 @@ test_admission_max_clients_node_wide(void **state)
 	client_free(late);
 	client_free(c[1]);
 	client_free(c[2]);
-	node_stop(n);
-	node_free(n);
+	finish(n);
 }
+
+#define T(f)	cmocka_unit_test_teardown(f, teardown)
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_admission_allowed_client_relays),
-		cmocka_unit_test(test_admission_denied_never_registered),
-		cmocka_unit_test(test_admission_500_refuses_even_fail_open),
-		cmocka_unit_test(test_admission_bad_json_refuses),
-		cmocka_unit_test(
-		    test_admission_hang_fail_open_admits_after_timeout),
-		cmocka_unit_test(test_admission_hang_fail_closed_refuses),
-		cmocka_unit_test(test_admission_waiting_client_blocks_no_one),
-		cmocka_unit_test(test_admission_client_leaving_cancels_request),
-		cmocka_unit_test(test_admission_handshake_deadline_applies),
-		cmocka_unit_test(test_admission_in_flight_cap),
-		cmocka_unit_test(test_admission_deny_and_allow_files),
-		cmocka_unit_test(test_admission_lists_reload_on_sighup),
-		cmocka_unit_test(test_admission_bad_list_refuses_start),
-		cmocka_unit_test(test_admission_mesh_key_exempt),
-		cmocka_unit_test(test_admission_max_clients_node_wide),
+		T(test_admission_allowed_client_relays),
+		T(test_admission_denied_never_registered),
+		T(test_admission_500_refuses_even_fail_open),
+		T(test_admission_bad_json_refuses),
+		T(test_admission_hang_fail_open_admits_after_timeout),
+		T(test_admission_hang_fail_closed_refuses),
+		T(test_admission_waiting_client_blocks_no_one),
+		T(test_admission_client_leaving_cancels_request),
+		T(test_admission_handshake_deadline_applies),
+		T(test_admission_in_flight_cap),
+		T(test_admission_deny_and_allow_files),
+		T(test_admission_lists_reload_on_sighup),
+		T(test_admission_bad_list_refuses_start),
+		T(test_admission_mesh_key_exempt),
+		T(test_admission_max_clients_node_wide),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
