@@ -65,6 +65,14 @@ struct config {
 	int	 client_burst_bytes;		/* >= 65568 */
 	int	 max_per_ip;			/* per worker; 0 = off */
 
+	/* admission (PROTOCOL.md 5.14, reloadable) */
+	char	 admission_url[CONF_STR_MAX];	/* "" = no controller */
+	int	 admission_timeout_ms;		/* 5000 */
+	bool	 admission_fail_open;		/* transport failure admits */
+	int	 admission_max_in_flight;	/* per worker, 256 */
+	char	 admission_allow_file[PATH_MAX];	/* "" = everyone */
+	char	 admission_deny_file[PATH_MAX];	/* "" = no one */
+
 	/* metrics */
 	char	 metrics_listen[CONF_STR_MAX];
 

@@ -183,11 +183,6 @@ conn_accept(struct worker *w, int lfd, enum listen_role role)
 			close(fd);
 			continue;
 		}
-		if (w->cfg.max_clients > 0 &&
-		    w->nconns >= (size_t)w->cfg.max_clients) {
-			close(fd);
-			continue;
-		}
 		if (tls)
 			w->m->tls_accepted++;
 		sock_tune(&w->cfg, fd);
@@ -664,6 +659,7 @@ conn_close(struct conn *c, const char *reason)
 	loop_timer_cancel(w->loop, &c->deadline);
 	loop_timer_cancel(w->loop, &c->keepalive);
 	loop_timer_cancel(w->loop, &c->rate_timer);
+	admit_cancel(c);
 	if (c->ip_counted) {
 		limits_ip_release(w, c->ip16);
 		c->ip_counted = false;

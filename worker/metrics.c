@@ -132,6 +132,23 @@ static const struct {
 	{ "derpd_traffic_dump_early_flushes", "Traffic dump periods written "
 	    "early because traffic.max_entries was reached." },
 	{ "derpd_traffic_dump_errors", "Traffic dump writes that failed." },
+	{ "derpd_admission_requests", "Admission requests sent to "
+	    "admission.url." },
+	{ "derpd_admission_allowed", "Clients the admission controller "
+	    "allowed." },
+	{ "derpd_admission_denied", "Clients the admission controller "
+	    "denied." },
+	{ "derpd_admission_errors", "Admission requests that failed (non-200, "
+	    "bad body or transport)." },
+	{ "derpd_admission_timeouts", "Admission requests that timed out." },
+	{ "derpd_admission_fail_open", "Clients admitted because the "
+	    "controller was unreachable and fail_open is set." },
+	{ "derpd_admission_overflow", "Admissions decided by fail_open "
+	    "because max_in_flight requests were pending." },
+	{ "derpd_admission_in_flight", "Admission requests pending." },
+	{ "derpd_admission_list_refused", "Clients refused by the deny or "
+	    "allow key list." },
+	{ "derpd_clients_refused_max", "Clients refused by derp.max_clients." },
 	{ "derpd_worker_node_keys", "Keys in each worker's node-wide view." },
 	{ "derpd_worker_node_conns", "Connections in each worker's node-wide "
 	    "view." },
@@ -235,6 +252,16 @@ static const struct series derpd[] = {
 	S("derpd_traffic_dump_errors", "counter", traffic_dump_errors),
 	S("derpd_tls_cert_not_after_seconds", "gauge", tls_cert_not_after),
 	S("derpd_acme_challenges_served", "counter", acme_challenges_served),
+	S("derpd_admission_requests", "counter", admission_requests),
+	S("derpd_admission_allowed", "counter", admission_allowed),
+	S("derpd_admission_denied", "counter", admission_denied),
+	S("derpd_admission_errors", "counter", admission_errors),
+	S("derpd_admission_timeouts", "counter", admission_timeouts),
+	S("derpd_admission_fail_open", "counter", admission_fail_open),
+	S("derpd_admission_overflow", "counter", admission_overflow),
+	S("derpd_admission_in_flight", "gauge", admission_inflight),
+	S("derpd_admission_list_refused", "counter", admission_list_refused),
+	S("derpd_clients_refused_max", "counter", clients_refused_max),
 };
 
 #undef S

@@ -110,6 +110,17 @@ struct metrics {
 	uint64_t	tls_cert_not_after;	/* gauge, Unix s; min of
 						 * the workers' */
 	uint64_t	acme_challenges_served;
+	/* admission control (admit.c) */
+	uint64_t	admission_requests;	/* asked the controller */
+	uint64_t	admission_allowed;	/* it said Allow:true */
+	uint64_t	admission_denied;	/* it said Allow:false */
+	uint64_t	admission_errors;	/* non-200, bad body, failure */
+	uint64_t	admission_timeouts;	/* of which timed out */
+	uint64_t	admission_fail_open;	/* admitted by fail_open */
+	uint64_t	admission_overflow;	/* too many in flight */
+	uint64_t	admission_inflight;
+	uint64_t	admission_list_refused;	/* deny / allow file */
+	uint64_t	clients_refused_max;	/* derp.max_clients */
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at

@@ -145,10 +145,6 @@ static void
 client_info(struct conn *c, const uint8_t *payload, size_t len)
 {
 	struct worker	*w = c->w;
-	struct derp_server_info si = { .version = DERP_PROTO_VERSION };
-	uint8_t		 out[256];
-	ssize_t		 n;
-	char		 ks[DERP_KEY_SHORT_MAX];
 
 	if (derp_client_info_open(payload, len, w->priv, c->key,
 	    &c->info) < 0) {
@@ -158,6 +154,23 @@ client_info(struct conn *c, const uint8_t *payload, size_t len)
 	c->can_mesh = w->has_mesh_key && c->info.has_mesh_key &&
 	    CRYPTO_memcmp(c->info.mesh_key, w->mesh_key, DERP_KEY_LEN) == 0;
 	sodium_memzero(c->info.mesh_key, sizeof(c->info.mesh_key));
+	/* Admission (5.14): mesh peers skip it; an answer still to come
+	 * resumes the session from admit.c. */
+	if (c->can_mesh || admit_begin(c) == 1)
+		session_admitted(c);
+}
+
+void
+session_admitted(struct conn *c)
+{
+	struct worker	*w = c->w;
+	struct derp_server_info si = { .version = DERP_PROTO_VERSION };
+	uint8_t		 out[256];
+	ssize_t		 n;
+	char		 ks[DERP_KEY_SHORT_MAX];
+
+	if (c->closing || admit_full(c))
+		return;
 	if ((n = derp_server_info_frame(out, sizeof(out), &si, w->priv,
 	    c->key)) < 0) {
 		conn_close(c, "server_info_failed");
@@ -565,7 +578,9 @@ session_input(struct conn *c)
 	size_t			 avail;
 	int			 frames = 0;
 
-	while (!c->closing && !c->throttled && (avail = bbuf_len(in)) > 0) {
+	/* While admission is asked, later frames wait in the buffer. */
+	while (!c->closing && !c->throttled && c->admit == NULL &&
+	    (avail = bbuf_len(in)) > 0) {
 		const uint8_t	*p = in->p + in->off;
 
 		if (avail >= DERP_FRAME_HDR_LEN) {
@@ -613,6 +628,8 @@ session_input(struct conn *c)
 		bbuf_consume(in, (size_t)n);
 		frames++;
 	}
+	if (c->admit != NULL)
+		admit_hold(c);
 	if (frames > 0 && !c->closing)
 		conn_flush_later(c);
 }

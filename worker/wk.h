@@ -142,6 +142,8 @@ struct conn {
 	struct traffic_req *treq;	/* /debug/traffic awaiting siblings */
 	bool		 big_ctrl;	/* large debug response queued */
 	struct ws	*ws;		/* WebSocket framing, or NULL */
+	struct admit_req *admit;	/* admission request in flight */
+	bool		 admit_hold;	/* reads paused while it is */
 };
 
 struct worker {
@@ -193,6 +195,7 @@ struct worker {
 	uint64_t	 start_ms;
 	struct traffic	*traffic;	/* traffic.c: dump, queries */
 	struct bootdns	*bootdns;	/* /bootstrap-dns cache */
+	struct admit	*adm;		/* admission lists + controller */
 };
 
 /* bbuf (worker.c) */
@@ -214,6 +217,29 @@ void	limits_ip_release(struct worker *w, const uint8_t ip16[16]);
  * paused, resumed by timer). */
 bool	limits_charge(struct conn *c, size_t cost);
 void	limits_fini(struct worker *w);
+
+/* admit.c: admission control (PROTOCOL.md 5.14) */
+struct admit_lists;
+/* Load cfg's allow/deny files; err gets "file:line: message". */
+int	admit_lists_load(const struct config *cfg, struct admit_lists **out,
+	    char *err, size_t errlen) __attribute__((warn_unused_result));
+void	admit_lists_free(struct admit_lists *l);
+/* Install l (takes ownership) for new connections. */
+void	admit_lists_set(struct worker *w, struct admit_lists *l);
+int	admit_init(struct worker *w);
+void	admit_fini(struct worker *w);
+void	admit_after(struct worker *w);	/* after each dispatch round */
+/* Decide c (ClientInfo opened, not a mesh peer): 1 admitted now, 0 in
+ * flight (session_admitted or conn_close follows), -1 refused (c is
+ * closed). */
+int	admit_begin(struct conn *c);
+/* While c's request is in flight: stop reading once enough is held. */
+void	admit_hold(struct conn *c);
+/* c is closing: drop its request, if any. */
+void	admit_cancel(struct conn *c);
+/* Node-wide derp.max_clients reached (mesh peers are exempt): true when
+ * c was refused and closed. */
+bool	admit_full(struct conn *c);
 
 /* conn.c: transport */
 void	conn_accept(struct worker *w, int lfd, enum listen_role role);
@@ -257,6 +283,8 @@ void	http_input(struct conn *c);
 void	session_start(struct conn *c, bool fast_start, bool not_ideal);
 void	session_input(struct conn *c);
 void	session_end(struct conn *c);
+/* Admission passed: register c and send ServerInfo. */
+void	session_admitted(struct conn *c);
 void	session_keepalive(struct loop_timer *t);
 int	session_fill(struct conn *c);	/* move queued packets into out */
 void	session_restarting(struct conn *c);

@@ -79,6 +79,7 @@ after_dispatch(void *arg)
 		conn_flush(c);
 	}
 	node_after(w);
+	admit_after(w);
 	while ((c = w->close_list) != NULL) {
 		w->close_list = c->close_next;
 		conn_free(c);
@@ -144,6 +145,7 @@ reload(struct worker *w)
 	const char	*why;
 	SSL_CTX		*ctx = NULL;
 	struct cert_ident id;
+	struct admit_lists *al;
 
 	if (w->cfg_path == NULL) {
 		log_notice("reload_skipped", "reason=no_config_file");
@@ -159,14 +161,20 @@ reload(struct worker *w)
 		    why);
 		return;
 	}
+	if (admit_lists_load(&nc, &al, err, sizeof(err)) < 0) {
+		log_warn("reload_refused", "err=\"%s\"", err);
+		return;
+	}
 	cert_ident_get(&nc, &id);	/* before the load: see wk.h */
 	if (w->ssl_ctx != NULL && (ctx = tls_ctx_new(&nc, w->pub, err,
 	    sizeof(err))) == NULL) {
 		log_warn("reload_refused", "err=\"%s\"", err);
+		admit_lists_free(al);
 		return;
 	}
 	w->cfg = nc;
 	traffic_reload(w);
+	admit_lists_set(w, al);
 	if (ctx != NULL) {
 		/* Live connections keep a reference to the old context. */
 		SSL_CTX_free(w->ssl_ctx);
@@ -350,6 +358,7 @@ worker_free(struct worker *w)
 	for (i = 0; i < w->nlinks; i++)
 		mesh_link_free(w->links[i]);
 	SSL_CTX_free(w->mesh_ctx);
+	admit_fini(w);
 	node_fini(w);
 	registry_free(w->reg);
 	limits_fini(w);
@@ -367,7 +376,11 @@ worker_check_config(const struct config *cfg, char *err, size_t errlen)
 {
 	uint8_t	 pub[DERP_KEY_LEN] = { 0 };
 	SSL_CTX	*ctx;
+	struct admit_lists *al;
 
+	if (admit_lists_load(cfg, &al, err, errlen) < 0)
+		return -EINVAL;
+	admit_lists_free(al);
 	if (cfg->listen_https[0] == '\0')
 		return 0;
 	if ((ctx = tls_ctx_new(cfg, pub, err, errlen)) == NULL)
@@ -434,6 +447,8 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	    (rc = add_listener(w, &w->lis_http, ls->http, on_accept)) < 0 ||
 	    (rc = add_listener(w, &w->lis_metrics, ls->metrics, on_accept)) < 0 ||
 	    (rc = stun_init(w, ls->stun)) < 0)
+		return rc;
+	if ((rc = admit_init(w)) < 0)
 		return rc;
 	if ((rc = node_init(w, env)) < 0 || (rc = links_start(w)) < 0)
 		return rc;

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "derp/key.h"
+#include "worker/admit.h"
 #include "worker/wk.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,6 +35,10 @@ fake_worker(void)
 	    derp_key_public(w->pub, w->priv) < 0)
 		return w;
 	derp_key_format_hex(w->pub_hex, w->pub);
+	if (admit_init(w) < 0) {
+		loop_free(w->loop);
+		w->loop = NULL;	/* the caller skips this input */
+	}
 	w->has_mesh_key = true;
 	memset(w->mesh_key, 0x33, sizeof(w->mesh_key));
 	return w;
@@ -130,6 +135,7 @@ out:
 		w->pool = p->next;
 		free(p);
 	}
+	admit_fini(w);
 	registry_free(w->reg);
 	loop_free(w->loop);
 	free(w);

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "derp/info.h"
 #include "derp/key.h"
+#include "worker/admit.h"
 #include "worker/wk.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -45,6 +46,10 @@ fake_worker(void)
 	    derp_key_public(w->pub, w->priv) < 0)
 		return w;
 	derp_key_format_hex(w->pub_hex, w->pub);
+	if (admit_init(w) < 0) {
+		loop_free(w->loop);
+		w->loop = NULL;	/* the caller skips this input */
+	}
 	return w;
 }
 
@@ -159,6 +164,7 @@ free_worker(struct worker *w)
 		w->pool = p->next;
 		free(p);
 	}
+	admit_fini(w);
 	registry_free(w->reg);
 	loop_free(w->loop);
 	free(w->scratch);
