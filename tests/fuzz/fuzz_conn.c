@@ -12,37 +12,9 @@
 #include <syslog.h>
 
 #include "common/log.h"
-#include "derp/key.h"
-#include "worker/admit.h"
-#include "worker/wk.h"
+#include "tests/fuzz/fake_worker.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static struct worker *
-fake_worker(void)
-{
-	struct worker	*w = calloc(1, sizeof(*w));
-
-	if (w == NULL)
-		return NULL;
-	conf_defaults(&w->cfg);
-	w->m = &w->m_local;
-	w->nworkers = 1;
-	w->loop = loop_new();
-	w->reg = registry_new();
-	memset(w->priv, 0x42, sizeof(w->priv));
-	if (w->loop == NULL || w->reg == NULL ||
-	    derp_key_public(w->pub, w->priv) < 0)
-		return w;
-	derp_key_format_hex(w->pub_hex, w->pub);
-	if (admit_init(w) < 0) {
-		loop_free(w->loop);
-		w->loop = NULL;	/* the caller skips this input */
-	}
-	w->has_mesh_key = true;
-	memset(w->mesh_key, 0x33, sizeof(w->mesh_key));
-	return w;
-}
 
 static struct conn *
 fake_conn(struct worker *w, bool derp)
@@ -80,29 +52,12 @@ fake_conn(struct worker *w, bool derp)
 	return c;
 }
 
-static void
-drain(struct worker *w)
-{
-	struct conn	*c;
-
-	while ((c = w->flush_list) != NULL) {
-		w->flush_list = c->flush_next;
-		c->flush_pending = false;
-		conn_flush(c);
-	}
-	while ((c = w->close_list) != NULL) {
-		w->close_list = c->close_next;
-		conn_free(c);
-	}
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int	 init;
 	struct worker	*w;
 	struct conn	*c, *peer;
-	struct pkt	*p;
 
 	if (!init) {
 		log_init("fuzz", LOG_EMERG);
@@ -112,7 +67,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1 || (w = fake_worker()) == NULL)
 		return 0;
-	if (w->loop == NULL || w->reg == NULL)
+	if (w->loop == NULL)
 		goto out;
 	peer = fake_conn(w, true);		/* a second, registered key */
 	if (peer != NULL)
@@ -125,19 +80,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else
 			session_input(c);
 	}
-	drain(w);
+	fake_worker_drain(w);
 out:
-	while ((c = w->conns) != NULL) {
-		conn_close(c, "fuzz_done");
-		drain(w);
-	}
-	while ((p = w->pool) != NULL) {
-		w->pool = p->next;
-		free(p);
-	}
-	admit_fini(w);
-	registry_free(w->reg);
-	loop_free(w->loop);
-	free(w);
+	fake_worker_free(w);
 	return 0;
 }

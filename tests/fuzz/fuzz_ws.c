@@ -16,9 +16,7 @@
 
 #include "common/log.h"
 #include "derp/info.h"
-#include "derp/key.h"
-#include "worker/admit.h"
-#include "worker/wk.h"
+#include "tests/fuzz/fake_worker.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,31 +25,6 @@ static const char UPGRADE[] = "GET /derp HTTP/1.1\r\nHost: x\r\n"
     "Sec-WebSocket-Version: 13\r\n"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
     "Sec-WebSocket-Protocol: derp\r\n\r\n";
-
-static struct worker *
-fake_worker(void)
-{
-	struct worker	*w = calloc(1, sizeof(*w));
-
-	if (w == NULL)
-		return NULL;
-	conf_defaults(&w->cfg);
-	w->m = &w->m_local;
-	w->nworkers = 1;
-	w->loop = loop_new();
-	w->reg = registry_new();
-	w->scratch = malloc(WK_IN_CAP);
-	memset(w->priv, 0x42, sizeof(w->priv));
-	if (w->loop == NULL || w->reg == NULL || w->scratch == NULL ||
-	    derp_key_public(w->pub, w->priv) < 0)
-		return w;
-	derp_key_format_hex(w->pub_hex, w->pub);
-	if (admit_init(w) < 0) {
-		loop_free(w->loop);
-		w->loop = NULL;	/* the caller skips this input */
-	}
-	return w;
-}
 
 static struct conn *
 fake_conn(struct worker *w, int fd)
@@ -104,28 +77,6 @@ ws_message(uint8_t *out, const uint8_t *p, size_t n)
 	return h + 4 + n;
 }
 
-static void
-drain(struct worker *w)
-{
-	struct conn	*c;
-
-	while ((c = w->flush_list) != NULL) {
-		w->flush_list = c->flush_next;
-		c->flush_pending = false;
-		conn_flush(c);
-	}
-	while ((c = w->again_list) != NULL) {
-		w->again_list = c->again_next;
-		c->in_again = false;
-		if (!c->closing)
-			conn_on_readable(c);
-	}
-	while ((c = w->close_list) != NULL) {
-		w->close_list = c->close_next;
-		conn_free(c);
-	}
-}
-
 /* Feed bytes to the server side, letting it read and answer; the
  * client side's incoming bytes are dropped. */
 static void
@@ -142,33 +93,12 @@ feed(struct worker *w, int peer, const uint8_t *p, size_t n)
 			n -= (size_t)r;
 		}
 		conn_on_readable(w->conns);
-		drain(w);
+		fake_worker_drain(w);
 		while (recv(peer, sink, sizeof(sink), MSG_DONTWAIT) > 0)
 			;
 		if (n == 0)
 			break;
 	}
-}
-
-static void
-free_worker(struct worker *w)
-{
-	struct conn	*c;
-	struct pkt	*p;
-
-	while ((c = w->conns) != NULL) {
-		conn_close(c, "fuzz_done");
-		drain(w);
-	}
-	while ((p = w->pool) != NULL) {
-		w->pool = p->next;
-		free(p);
-	}
-	admit_fini(w);
-	registry_free(w->reg);
-	loop_free(w->loop);
-	free(w->scratch);
-	free(w);
 }
 
 int
@@ -189,16 +119,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1 || (w = fake_worker()) == NULL)
 		return 0;
-	if (w->loop == NULL || w->reg == NULL || w->scratch == NULL ||
+	if (w->loop == NULL ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 	    sv) < 0) {
-		free_worker(w);
+		fake_worker_free(w);
 		return 0;
 	}
 	if (fake_conn(w, sv[0]) == NULL) {
 		close(sv[0]);
 		close(sv[1]);
-		free_worker(w);
+		fake_worker_free(w);
 		return 0;
 	}
 	feed(w, sv[1], (const uint8_t *)UPGRADE, sizeof(UPGRADE) - 1);
@@ -213,7 +143,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* And the peer's EOF. */
 	(void)shutdown(sv[1], SHUT_WR);
 	feed(w, sv[1], NULL, 0);
-	free_worker(w);
+	fake_worker_free(w);
 	close(sv[1]);
 	return 0;
 }

@@ -462,3 +462,40 @@ reach(struct client *a, struct client *b)
 	while (client_recv(b, &m, 100) == 0)
 		;
 }
+
+void
+region_prepare(struct node **nodes, int n, const char *psk, int workers,
+    char extra[][REGION_EXTRA_MAX])
+{
+	char	cmd[1200], path[400], peers[1024] = "", one[128];
+	FILE	*f;
+	int	i;
+
+	for (i = 0; i < n; i++) {
+		nodes[i] = node_new();
+		nodes[i]->port = free_tcp_port();
+		nodes[i]->http_port = free_tcp_port();
+		nodes[i]->fixed = true;
+		snprintf(one, sizeof(one), "%s\"localhost:%u/127.0.0.1:%u\"",
+		    i ? ", " : "", nodes[i]->port, nodes[i]->port);
+		assert_true(strlen(peers) + strlen(one) < sizeof(peers));
+		strcat(peers, one);
+	}
+	make_cert(nodes[0]);
+	for (i = 0; i < n; i++) {
+		if (i > 0) {
+			snprintf(cmd, sizeof(cmd), "cp %s/cert.pem %s/key.pem "
+			    "%s/", nodes[0]->dir, nodes[0]->dir, nodes[i]->dir);
+			assert_int_equal(system(cmd), 0);
+			snprintf(nodes[i]->cert, sizeof(nodes[i]->cert),
+			    "%s/cert.pem", nodes[i]->dir);
+		}
+		snprintf(path, sizeof(path), "%s/mesh.psk", nodes[i]->dir);
+		assert_non_null(f = fopen(path, "w"));
+		fputs(psk, f);
+		fclose(f);
+		snprintf(extra[i], REGION_EXTRA_MAX, "workers = %d;\n"
+		    "mesh = { psk_file = \"%s\"; peers = ( %s ); ca_file = "
+		    "\"%s\"; };\n", workers, path, peers, nodes[i]->cert);
+	}
+}

@@ -71,6 +71,17 @@ int		 recv_type(struct client *c, uint8_t type,
  * after 15 s. */
 void		 reach(struct client *a, struct client *b);
 
+/* A mesh PSK for test regions (64 hex, as a psk_file holds it). */
+#define REGION_PSK \
+	"8fb454e8a4747af1bbc2f421ad3c8aca9e0416cc60a7102983692f34dc153b2a\n"
+#define REGION_EXTRA_MAX 2048
+/* Prepare (not start) n TLS nodes of one mesh region: fixed ports, one
+ * certificate for all (also their CA), psk in each node's mesh.psk, and
+ * in extra[i] the config text "workers = W; mesh = { ... }" listing every
+ * node; start each with node_start_in(nodes[i], true, extra[i]). */
+void		 region_prepare(struct node **nodes, int n, const char *psk,
+		    int workers, char extra[][REGION_EXTRA_MAX]);
+
 uint64_t	 now_ms(void);
 
 #endif

@@ -28,7 +28,6 @@
 #include "harness.h"
 
 #define NN	3
-#define PSK	"8fb454e8a4747af1bbc2f421ad3c8aca9e0416cc60a7102983692f34dc153b2a\n"
 #define OUT_MAX	(512 * 1024)
 
 static struct node	*nodes[NN];
@@ -99,51 +98,25 @@ write_maps(void)
 static int
 setup(void **state)
 {
-	char	cmd[1200], path[400], peers[1024] = "", ex[2048];
+	char	path[400], ex[NN][REGION_EXTRA_MAX], one[2048];
 	int	i, j;
 
 	(void)state;
 	assert_non_null(out = malloc(OUT_MAX));
+	region_prepare(nodes, NN, REGION_PSK, 2, ex);
 	for (i = 0; i < NN; i++) {
-		nodes[i] = node_new();
-		nodes[i]->port = free_tcp_port();
-		nodes[i]->http_port = free_tcp_port();
 		nodes[i]->stun_port = free_tcp_port();	/* free for UDP too */
-		nodes[i]->fixed = true;
-		snprintf(cmd, sizeof(cmd), "%s\"localhost:%u/127.0.0.1:%u\"",
-		    i ? ", " : "", nodes[i]->port, nodes[i]->port);
-		strcat(peers, cmd);
-	}
-	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt "
-	    "ec_paramgen_curve:prime256v1 -nodes -keyout %s/key.pem -out "
-	    "%s/cert.pem -days 2 -subj /CN=localhost -addext "
-	    "subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null",
-	    nodes[0]->dir, nodes[0]->dir);
-	assert_int_equal(system(cmd), 0);
-	for (i = 0; i < NN; i++) {
-		if (i > 0) {
-			snprintf(cmd, sizeof(cmd), "cp %s/cert.pem %s/key.pem "
-			    "%s/", nodes[0]->dir, nodes[0]->dir, nodes[i]->dir);
-			assert_int_equal(system(cmd), 0);
-		}
-		snprintf(nodes[i]->cert, sizeof(nodes[i]->cert),
-		    "%s/cert.pem", nodes[i]->dir);
-		snprintf(path, sizeof(path), "%s/mesh.psk", nodes[i]->dir);
-		write_file(path, PSK);
-		snprintf(ex, sizeof(ex), "workers = 2;\nmesh = { psk_file = "
-		    "\"%s\"; peers = ( %s ); ca_file = \"%s\"; };\n", path,
-		    peers, nodes[i]->cert);
-		node_start_in(nodes[i], true, ex);
+		node_start_in(nodes[i], true, ex[i]);
 	}
 	/* The intruder: meshes with node 0, but with another key. */
 	intruder = node_new();
 	snprintf(path, sizeof(path), "%s/mesh.psk", intruder->dir);
 	write_file(path, "1111111111111111111111111111111111111111111111111111"
 	    "111111111111\n");
-	snprintf(ex, sizeof(ex), "mesh = { psk_file = \"%s\"; peers = ( "
+	snprintf(one, sizeof(one), "mesh = { psk_file = \"%s\"; peers = ( "
 	    "\"localhost:%u/127.0.0.1:%u\" ); ca_file = \"%s\"; };\n", path,
 	    nodes[0]->port, nodes[0]->port, nodes[0]->cert);
-	node_start_in(intruder, true, ex);
+	node_start_in(intruder, true, one);
 	/* Wait until the mesh carries packets everywhere. */
 	for (i = 0; i < NN; i++)
 		for (j = 0; j < NN; j++) {

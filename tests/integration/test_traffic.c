@@ -27,7 +27,6 @@
 
 #define NPKT	50
 #define PSIZE	300
-#define PSK	"8fb454e8a4747af1bbc2f421ad3c8aca9e0416cc60a7102983692f34dc153b2a\n"
 
 static char	resp[4 << 20];
 
@@ -515,43 +514,13 @@ test_traffic_mesh_link(void **state)
 {
 	struct node	*nodes[2];
 	struct client	*a, *b;
-	char		 cmd[1200], path[400], peers[400] = "", one[128];
-	char		 extra[2][1200];
+	char		 extra[2][REGION_EXTRA_MAX];
 	json_t		*s0, *s1, *t0, *t1;
 	const uint8_t	*key1;
-	FILE		*f;
 	int		 i;
 
 	(void)state;
-	for (i = 0; i < 2; i++) {
-		nodes[i] = node_new();
-		nodes[i]->port = free_tcp_port();
-		nodes[i]->http_port = free_tcp_port();
-		nodes[i]->fixed = true;
-		snprintf(one, sizeof(one), "%s\"localhost:%u/127.0.0.1:%u\"",
-		    i ? ", " : "", nodes[i]->port, nodes[i]->port);
-		strcat(peers, one);
-	}
-	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt "
-	    "ec_paramgen_curve:prime256v1 -nodes -keyout %s/key.pem -out "
-	    "%s/cert.pem -days 2 -subj /CN=localhost -addext "
-	    "subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null",
-	    nodes[0]->dir, nodes[0]->dir);
-	assert_int_equal(system(cmd), 0);
-	snprintf(cmd, sizeof(cmd), "cp %s/cert.pem %s/key.pem %s/",
-	    nodes[0]->dir, nodes[0]->dir, nodes[1]->dir);
-	assert_int_equal(system(cmd), 0);
-	for (i = 0; i < 2; i++) {
-		snprintf(nodes[i]->cert, sizeof(nodes[i]->cert),
-		    "%s/cert.pem", nodes[i]->dir);
-		snprintf(path, sizeof(path), "%s/mesh.psk", nodes[i]->dir);
-		assert_non_null(f = fopen(path, "w"));
-		fputs(PSK, f);
-		fclose(f);
-		snprintf(extra[i], sizeof(extra[i]), "workers = 2;\n"
-		    "mesh = { psk_file = \"%s\"; peers = ( %s ); ca_file = "
-		    "\"%s\"; };\n", path, peers, nodes[i]->cert);
-	}
+	region_prepare(nodes, 2, REGION_PSK, 2, extra);
 	for (i = 0; i < 2; i++)
 		node_start_in(nodes[i], true, extra[i]);
 	a = node_client(nodes[0]);
