@@ -244,6 +244,29 @@ node_worker_pid(const struct node *n, int w)
 	return pid;
 }
 
+int
+node_client_worker(const struct node *n, struct client *c)
+{
+	struct sockaddr_in	sa;
+	socklen_t		sl = sizeof(sa);
+	char			needle[64], line[1024], *p;
+	FILE			*f;
+	int			w = -1;
+
+	assert_int_equal(getsockname(client_fd(c), (struct sockaddr *)&sa,
+	    &sl), 0);
+	snprintf(needle, sizeof(needle), "peer=127.0.0.1:%u ",
+	    ntohs(sa.sin_port));
+	assert_non_null(f = fopen(n->log, "r"));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, "event=client_registered") != NULL &&
+		    strstr(line, needle) != NULL &&
+		    (p = strstr(line, " worker=")) != NULL)
+			w = atoi(p + 8);
+	fclose(f);
+	return w;
+}
+
 bool
 node_log_wait(const struct node *n, const char *needle, int timeout_ms)
 {

@@ -57,6 +57,10 @@ int		 node_log_count(const struct node *n, const char *needle);
 /* The pid of the newest incarnation of worker w, from the log. */
 pid_t		 node_worker_pid(const struct node *n, int w);
 
+/* Which worker of n serves client c (from its registration in the log),
+ * or -1. */
+int		 node_client_worker(const struct node *n, struct client *c);
+
 /* Raw TCP socket to the node (plain), connected; -1 on error. */
 int		 raw_connect(uint16_t port);
 /* Read until EOF or timeout; returns bytes read or -1 on timeout. */

@@ -142,30 +142,6 @@ conn_ctr(const struct node *n, const uint8_t *key, struct ctr *c, int *worker)
 	json_decref(arr);
 }
 
-/* Which worker holds this client: its local port in the log. */
-static int
-worker_of(const struct node *n, struct client *c)
-{
-	struct sockaddr_in	sa;
-	socklen_t		sl = sizeof(sa);
-	char			needle[64], line[1024], *p;
-	FILE			*f;
-	int			w = -1;
-
-	assert_int_equal(getsockname(client_fd(c), (struct sockaddr *)&sa,
-	    &sl), 0);
-	snprintf(needle, sizeof(needle), "peer=127.0.0.1:%u ",
-	    ntohs(sa.sin_port));
-	assert_non_null(f = fopen(n->log, "r"));
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, "event=client_registered") != NULL &&
-		    strstr(line, needle) != NULL &&
-		    (p = strstr(line, " worker=")) != NULL)
-			w = atoi(p + 8);
-	fclose(f);
-	return w;
-}
-
 /* a and b on different workers (extra clients are returned in spare). */
 static void
 split_pair(const struct node *n, struct client **a, struct client **b,
@@ -174,11 +150,11 @@ split_pair(const struct node *n, struct client **a, struct client **b,
 	int	i, wa;
 
 	*a = node_client(n);
-	wa = worker_of(n, *a);
+	wa = node_client_worker(n, *a);
 	assert_true(wa >= 0);
 	for (i = 0; i < nspare; i++) {
 		*b = node_client(n);
-		if (worker_of(n, *b) != wa)
+		if (node_client_worker(n, *b) != wa)
 			return;
 		spare[i] = *b;
 	}
@@ -244,8 +220,8 @@ test_traffic_debug_two_workers(void **state)
 	conn_ctr(n, client_public_key(a), &a0, &wa);
 	conn_ctr(n, client_public_key(b), &b0, &wb);
 	/* Node-wide: each worker answers for its own connections. */
-	assert_int_equal(wa, worker_of(n, a));
-	assert_int_equal(wb, worker_of(n, b));
+	assert_int_equal(wa, node_client_worker(n, a));
+	assert_int_equal(wb, node_client_worker(n, b));
 	assert_int_not_equal(wa, wb);
 	exchange(a, b, NPKT);
 	conn_ctr(n, client_public_key(a), &a1, NULL);

@@ -44,30 +44,6 @@ start4(void)
 	return node_start_in(n, false, extra);
 }
 
-/* Which worker holds this client: its local port in the log. */
-static int
-worker_of(const struct node *n, struct client *c)
-{
-	struct sockaddr_in	sa;
-	socklen_t		sl = sizeof(sa);
-	char			needle[64], line[1024], *p;
-	FILE			*f;
-	int			w = -1;
-
-	assert_int_equal(getsockname(client_fd(c), (struct sockaddr *)&sa,
-	    &sl), 0);
-	snprintf(needle, sizeof(needle), "peer=127.0.0.1:%u ",
-	    ntohs(sa.sin_port));
-	assert_non_null(f = fopen(n->log, "r"));
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, "event=client_registered") != NULL &&
-		    strstr(line, needle) != NULL &&
-		    (p = strstr(line, " worker=")) != NULL)
-			w = atoi(p + 8);
-	fclose(f);
-	return w;
-}
-
 /* Every worker's own node-wide view holds exactly want keys (or, for
  * converged_conns, connections). */
 static bool
@@ -137,7 +113,7 @@ test_workers_every_pair_and_watcher(void **state)
 	for (i = 0; i < N; i++)
 		cs[i] = node_client(n);
 	for (i = 0; i < N; i++) {
-		k = worker_of(n, cs[i]);
+		k = node_client_worker(n, cs[i]);
 		assert_true(k >= 0 && k < 4);
 		used[k]++;
 	}
@@ -210,7 +186,7 @@ test_workers_kill9_one_worker(void **state)
 	(void)state;
 	for (i = 0; i < M; i++) {
 		cs[i] = node_client(n);
-		wk[i] = worker_of(n, cs[i]);
+		wk[i] = node_client_worker(n, cs[i]);
 	}
 	assert_true(converged(n, M, 10000));
 	victim = wk[0];
@@ -281,12 +257,12 @@ static struct client *
 client_on(const struct node *n, struct client *other, bool want_same,
     const uint8_t *priv)
 {
-	int		 wo = worker_of(n, other), attempt;
+	int		 wo = node_client_worker(n, other), attempt;
 	struct client	*c;
 
 	for (attempt = 0; attempt < 100; attempt++) {
 		c = node_client_key(n, priv);
-		if ((worker_of(n, c) == wo) == want_same)
+		if ((node_client_worker(n, c) == wo) == want_same)
 			return c;
 		client_free(c);
 	}
@@ -375,7 +351,7 @@ test_workers_mesh_peer_server_side(void **state)
 	/* The mesh peer lands on a worker other than A's. */
 	for (attempt = 0; attempt < 100; attempt++) {
 		m = mesh_client(n, true, PSK);
-		if (worker_of(n, m) != worker_of(n, a))
+		if (node_client_worker(n, m) != node_client_worker(n, a))
 			break;
 		client_free(m);
 		m = NULL;
