@@ -110,7 +110,8 @@ check: deps
 	@set -e; for n in $(FUZZ_NAMES); do echo "== replay $$n"; \
 	    $(B)/tests/fuzz/replay_$$n tests/fuzz/corpus/$$n; done
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; \
-	    DERPD_BIN=$(B)/derpd DERPCAT_BIN=$(B)/derpcat VECTORS=../shared/vectors $$t; done
+	    DERPD_BIN=$(B)/derpd DERPCAT_BIN=$(B)/derpcat \
+	    DERPBENCH_BIN=$(B)/derpbench VECTORS=../shared/vectors $$t; done
 	@echo "check: all passed"
 
 check-unit: all tests

@@ -47,7 +47,7 @@ struct bench {
 	int			 pairs;
 	size_t			 size;
 	double			 seconds;
-	double			 rate;		/* packets/s per pair, 0 = max */
+	double			 rate;		/* per pair, 0 = max */
 	unsigned		 window;	/* max in flight per pair */
 	int			 server_pids[BENCH_MAX_PIDS];	/* summed */
 	int			 npids;
@@ -392,7 +392,8 @@ set_addr(struct client_opts *co, const char *arg, char *host, size_t len)
 static void
 report(struct bench *b, double secs, double cpu)
 {
-	uint64_t	sent = atomic_load(&b->sent), recv = atomic_load(&b->recv);
+	uint64_t	sent = atomic_load(&b->sent);
+	uint64_t	recv = atomic_load(&b->recv);
 	uint64_t	deliv = atomic_load(&b->delivered);
 	uint64_t	bytes = atomic_load(&b->recv_bytes);
 	uint64_t	lost = sent > deliv ? sent - deliv : 0;

@@ -14,7 +14,7 @@
 #define BENCH_MAX_PIDS	64
 
 struct idle_opts {
-	struct client_opts	 co;		/* server, TLS; bind_addr unset */
+	struct client_opts	 co;		/* server, TLS; no bind_addr */
 	int			 n;		/* clients to open */
 	int			 threads;	/* connecting threads in all */
 	double			 hold;		/* seconds to hold them */

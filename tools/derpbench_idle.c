@@ -180,9 +180,10 @@ check(struct idle_thread *t)
 {
 	struct client_msg	m;
 	uint8_t			ping[DERP_PING_LEN];
-	uint64_t		deadline = mono_ns() + PONG_WAIT_MS * 1000000ull;
+	uint64_t		deadline;
 	int			i, rc, left;
 
+	deadline = mono_ns() + PONG_WAIT_MS * 1000000ull;
 	for (i = 0; i < t->n; i++) {
 		memset(ping, 0, sizeof(ping));
 		memcpy(ping, &i, sizeof(i));
@@ -198,8 +199,9 @@ check(struct idle_thread *t)
 			if (rc < 0) {
 				client_free(t->c[i]);
 				t->c[i] = NULL;
-			} else if (m.type == DERP_FRAME_PONG && m.len ==
-			    DERP_PING_LEN && memcmp(m.data, &i, sizeof(i)) == 0) {
+			} else if (m.type == DERP_FRAME_PONG &&
+			    m.len == DERP_PING_LEN &&
+			    memcmp(m.data, &i, sizeof(i)) == 0) {
 				t->alive++;
 				break;
 			} else if (m.type == DERP_FRAME_KEEP_ALIVE) {
@@ -387,8 +389,8 @@ idle_report(const struct idle_opts *o, int nprocs, int nthreads,
 	    "(%" PRIu64 " in all)\n", o->hold, r->alive, r->with_keepalive,
 	    r->keepalives);
 	if (x->rss[0] >= 0)
-		printf("  server RSS %ld KiB before, %ld KiB connected, %ld KiB "
-		    "after hold = %.2f KiB per connection\n", x->rss[0],
+		printf("  server RSS %ld KiB before, %ld KiB connected, %ld "
+		    "KiB after hold = %.2f KiB per connection\n", x->rss[0],
 		    x->rss[1], x->rss[2], per);
 }
 
