@@ -161,6 +161,8 @@ install: all
 	install -m 0755 $(B)/derpd $(DESTDIR)$(PREFIX)/sbin/derpd
 	install -m 0755 $(addprefix $(B)/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 conf/derpd.conf $(DESTDIR)/etc/derpd/derpd.conf
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(wildcard tools/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
 	rm -rf build
