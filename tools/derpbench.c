@@ -511,8 +511,52 @@ parse_topology(const char *s)
 	return TOPO_ANY;
 }
 
-int
-main(int argc, char **argv)
+/* What the command line asked for. */
+struct args {
+	struct bench		*b;
+	struct idle_opts	 io;
+	const char		*peer;
+	bool			 topo_set;
+};
+
+static void
+apply_opt(struct args *a, int ch, char *arg)
+{
+	struct bench	*b = a->b;
+
+	switch (ch) {
+	case 't': b->co.tls = true; break;
+	case 'k': b->co.tls_insecure = true; break;
+	case 'C': b->co.ca_file = arg; break;
+	case 'N': b->co.server_name = arg; break;
+	case 'n': b->pairs = (int)num(arg, 1, 10000, "--pairs"); break;
+	case 's': b->size = (size_t)num(arg, 0, DERP_MAX_PACKET, "--size");
+		break;
+	case 'd': b->seconds = num(arg, 0.1, 86400, "--seconds"); break;
+	case 'r': b->rate = num(arg, 0, 1e9, "--rate"); break;
+	case 'p': parse_pids(b, arg); break;
+	case 'j': b->json = a->io.json = true; break;
+	case 'w': b->window = (unsigned)num(arg, 0, 1 << 20, "--window");
+		break;
+	case 'l': b->server_log = arg; break;
+	case 'o': b->topology = parse_topology(arg);
+		a->topo_set = true;
+		break;
+	case 'P': a->peer = arg; break;
+	case 'i': a->io.n = (int)num(arg, 1, 1000000, "--idle"); break;
+	case 'H': a->io.hold = num(arg, 0, 86400, "--hold"); break;
+	case 'T': a->io.threads = (int)num(arg, 1, 1024, "--threads"); break;
+	case 'S':
+		if (parse_src_range(arg, &a->io.src_first, &a->io.src_last) < 0)
+			bad("--sources (want A.B.C.D-E.F.G.H)", arg);
+		break;
+	case 'h': usage(stdout, 0); break;
+	default: usage(stderr, 2);
+	}
+}
+
+static void
+parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "tls", no_argument, NULL, 't' },
@@ -536,90 +580,61 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct bench	 b;
-	struct idle_opts	 io;
-	char			 host[CONF_STR_MAX], peer[CONF_STR_MAX];
-	const char		*peer_arg = NULL;
-	bool			 topo_set = false;
-	int			 ch;
+	struct bench	*b = a->b;
+	int		 ch;
 
-	memset(&io, 0, sizeof(io));
-	io.hold = 10;
-	io.threads = 8;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1)
+		apply_opt(a, ch, optarg);
+	if (optind + 2 == argc && a->peer == NULL)
+		a->peer = argv[optind + 1];
+	else if (optind + 1 != argc)
+		usage(stderr, 2);
+	if (a->peer != NULL) {
+		if (a->topo_set && b->topology != TOPO_MESH)
+			bad("--topology with a peer node",
+			    topo_names[b->topology]);
+		if (a->io.n > 0)
+			bad("--idle with a peer node", a->peer);
+		b->topology = TOPO_MESH;
+	} else if (b->topology == TOPO_MESH) {
+		bad("--topology mesh without --peer", "no peer");
+	}
+	if ((b->topology == TOPO_SAME || b->topology == TOPO_CROSS) &&
+	    b->server_log == NULL)
+		bad("--topology same/cross without --server-log",
+		    topo_names[b->topology]);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct bench	 b;
+	struct args		 a;
+	char			 host[CONF_STR_MAX], peer[CONF_STR_MAX];
+
+	memset(&a, 0, sizeof(a));
+	a.b = &b;
+	a.io.hold = 10;
+	a.io.threads = 8;
 	b.pairs = 10;
 	b.size = 1200;
 	b.seconds = 5;
 	b.window = 64;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 't': b.co.tls = true; break;
-		case 'k': b.co.tls_insecure = true; break;
-		case 'C': b.co.ca_file = optarg; break;
-		case 'N': b.co.server_name = optarg; break;
-		case 'n': b.pairs = (int)num(optarg, 1, 10000, "--pairs");
-			break;
-		case 's': b.size = (size_t)num(optarg, 0, DERP_MAX_PACKET,
-			    "--size");
-			break;
-		case 'd': b.seconds = num(optarg, 0.1, 86400, "--seconds");
-			break;
-		case 'r': b.rate = num(optarg, 0, 1e9, "--rate"); break;
-		case 'p': parse_pids(&b, optarg); break;
-		case 'j': b.json = io.json = true; break;
-		case 'w': b.window = (unsigned)num(optarg, 0, 1 << 20,
-			    "--window");
-			break;
-		case 'l': b.server_log = optarg; break;
-		case 'o': b.topology = parse_topology(optarg);
-			topo_set = true;
-			break;
-		case 'P': peer_arg = optarg; break;
-		case 'i': io.n = (int)num(optarg, 1, 1000000, "--idle");
-			break;
-		case 'H': io.hold = num(optarg, 0, 86400, "--hold"); break;
-		case 'T': io.threads = (int)num(optarg, 1, 1024, "--threads");
-			break;
-		case 'S':
-			if (parse_src_range(optarg, &io.src_first,
-			    &io.src_last) < 0)
-				bad("--sources (want A.B.C.D-E.F.G.H)", optarg);
-			break;
-		case 'h': usage(stdout, 0); break;
-		default: usage(stderr, 2);
-		}
-	}
-	if (optind + 2 == argc && peer_arg == NULL)
-		peer_arg = argv[optind + 1];
-	else if (optind + 1 != argc)
-		usage(stderr, 2);
-	if (peer_arg != NULL) {
-		if (topo_set && b.topology != TOPO_MESH)
-			bad("--topology with a peer node", topo_names[
-			    b.topology]);
-		b.topology = TOPO_MESH;
-	} else if (b.topology == TOPO_MESH) {
-		bad("--topology mesh without --peer", "no peer");
-	}
-	if ((b.topology == TOPO_SAME || b.topology == TOPO_CROSS) &&
-	    b.server_log == NULL)
-		bad("--topology same/cross without --server-log",
-		    topo_names[b.topology]);
+	parse_args(&a, argc, argv);
 	set_addr(&b.co, argv[optind], host, sizeof(host));
 	b.co.info.can_ack_pings = true;
 	b.co_rx = b.co;
-	if (peer_arg != NULL)
-		set_addr(&b.co_rx, peer_arg, peer, sizeof(peer));
+	if (a.peer != NULL)
+		set_addr(&b.co_rx, a.peer, peer, sizeof(peer));
 	/* A server that closes on us must not kill us mid-write. */
 	signal(SIGPIPE, SIG_IGN);
 	if (derp_crypto_init() < 0)
 		return 1;
-	if (io.n > 0) {
-		if (peer_arg != NULL)
-			bad("--idle with a peer node", peer_arg);
-		io.co = b.co;
-		io.pids = b.server_pids;
-		io.npids = b.npids;
-		return idle_run(&io);
+	if (a.io.n > 0) {
+		a.io.co = b.co;
+		a.io.pids = b.server_pids;
+		a.io.npids = b.npids;
+		return idle_run(&a.io);
 	}
 	return relay_run(&b);
 }

@@ -383,7 +383,7 @@ idle_report(const struct idle_opts *o, int nprocs, int nthreads,
 	if (cpu_ms >= 0)
 		printf(", server CPU %.3f ms each", cpu_ms);
 	if (r->failed)
-		printf("  failed %d (first: %s)", r->failed,
+		printf("; failed %d (first: %s)", r->failed,
 		    strerror(-r->first_err));
 	printf("\n  after %.1f s held: %d answer a Ping, %d got a keepalive "
 	    "(%" PRIu64 " in all)\n", o->hold, r->alive, r->with_keepalive,
@@ -403,95 +403,142 @@ sleep_s(double s)
 		;
 }
 
-int
-idle_run(const struct idle_opts *o)
-{
-	struct rlimit		rl;
-	struct idle_report	r1, r2, sum;
-	pid_t			kids[MAX_PROCS];
-	int			up[MAX_PROCS][2], down[MAX_PROCS][2];
-	int			nprocs, nthreads, per, at, k, cap, st;
-	struct idle_result	x;
-	uint64_t		t0;
-	double			cpu0;
-	bool			ok = true;
+/* The forked children and the two pipes to each. */
+struct kids {
+	int	n;
+	pid_t	pid[MAX_PROCS];
+	int	up[MAX_PROCS];		/* reports, child to parent */
+	int	down[MAX_PROCS];	/* "check now", parent to child */
+};
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);	/* children inherit */
-	}
-	cap = (int)(rl.rlim_cur > (rlim_t)FD_RESERVE * 2 ? rl.rlim_cur -
-	    FD_RESERVE : FD_RESERVE);
-	nprocs = (o->n + cap - 1) / cap;
-	if (nprocs > MAX_PROCS) {
-		fprintf(stderr, "derpbench: %d clients need %d processes at "
-		    "%ju fds each (max %d); raise ulimit -Hn\n", o->n, nprocs,
-		    (uintmax_t)rl.rlim_cur, MAX_PROCS);
-		return 1;
-	}
-	nthreads = o->threads / nprocs > 0 ? o->threads / nprocs : 1;
-	if (nthreads > o->n / nprocs)
-		nthreads = o->n / nprocs > 0 ? o->n / nprocs : 1;
-	x.rss[0] = procs_rss_kib(o->pids, o->npids);
-	cpu0 = procs_cpu_seconds(o->pids, o->npids);
+/* Fork k->n children; nothing has been printed since the flush. */
+static int
+spawn(const struct idle_opts *o, struct kids *k, int nthreads)
+{
+	int	i, per, at = 0, up[2], down[2];
+
 	fflush(stdout);
 	fflush(stderr);
-	t0 = mono_ns();
-	for (k = 0, at = 0; k < nprocs; k++) {
-		per = o->n / nprocs + (k < o->n % nprocs);
-		if (pipe(up[k]) == -1 || pipe(down[k]) == -1 ||
-		    (kids[k] = fork()) == -1) {
-			perror("derpbench: fork");
-			return 1;
+	for (i = 0; i < k->n; i++) {
+		per = o->n / k->n + (i < o->n % k->n);
+		if (pipe(up) == -1)
+			return -errno;
+		if (pipe(down) == -1 || (k->pid[i] = fork()) == -1)
+			return -errno;
+		if (k->pid[i] == 0) {
+			close(up[0]);
+			close(down[1]);
+			exit(idle_child(o, at, per, nthreads, up[1], down[0]));
 		}
-		if (kids[k] == 0) {
-			close(up[k][0]);
-			close(down[k][1]);
-			exit(idle_child(o, at, per, nthreads, up[k][1],
-			    down[k][0]));
-		}
-		close(up[k][1]);
-		close(down[k][0]);
+		close(up[1]);
+		close(down[0]);
+		k->up[i] = up[0];
+		k->down[i] = down[1];
 		at += per;
 	}
-	memset(&sum, 0, sizeof(sum));
-	for (k = 0; k < nprocs; k++) {
-		if (read_full(up[k][0], &r1, sizeof(r1)) < 0) {
-			fprintf(stderr, "derpbench: child %d died\n", k);
+	return 0;
+}
+
+/* One report from every child, added up; false if one is missing. */
+static bool
+collect(struct kids *k, struct idle_report *sum)
+{
+	struct idle_report	r;
+	bool			ok = true;
+	int			i;
+
+	for (i = 0; i < k->n; i++) {
+		if (read_full(k->up[i], &r, sizeof(r)) < 0) {
+			fprintf(stderr, "derpbench: child %d died\n", i);
 			ok = false;
 			continue;
 		}
-		sum.connected += r1.connected;
-		sum.failed += r1.failed;
-		if (sum.first_err == 0)
-			sum.first_err = r1.first_err;
+		sum->connected += r.connected;
+		sum->failed += r.failed;
+		if (sum->first_err == 0)
+			sum->first_err = r.first_err;
+		sum->alive += r.alive;
+		sum->keepalives += r.keepalives;
+		sum->with_keepalive += r.with_keepalive;
 	}
+	return ok;
+}
+
+/* Processes and threads each: as many processes as the fd limit
+ * needs, the threads divided among them. */
+static int
+plan(const struct idle_opts *o, int *nprocs, int *nthreads)
+{
+	struct rlimit	rl;
+	int		cap;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return -errno;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);	/* children inherit */
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	cap = rl.rlim_cur > (rlim_t)FD_RESERVE * 2 ? (rl.rlim_cur > INT32_MAX
+	    ? INT32_MAX : (int)(rl.rlim_cur - FD_RESERVE)) : FD_RESERVE;
+	*nprocs = (o->n + cap - 1) / cap;
+	if (*nprocs > MAX_PROCS) {
+		fprintf(stderr, "derpbench: %d clients need %d processes at "
+		    "%d fds each (max %d); raise ulimit -Hn\n", o->n, *nprocs,
+		    cap, MAX_PROCS);
+		return -EMFILE;
+	}
+	*nthreads = o->threads / *nprocs > 0 ? o->threads / *nprocs : 1;
+	if (*nthreads > o->n / *nprocs)
+		*nthreads = o->n / *nprocs > 0 ? o->n / *nprocs : 1;
+	return 0;
+}
+
+int
+idle_run(const struct idle_opts *o)
+{
+	struct idle_report	sum, after;
+	struct kids		k;
+	struct idle_result	x;
+	uint64_t		t0;
+	double			cpu0;
+	int			i, st, nthreads = 1, rc;
+	bool			ok;
+
+	memset(&k, 0, sizeof(k));
+	if (plan(o, &k.n, &nthreads) < 0)
+		return 1;
+	x.rss[0] = procs_rss_kib(o->pids, o->npids);
+	cpu0 = procs_cpu_seconds(o->pids, o->npids);
+	t0 = mono_ns();
+	if ((rc = spawn(o, &k, nthreads)) < 0) {
+		fprintf(stderr, "derpbench: fork: %s\n", strerror(-rc));
+		return 1;
+	}
+	memset(&sum, 0, sizeof(sum));
+	ok = collect(&k, &sum);		/* all connected (or failed) */
 	x.connect_s = (double)(mono_ns() - t0) / 1e9;
-	x.cpu_s = o->npids > 0 && cpu0 >= 0 ? procs_cpu_seconds(o->pids,
-	    o->npids) : -1;
+	x.cpu_s = cpu0 >= 0 ? procs_cpu_seconds(o->pids, o->npids) : -1;
 	if (x.cpu_s >= 0)
 		x.cpu_s -= cpu0;
 	x.rss[1] = procs_rss_kib(o->pids, o->npids);
 	sleep_s(o->hold);
 	x.rss[2] = procs_rss_kib(o->pids, o->npids);
-	for (k = 0; k < nprocs; k++)
-		if (write(down[k][1], "c", 1) != 1)
-			ok = false;	/* that child is gone: seen below */
-	for (k = 0; k < nprocs; k++) {
-		if (read_full(up[k][0], &r2, sizeof(r2)) < 0) {
-			ok = false;
-		} else {
-			sum.alive += r2.alive;
-			sum.keepalives += r2.keepalives;
-			sum.with_keepalive += r2.with_keepalive;
-		}
-		close(up[k][0]);
-		close(down[k][1]);
-	}
-	for (k = 0; k < nprocs; k++)
-		if (waitpid(kids[k], &st, 0) != kids[k] || !WIFEXITED(st) ||
+	for (i = 0; i < k.n; i++)
+		if (write(k.down[i], "c", 1) != 1)
+			ok = false;	/* that child is gone */
+	memset(&after, 0, sizeof(after));
+	ok = collect(&k, &after) && ok;
+	sum.alive = after.alive;
+	sum.keepalives = after.keepalives;
+	sum.with_keepalive = after.with_keepalive;
+	for (i = 0; i < k.n; i++) {
+		close(k.up[i]);
+		close(k.down[i]);
+		if (waitpid(k.pid[i], &st, 0) != k.pid[i] || !WIFEXITED(st) ||
 		    WEXITSTATUS(st) != 0)
 			ok = false;
-	idle_report(o, nprocs, nthreads * nprocs, &sum, &x);
+	}
+	idle_report(o, k.n, nthreads * k.n, &sum, &x);
 	return ok && sum.connected == o->n && sum.alive == o->n ? 0 : 1;
 }

@@ -20,7 +20,8 @@
 
 #include "harness.h"
 
-#define PSK	"3b1f0c4e5d6a7980a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718\n"
+#define PSK	"3b1f0c4e5d6a7980a1b2c3d4e5f60718" \
+		"293a4b5c6d7e8f90a1b2c3d4e5f60718\n"
 
 static const char *
 bench_bin(void)
