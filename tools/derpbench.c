@@ -457,56 +457,95 @@ report(struct bench *b, double secs, double cpu)
 		    cpu, cpu_gb);
 }
 
+/* Connect every pair and see a packet through each; 0 or -1 (said). */
 static int
-relay_run(struct bench *b)
+connect_pairs(struct bench *b, struct pair *ps)
 {
-	struct pair	*ps;
-	double		 cpu0 = -1, cpu1 = -1, secs;
-	uint64_t	 t0;
-	int		 i, err = 0;
+	int	i, err = 0;
 
-	if ((b->lat = calloc(LAT_MAX, sizeof(*b->lat))) == NULL ||
-	    (ps = calloc((size_t)b->pairs, sizeof(*ps))) == NULL)
-		return 1;
 	for (i = 0; i < b->pairs; i++) {
 		ps[i].b = b;
 		if ((ps[i].tx = client_connect(&b->co, &err)) == NULL ||
 		    (ps[i].rx = connect_rx(b, ps[i].tx, &err)) == NULL) {
 			fprintf(stderr, "derpbench: connect: %s\n",
 			    strerror(-err));
-			return 1;
+			return -1;
 		}
 		if ((err = warm_up(b, &ps[i])) < 0) {
 			fprintf(stderr, "derpbench: pair %d delivers nothing: "
 			    "%s\n", i, strerror(-err));
-			return 1;
+			return -1;
 		}
 	}
+	return 0;
+}
+
+/* Start both threads of every pair, wait out the time, stop, join.
+ * Returns the measured seconds, or -1 if threads could not start. */
+static double
+run_pairs(struct bench *b, struct pair *ps, double *cpu)
+{
+	double		cpu0 = -1, cpu1 = -1, secs = -1;
+	uint64_t	t0;
+	int		i, started;
+
 	if (b->npids > 0)
 		cpu0 = procs_cpu_seconds(b->server_pids, b->npids);
 	t0 = now_ns();
-	for (i = 0; i < b->pairs; i++) {
-		if (pthread_create(&ps[i].trx, NULL, receiver, &ps[i]) != 0 ||
-		    pthread_create(&ps[i].ttx, NULL, sender, &ps[i]) != 0) {
-			fprintf(stderr, "derpbench: cannot start threads\n");
-			return 1;
+	for (started = 0; started < b->pairs; started++) {
+		if (pthread_create(&ps[started].trx, NULL, receiver,
+		    &ps[started]) != 0)
+			break;
+		if (pthread_create(&ps[started].ttx, NULL, sender,
+		    &ps[started]) != 0) {
+			atomic_store(&ps[started].tx_done, true);
+			atomic_store(&b->stop, true);
+			pthread_join(ps[started].trx, NULL);
+			break;
 		}
 	}
-	usleep((useconds_t)(b->seconds * 1e6));
+	if (started == b->pairs)
+		usleep((useconds_t)(b->seconds * 1e6));
 	atomic_store(&b->stop, true);
-	secs = (double)(now_ns() - t0) / 1e9;
+	if (started == b->pairs)
+		secs = (double)(now_ns() - t0) / 1e9;
 	if (b->npids > 0)
 		cpu1 = procs_cpu_seconds(b->server_pids, b->npids);
-	for (i = 0; i < b->pairs; i++) {
+	for (i = 0; i < started; i++) {
 		pthread_join(ps[i].ttx, NULL);
 		pthread_join(ps[i].trx, NULL);
+	}
+	*cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+	return secs;
+}
+
+static int
+relay_run(struct bench *b)
+{
+	struct pair	*ps;
+	double		 cpu, secs;
+	int		 i, rc = 1;
+
+	if ((ps = calloc((size_t)b->pairs, sizeof(*ps))) == NULL ||
+	    (b->lat = calloc(LAT_MAX, sizeof(*b->lat))) == NULL)
+		goto out;
+	if (connect_pairs(b, ps) < 0)
+		goto out;
+	if ((secs = run_pairs(b, ps, &cpu)) < 0) {
+		fprintf(stderr, "derpbench: cannot start threads\n");
+		goto out;
+	}
+	report(b, secs, cpu);
+	rc = atomic_load(&b->recv) > 0 ? 0 : 1;
+out:
+	for (i = 0; ps != NULL && i < b->pairs; i++) {
 		client_free(ps[i].tx);
 		client_free(ps[i].rx);
 	}
-	report(b, secs, cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1);
 	free(ps);
 	free(b->lat);
-	return atomic_load(&b->recv) > 0 ? 0 : 1;
+	b->lat = NULL;
+	return rc;
 }
 
 static enum topology
