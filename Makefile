@@ -70,7 +70,7 @@ $(B)/derpd: $(SUP_OBJ) $(ARCHIVES)
 $(B)/derpcat: $(B)/tools/derpcat.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(B)/derpbench: $(B)/tools/derpbench.o $(ARCHIVES)
+$(B)/derpbench: $(B)/tools/derpbench.o $(B)/tools/derpbench_idle.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
 $(B)/stunbench: $(B)/tools/stunbench.o $(ARCHIVES)
@@ -117,7 +117,8 @@ check: deps
 	    $(B)/tests/fuzz/replay_$$n tests/fuzz/corpus/$$n; done
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; \
 	    DERPD_BIN=$(B)/derpd DERPCAT_BIN=$(B)/derpcat \
-	    DERPPROBE_BIN=$(B)/derpprobe VECTORS=../shared/vectors $$t; done
+	    DERPPROBE_BIN=$(B)/derpprobe DERPBENCH_BIN=$(B)/derpbench \
+	    VECTORS=../shared/vectors $$t; done
 	@echo "check: all passed"
 
 check-unit: all tests
@@ -147,7 +148,7 @@ BUILD_PKGS := build-essential pkg-config libssl-dev libsodium-dev \
 	    libcurl4-openssl-dev libhttp-parser-dev libwslay-dev openssl
 # The tests' real peers: clang (libFuzzer), STUN, Prometheus, ACME, a browser.
 TEST_PKGS := clang libcmocka-dev curl coturn python3 prometheus pebble uacme \
-	    chromium node-tweetnacl
+	    chromium node-tweetnacl gnuplot-nox
 DEB_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 # Install what is missing of $(1) (root), or print the command.
 define install_pkgs

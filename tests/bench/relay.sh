@@ -1,99 +1,194 @@
 #!/bin/sh
-# make bench: start derpd over TLS on 127.0.0.1 and relay through it with
-# derpbench.  Scenarios: 1 pair and 10 pairs of 1,200-byte packets, and
-# 10 pairs of 64-byte packets.  Results (JSON lines and a Markdown table)
-# go to bench/results/.  Then STUN: stunbench keeps requests in flight on
-# several UDP sockets and reports responses/s.  STUN_ONLY=1 runs just
-# that.  Usage: tests/bench/relay.sh BUILD_DIR [SECONDS]
+# make bench: the standard scenarios, each RUNS times (default 5), on
+# derpd over TLS on loopback:
+#   relay, one node of WORKERS (2) workers: 10 pairs of 1,200-byte and of
+#     64-byte packets, both ends on the same worker and on different ones;
+#   relay across a 2-node mesh region: senders on node A, receivers on B;
+#   IDLE (20,000) idle clients on a fresh node each run: RSS growth per
+#     connection, connect rate;
+#   STUN (stunbench).
+# Writes bench/results/relay-<UTC time>.{jsonl,md,png} (raw JSON lines,
+# medians as Markdown, a gnuplot plot) and prints the Markdown.
+#
+# Usage: tests/bench/relay.sh BUILD_DIR [SECONDS]
+# Environment: RUNS, SECS (3), WORKERS (2), IDLE (20000, 0 = skip),
+# IDLE_RUNS (RUNS), HOLD (6), STUN_ONLY=1 (just STUN).
 set -eu
 B=${1:-build}
-SECS=${2:-5}
-RUNS=${RUNS:-3}
+SECS=${2:-${SECS:-3}}
+RUNS=${RUNS:-5}
+WORKERS=${WORKERS:-2}
+IDLE=${IDLE:-20000}
+IDLE_RUNS=${IDLE_RUNS:-$RUNS}
+HOLD=${HOLD:-6}
+
+need() {
+	command -v "$1" >/dev/null 2>&1 || {
+		echo "relay.sh: $1 is missing: apt-get install $2" >&2
+		exit 1
+	}
+}
+need gnuplot gnuplot-nox
+need openssl openssl
+need python3 python3
+for t in derpd derpbench stunbench; do
+	[ -x "$B/$t" ] || { echo "relay.sh: no $B/$t: run make" >&2; exit 1; }
+done
+
 dir=$(mktemp -d /tmp/derpd-bench-XXXXXX)
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+started=""
+cleanup() {
+	for p in $started; do kill "$p" 2>/dev/null || :; done
+	for p in $started; do wait "$p" 2>/dev/null || :; done
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 	-keyout "$dir/key.pem" -out "$dir/cert.pem" -days 2 -subj /CN=localhost \
 	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 28443)
-sport=$(python3 -c 'import socket; s=socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 28478)
-cat > "$dir/derpd.conf" <<CONF
+python3 -c 'import os; print(os.urandom(32).hex())' > "$dir/mesh.psk"
+
+free_port() {	# tcp | udp
+	python3 -c 'import socket, sys
+s = socket.socket(type=socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM)
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"
+}
+
+# start_node NAME PORT STUN_PORT EXTRA: derpd with dir/NAME.conf, its log
+# in dir/NAME.log; sets $node_pid and $node_pids (supervisor + workers).
+start_node() {
+	cat > "$dir/$1.conf" <<CONF
 hostname = "localhost";
-workers = ${WORKERS:-1};
-listen = { https = "127.0.0.1:$port"; http = ""; stun = "127.0.0.1:$sport"; };
+workers = $WORKERS;
+listen = { https = "127.0.0.1:$2"; http = ""; stun = "$3"; };
 tls = { certificate = "$dir/cert.pem"; private_key = "$dir/key.pem"; };
-node_key_file = ""; runtime_dir = "$dir/run"; user = ""; group = "";
+node_key_file = "$dir/$1.key"; runtime_dir = "$dir/run-$1";
+user = ""; group = "";
 log = { level = "info"; };
 metrics = { listen = ""; };
+$4
 CONF
-"$B/derpd" -c "$dir/derpd.conf" 2> "$dir/log" &
-pid=$!
-i=0
-until grep -q node_ready "$dir/log"; do
-	i=$((i + 1)); [ $i -lt 500 ] || { cat "$dir/log"; exit 1; }
-	sleep 0.01
-done
-wpid=$(sed -n 's/.*event=worker_started worker=[0-9]* pid=\([0-9]*\).*/\1/p' "$dir/log" | paste -sd, -)
-out=bench/results/relay-$(date -u +%Y%m%dT%H%M%SZ)
-: > "$out.jsonl"
-# With several workers: same-worker against cross-worker pairs.
-if [ -n "${STUN_ONLY:-}" ]; then
-	scenarios=""
-elif [ "${WORKERS:-1}" -gt 1 ]; then
-	scenarios="same:10:1200 cross:10:1200"
-else
-	scenarios="any:1:1200 any:10:1200 any:10:64"
-fi
-for sc in $scenarios; do
-	IFS=: read -r topo pairs size <<EOS
-$sc
-EOS
+	"$B/derpd" -c "$dir/$1.conf" 2> "$dir/$1.log" &
+	node_pid=$!
+	started="$started $node_pid"
+	i=0
+	until grep -q event=node_ready "$dir/$1.log"; do
+		i=$((i + 1))
+		if [ $i -ge 1000 ] || ! kill -0 $node_pid 2>/dev/null; then
+			echo "relay.sh: derpd $1 did not start:" >&2
+			cat "$dir/$1.log" >&2
+			exit 1
+		fi
+		sleep 0.01
+	done
+	node_pids=$node_pid,$(sed -n \
+	    's/.*event=worker_started worker=[0-9]* pid=\([0-9]*\).*/\1/p' \
+	    "$dir/$1.log" | paste -sd, -)
+}
+
+stop_node() {	# PID
+	kill "$1"
+	wait "$1" || { echo "relay.sh: derpd $1 exited with $?" >&2; exit 1; }
+	started=$(echo "$started" | sed "s/ $1\b//")
+}
+
+repeat() {	# N COMMAND...: run N times, JSON lines appended to $out.jsonl
+	n=$1
+	shift
 	r=0
-	while [ $r -lt "$RUNS" ]; do
-		"$B/derpbench" --tls --insecure --pairs "$pairs" --size "$size" \
-		    --seconds "$SECS" --server-pid "$wpid" --json \
-		    --topology "$topo" --server-log "$dir/log" \
-		    "127.0.0.1:$port" >> "$out.jsonl"
+	while [ $r -lt "$n" ]; do
+		"$@" >> "$out.jsonl"
 		r=$((r + 1))
 	done
-done
-python3 - "$out.jsonl" > "$out.md" <<'PY'
-import json, sys, statistics as st
-rows = [json.loads(l) for l in open(sys.argv[1])]
-if not rows:
-    sys.exit(0)	# STUN_ONLY
-print("| topology | pairs | size | runs | packets/s (median) | MB/s | server CPU s/GB | loss % | p50 ms | p99 ms |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-key = lambda r: (r.get("topology", "any"), r["pairs"], r["size"])
-for k in sorted({key(r) for r in rows}):
-    g = [r for r in rows if key(r) == k]
-    med = lambda f: st.median(r[f] for r in g)
-    print(f"| {k[0]} | {k[1]} | {k[2]} | {len(g)} | {med('pps'):.0f} | {med('mbytes_per_s'):.1f} | "
-          f"{med('server_cpu_s_per_gb'):.2f} | {med('loss_pct'):.2f} | "
-          f"{st.median(r['lat_ms']['p50'] for r in g):.3f} | {st.median(r['lat_ms']['p99'] for r in g):.3f} |")
-cpu = {}
-for r in rows:
-    cpu.setdefault(r.get("topology"), []).append(r["server_cpu_s_per_gb"])
-if "same" in cpu and "cross" in cpu:
-    print(f"\ncross-worker / same-worker server CPU per GB: {st.median(cpu['cross']) / st.median(cpu['same']):.2f}")
-PY
-r=0
-while [ $r -lt "$RUNS" ]; do
-	"$B/stunbench" --seconds "$SECS" --server-pid "$wpid" --json \
-	    "127.0.0.1:$sport" >> "$out.stun.jsonl"
-	r=$((r + 1))
-done
-python3 - "$out.stun.jsonl" >> "$out.md" <<'PY'
-import json, sys, statistics as st
-g = [json.loads(l) for l in open(sys.argv[1])]
-med = lambda f: st.median(r[f] for r in g)
-print(f"\nSTUN: {med('responses_per_s'):.0f} requests/s answered (median of {len(g)} runs, "
-      f"{g[0]['sockets']} sockets x {g[0]['window']} in flight), loss {med('loss_pct'):.3f} %, "
-      f"rtt p50 {st.median(r['rtt_ms']['p50'] for r in g):.3f} ms p99 {st.median(r['rtt_ms']['p99'] for r in g):.3f} ms, "
-      f"server CPU {med('server_cpu_us_per_req'):.2f} us/request")
-PY
-cat "$out.md"
-if [ "${WORKERS:-1}" -gt 1 ]; then
-	echo "accepts per worker:"
-	grep -o 'worker=[0-9]* event=client_registered' "$dir/log" | sort | uniq -c
+}
+
+mkdir -p bench/results
+out=bench/results/relay-$(date -u +%Y%m%dT%H%M%SZ)
+: > "$out.jsonl"
+tls="--tls --ca-file $dir/cert.pem --server-name localhost"
+
+# One node: relay between workers, and STUN.
+port=$(free_port tcp)
+sport=$(free_port udp)
+start_node a "$port" "127.0.0.1:$sport" ""
+a_pid=$node_pid
+a_pids=$node_pids
+if [ -z "${STUN_ONLY:-}" ]; then
+	for sc in same:1200 cross:1200 same:64 cross:64; do
+		topo=${sc%:*}
+		size=${sc#*:}
+		[ "$WORKERS" -gt 1 ] || topo=any
+		echo "relay: $topo worker, 10 pairs, $size B, $RUNS x $SECS s" >&2
+		repeat "$RUNS" "$B/derpbench" $tls --pairs 10 --size "$size" \
+		    --seconds "$SECS" --server-pid "$a_pids" --json \
+		    --topology "$topo" --server-log "$dir/a.log" \
+		    "127.0.0.1:$port"
+	done
 fi
-echo "machine: $(nproc) CPUs, $(sed -n 's/model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+echo "stun: $RUNS x $SECS s" >&2
+repeat "$RUNS" "$B/stunbench" --seconds "$SECS" --server-pid "$a_pids" \
+    --json "127.0.0.1:$sport"
+stop_node "$a_pid"
+
+if [ -z "${STUN_ONLY:-}" ]; then
+	# A 2-node region: both nodes list both (self-dial is detected).
+	pa=$(free_port tcp)
+	pb=$(free_port tcp)
+	mesh="mesh = { psk_file = \"$dir/mesh.psk\"; ca_file = \"$dir/cert.pem\";
+	    peers = ( \"localhost:$pa/127.0.0.1:$pa\",
+		      \"localhost:$pb/127.0.0.1:$pb\" ); };"
+	start_node ma "$pa" "" "$mesh"
+	ma_pid=$node_pid
+	ma_pids=$node_pids
+	start_node mb "$pb" "" "$mesh"
+	mb_pid=$node_pid
+	mb_pids=$node_pids
+	echo "relay: cross node (mesh), 10 pairs, 1200 B, $RUNS x $SECS s" >&2
+	repeat "$RUNS" "$B/derpbench" $tls --pairs 10 --size 1200 \
+	    --seconds "$SECS" --server-pid "$ma_pids,$mb_pids" --json \
+	    --topology mesh --peer "127.0.0.1:$pb" "127.0.0.1:$pa"
+	stop_node "$ma_pid"
+	stop_node "$mb_pid"
+fi
+
+if [ -z "${STUN_ONLY:-}" ] && [ "$IDLE" -gt 0 ]; then
+	# Each worker must hold its share (SO_REUSEPORT spreads them) in its
+	# fd limit: derpd raises the soft limit to the hard one.
+	hard=$(ulimit -Hn)
+	per=$((IDLE / WORKERS + IDLE / WORKERS / 10 + 100))
+	if [ "$hard" != unlimited ] && [ "$per" -gt "$hard" ]; then
+		echo "relay.sh: $IDLE idle clients over $WORKERS workers need" \
+		    "about $per fds per worker; ulimit -Hn is $hard (raise it," \
+		    "or set WORKERS or IDLE)" >&2
+		exit 1
+	fi
+	maxc=$IDLE
+	[ "$hard" = unlimited ] || maxc=$((hard - 100))
+	r=0
+	while [ $r -lt "$IDLE_RUNS" ]; do
+		echo "idle: $IDLE clients, hold $HOLD s, run $((r + 1))" \
+		    "of $IDLE_RUNS" >&2
+		port=$(free_port tcp)
+		start_node idle "$port" "" \
+		    "derp = { keepalive_ms = 5000; max_clients = $maxc; };"
+		"$B/derpbench" $tls --idle "$IDLE" --hold "$HOLD" \
+		    --sources 127.0.0.2-127.0.0.254 --server-pid "$node_pids" \
+		    --json "127.0.0.1:$port" >> "$out.jsonl" ||
+		    echo "relay.sh: idle run $((r + 1)): not every client" \
+			"stayed up (see $out.jsonl)" >&2
+		stop_node "$node_pid"
+		r=$((r + 1))
+	done
+fi
+
+cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+machine="$cpu, $(nproc) CPUs, Linux $(uname -r); load generator on the same cores; $WORKERS workers; runs of $SECS s; derpd $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+python3 tests/bench/summary.py "$out.jsonl" "$machine" "$dir" > "$out.md"
+if [ -s "$dir/relay.dat" ]; then
+	gnuplot -e "dir='$dir'; out='$out.png'; title='derpd make bench $(date -u +%Y-%m-%d): $cpu, $(nproc) CPUs'" \
+	    tests/bench/plot.gp
+	echo "plot: $out.png" >&2
+fi
+cat "$out.md"

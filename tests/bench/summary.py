@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""make bench: medians of the raw JSON lines (derpbench relay and idle
+rows, stunbench rows) as a Markdown report on stdout, and the data files
+tests/bench/plot.gp draws.
+
+usage: summary.py RESULTS.jsonl MACHINE_LINE PLOT_DATA_DIR
+"""
+import json
+import os
+import statistics as st
+import sys
+
+TOPO = {"same": "same worker", "cross": "cross worker",
+        "mesh": "cross node (mesh)", "any": "any worker"}
+
+
+def med(rows, *path):
+    vals = []
+    for r in rows:
+        v = r
+        for p in path:
+            v = v[p]
+        if v is not None:
+            vals.append(v)
+    return st.median(vals) if vals else float("nan")
+
+
+def spread(rows, *path):
+    vals = []
+    for r in rows:
+        v = r
+        for p in path:
+            v = v[p]
+        vals.append(v)
+    return min(vals), max(vals)
+
+
+def main():
+    src, machine, datadir = sys.argv[1], sys.argv[2], sys.argv[3]
+    rows = [json.loads(line) for line in open(src) if line.strip()]
+    relay = [r for r in rows if r.get("mode") == "relay"]
+    idle = [r for r in rows if r.get("mode") == "idle"]
+    stun = [r for r in rows if r.get("bench") == "stun"]
+    out = []
+    out.append(f"Machine: {machine}")
+    out.append("")
+    if relay:
+        groups = {}
+        for r in relay:
+            groups.setdefault((r["topology"], r["size"], r["pairs"]),
+                              []).append(r)
+        order = sorted(groups, key=lambda k: (k[0] == "mesh", -k[1],
+                                              k[0] != "same", k[2]))
+        out.append("Relay over TLS, closed loop (window "
+                   f"{relay[0]['window']} per pair), medians of each "
+                   "scenario's runs:")
+        out.append("")
+        out.append("| scenario | pairs | packet | runs | packets/s | MB/s "
+                   "| Gbit/s | server CPU s/GB | loss % | p50 ms | p90 ms "
+                   "| p99 ms | max ms |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        with open(os.path.join(datadir, "relay.dat"), "w") as dat:
+            dat.write("# label pps pps_min pps_max cpu_gb p50 p90 p99\n")
+            for k in order:
+                g = groups[k]
+                lo, hi = spread(g, "pps")
+                out.append(
+                    f"| {TOPO.get(k[0], k[0])} | {k[2]} | {k[1]} B "
+                    f"| {len(g)} | {med(g, 'pps'):.0f} "
+                    f"| {med(g, 'mbytes_per_s'):.1f} "
+                    f"| {med(g, 'gbps'):.3f} "
+                    f"| {med(g, 'server_cpu_s_per_gb'):.2f} "
+                    f"| {med(g, 'loss_pct'):.3f} "
+                    f"| {med(g, 'lat_ms', 'p50'):.3f} "
+                    f"| {med(g, 'lat_ms', 'p90'):.3f} "
+                    f"| {med(g, 'lat_ms', 'p99'):.3f} "
+                    f"| {med(g, 'lat_ms', 'max'):.3f} |")
+                label = f"{TOPO.get(k[0], k[0])}\\n{k[1]} B"
+                dat.write(f"\"{label}\" {med(g, 'pps'):.0f} {lo:.0f} "
+                          f"{hi:.0f} {med(g, 'server_cpu_s_per_gb'):.3f} "
+                          f"{med(g, 'lat_ms', 'p50'):.3f} "
+                          f"{med(g, 'lat_ms', 'p90'):.3f} "
+                          f"{med(g, 'lat_ms', 'p99'):.3f}\n")
+        cpu = {k[0]: med(groups[k], "server_cpu_s_per_gb")
+               for k in groups if k[1] == 1200}
+        if "same" in cpu and "cross" in cpu:
+            out.append("")
+            out.append("Server CPU per GB at 1,200 B, cross worker / same "
+                       f"worker: {cpu['cross'] / cpu['same']:.2f}"
+                       + (f"; cross node / same worker: "
+                          f"{cpu['mesh'] / cpu['same']:.2f} (both nodes' "
+                          "CPU)" if "mesh" in cpu else ""))
+    if idle:
+        out.append("")
+        out.append(f"Idle clients over TLS, held {idle[0]['hold_s']:.0f} s "
+                   "on a fresh node each run, medians:")
+        out.append("")
+        out.append("| clients | runs | connected | up after hold | "
+                   "connects/s | server CPU ms/connect | server RSS before "
+                   "MiB | RSS held MiB | KiB per connection |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        out.append(
+            f"| {idle[0]['clients']} | {len(idle)} "
+            f"| {min(r['connected'] for r in idle)} (min) "
+            f"| {min(r['alive'] for r in idle)} (min) "
+            f"| {med(idle, 'connects_per_s'):.0f} "
+            f"| {med(idle, 'server_cpu_ms_per_connect'):.3f} "
+            f"| {med(idle, 'server_rss_kib_before') / 1024:.1f} "
+            f"| {med(idle, 'server_rss_kib_after') / 1024:.1f} "
+            f"| {med(idle, 'rss_kib_per_conn'):.2f} |")
+        with open(os.path.join(datadir, "idle.dat"), "w") as dat:
+            dat.write("# run kib_per_conn connects_per_s\n")
+            for i, r in enumerate(idle, 1):
+                dat.write(f"{i} {r['rss_kib_per_conn'] or 0:.3f} "
+                          f"{r['connects_per_s']:.0f}\n")
+    if stun:
+        out.append("")
+        out.append(
+            f"STUN: {med(stun, 'responses_per_s'):.0f} requests/s answered "
+            f"(median of {len(stun)} runs, {stun[0]['sockets']} sockets x "
+            f"{stun[0]['window']} in flight), loss "
+            f"{med(stun, 'loss_pct'):.3f} %, rtt p50 "
+            f"{med(stun, 'rtt_ms', 'p50'):.3f} ms p99 "
+            f"{med(stun, 'rtt_ms', 'p99'):.3f} ms, server CPU "
+            f"{med(stun, 'server_cpu_us_per_req'):.2f} us/request")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
