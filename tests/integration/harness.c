@@ -83,8 +83,8 @@ node_new(void)
 	return n;
 }
 
-static void
-make_cert(struct node *n)
+void
+node_make_cert(struct node *n)
 {
 	char	cmd[1024];
 
@@ -113,8 +113,11 @@ write_conf(struct node *n, const char *extra)
 	if (extra == NULL || strstr(extra, "metrics") == NULL)
 		fprintf(f, "metrics = { listen = \"\"; };\n");
 	fprintf(f, "hostname = \"localhost\";\n"
-	    "node_key_file = \"%s/derpd.key\";\nruntime_dir = \"%s/run\";\n"
-	    "user = \"\";\ngroup = \"\";\n", n->dir, n->dir);
+	    "node_key_file = \"%s/derpd.key\";\nruntime_dir = \"%s/run\";\n",
+	    n->dir, n->dir);
+	/* extra may name the user and group to drop to (test_privs). */
+	if (extra == NULL || strstr(extra, "user =") == NULL)
+		fprintf(f, "user = \"\";\ngroup = \"\";\n");
 	if (n->tls)
 		fprintf(f, "listen = { https = \"127.0.0.1:%u\"; http = "
 		    "\"127.0.0.1:%u\"; stun = \"%s\"; };\ntls = { certificate "
@@ -170,7 +173,7 @@ node_start_in(struct node *n, bool tls, const char *extra)
 
 	n->tls = tls;
 	if (tls && n->cert[0] == '\0')
-		make_cert(n);
+		node_make_cert(n);
 	snprintf(n->log, sizeof(n->log), "%s/derpd.log", n->dir);
 	n->stopped = false;
 	for (attempt = 0; attempt < 3; attempt++) {
