@@ -153,7 +153,11 @@ slot_exited(struct sup *s, struct slot *sl, int status)
 {
 	uint64_t	now = loop_now(s->loop), delay;
 
-	if (WIFSIGNALED(status))
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		log_err("worker_exited", "worker=%d pid=%d signal=%d "
+		    "reason=seccomp hint=\"see its seccomp_denied line\"",
+		    sl->id, (int)sl->pid, WTERMSIG(status));
+	else if (WIFSIGNALED(status))
 		log_warn("worker_exited", "worker=%d pid=%d signal=%d", sl->id,
 		    (int)sl->pid, WTERMSIG(status));
 	else

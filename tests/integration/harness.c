@@ -36,6 +36,21 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+int
+time_scaled(int ms)
+{
+	static double	scale;
+	const char	*e;
+
+	if (scale == 0) {
+		e = getenv("TEST_TIME_SCALE");
+		scale = e != NULL ? strtod(e, NULL) : 1;
+		if (!(scale >= 1 && scale <= 100))
+			scale = 1;
+	}
+	return (int)(ms * scale);
+}
+
 static void
 pause_ms(int ms)
 {
@@ -126,6 +141,11 @@ write_conf(struct node *n, const char *extra)
 	else
 		fprintf(f, "listen = { https = \"\"; http = \"127.0.0.1:%u\"; "
 		    "stun = \"%s\"; };\n", n->port, stun);
+	/* DERPD_TEST_SECCOMP=1: every test with the workers' filter on. */
+	if (getenv("DERPD_TEST_SECCOMP") != NULL &&
+	    strcmp(getenv("DERPD_TEST_SECCOMP"), "1") == 0 &&
+	    (extra == NULL || strstr(extra, "sandbox") == NULL))
+		fprintf(f, "sandbox = { seccomp = true; };\n");
 	if (extra != NULL)
 		fputs(extra, f);
 	fclose(f);
@@ -192,7 +212,7 @@ node_start_in(struct node *n, bool tls, const char *extra)
 			_exit(127);
 		}
 		assert_true(n->pid > 0);
-		deadline = now_ms() + 10000;
+		deadline = now_ms() + (uint64_t)time_scaled(10000);
 		if (n->launcher != NULL)
 			trigger(n, deadline);
 		while (now_ms() < deadline) {
@@ -250,7 +270,7 @@ node_worker_pid(const struct node *n, int w)
 bool
 node_log_wait(const struct node *n, const char *needle, int timeout_ms)
 {
-	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
+	uint64_t	deadline = now_ms() + (uint64_t)time_scaled(timeout_ms);
 
 	do {
 		if (node_log_count(n, needle) > 0)
@@ -279,7 +299,7 @@ dump_log(const struct node *n)
 void
 node_stop(struct node *n)
 {
-	uint64_t	deadline = now_ms() + 10000;
+	uint64_t	deadline = now_ms() + (uint64_t)time_scaled(10000);
 	int		status = -1;
 	pid_t		r = 0;
 
@@ -340,7 +360,7 @@ node_opts(const struct node *n, struct client_opts *o)
 	o->ca_file = n->tls ? n->cert : NULL;
 	o->server_name = "localhost";
 	o->info.can_ack_pings = true;
-	o->timeout_ms = 5000;
+	o->timeout_ms = time_scaled(5000);
 }
 
 struct client *
@@ -431,7 +451,7 @@ int
 recv_type(struct client *c, uint8_t type, struct client_msg *m,
     int timeout_ms)
 {
-	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
+	uint64_t	deadline = now_ms() + (uint64_t)time_scaled(timeout_ms);
 	int		rc;
 
 	for (;;) {
@@ -450,7 +470,7 @@ recv_type(struct client *c, uint8_t type, struct client_msg *m,
 void
 reach(struct client *a, struct client *b)
 {
-	uint64_t		deadline = now_ms() + 15000;
+	uint64_t		deadline = now_ms() + (uint64_t)time_scaled(15000);
 	struct client_msg	m;
 	int			rc;
 

@@ -75,5 +75,8 @@ int		 recv_type(struct client *c, uint8_t type,
 void		 reach(struct client *a, struct client *b);
 
 uint64_t	 now_ms(void);
+/* ms times TEST_TIME_SCALE (1..100, default 1): the harness's deadlines
+ * under valgrind (make check-valgrind). */
+int		 time_scaled(int ms);
 
 #endif

@@ -1,0 +1,9 @@
+#!/bin/sh
+# DERPD_BIN for `make check-valgrind`: derpd (DERPD_REAL) under memcheck.
+# Workers are forked without exec, so memcheck follows them by itself;
+# each process that has an error or a definite leak exits 99, which the
+# harness sees as the supervisor's or a worker's failed exit status.
+exec valgrind -q --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+    --trace-children=yes --track-fds=no --num-callers=30 \
+    ${VALGRIND_EXTRA:-} "${DERPD_REAL:?DERPD_REAL unset}" "$@"
