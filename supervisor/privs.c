@@ -104,6 +104,10 @@ privs_drop(const struct config *cfg)
 	}
 	if ((rc = drop_capabilities()) < 0)
 		return rc;
+	/* Not traceable by, and no core dump for, another process of the
+	 * same user (setresuid does this only when ids change). */
+	if (geteuid() != 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		return -errno;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		return -errno;
 	return 0;

@@ -1,9 +1,10 @@
 /*
  * Privileges (issue 9): derpd started as root with user = "nobody" and
  * group = "nogroup" runs its supervisor and every worker (respawned ones
- * too) as nobody with empty capability sets and no_new_privs, and still
- * relays over TLS, reads the mesh PSK (a mesh-key watcher is served),
- * uses its runtime directory (the bus between two workers) and reloads.
+ * too) as nobody with empty capability sets, no_new_privs, not
+ * dumpable, and still relays over TLS, reads the mesh PSK (a mesh-key
+ * watcher is served), uses its runtime directory (the bus between two
+ * workers) and reloads.
  * The node key stays root's 0600: the supervisor reads it before the
  * switch.
  */
@@ -55,8 +56,9 @@ assert_unprivileged(pid_t pid)
 {
 	static const char *const caps[] = { "CapInh", "CapPrm", "CapEff",
 	    "CapAmb" };
-	char	v[256], want[128];
-	size_t	i;
+	char		v[256], want[128];
+	size_t		i;
+	struct stat	st;
 
 	assert_true(pid > 0);
 	snprintf(want, sizeof(want), "%u\t%u\t%u\t%u", (unsigned)nobody_uid,
@@ -79,6 +81,10 @@ assert_unprivileged(pid_t pid)
 	}
 	status_field(pid, "NoNewPrivs", v, sizeof(v));
 	assert_string_equal(v, "1");
+	/* Non-dumpable: the kernel gives its /proc files to root. */
+	snprintf(v, sizeof(v), "/proc/%d/status", (int)pid);
+	assert_int_equal(stat(v, &st), 0);
+	assert_int_equal(st.st_uid, 0);
 }
 
 static struct client *
