@@ -21,12 +21,18 @@
  * and respawns as for any crash.
  */
 #include <errno.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include <seccomp.h>
 
@@ -45,14 +51,14 @@ static const char *const allowed[] = {
 	/* I/O on sockets, files, eventfds, timerfds, signalfd, inotify */
 	"read", "write", "readv", "writev", "pread64", "pwrite64",
 	"recvfrom", "sendto", "recvmsg", "sendmsg", "recvmmsg", "sendmmsg",
-	"close", "shutdown", "lseek", "fcntl", "dup", "ioctl",
+	"close", "shutdown", "lseek", "fcntl", "dup",
 	"fsync", "fdatasync", "ftruncate",
 	/* the event loop, ZeroMQ's poller and signalers */
 	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
 	"epoll_pwait2", "poll", "ppoll", "eventfd2", "pipe2",
 	"timerfd_create", "timerfd_settime", "timerfd_gettime",
 	/* sockets: accept, mesh and ZeroMQ reconnects, resolver UDP */
-	"socket", "socketpair", "connect", "accept", "accept4",
+	"socketpair", "connect", "accept", "accept4",
 	"getsockname", "getpeername", "setsockopt", "getsockopt",
 	/* files: certificates and keys on reload, the traffic dump,
 	 * resolv.conf and friends, certwatch's realpath */
@@ -78,18 +84,64 @@ static const char *const allowed[] = {
 	/* identity and limits, read-only */
 	"getpid", "gettid", "getppid", "getuid", "geteuid", "getgid",
 	"getegid", "uname", "getrandom", "prlimit64", "getrlimit", "sysinfo",
-	"getcwd", "prctl",
+	"getcwd",
+};
+
+/* Calls allowed for some values of one argument only. */
+static const struct {
+	const char	*name;
+	unsigned long	 vals[6];	/* allowed values of argument argi */
+	unsigned	 n;
+	unsigned	 argi;
+} allowed_args[] = {
+	/* getaddrinfo's AI_ADDRCONFIG asks over netlink */
+	{ "socket", { AF_UNIX, AF_INET, AF_INET6, AF_NETLINK }, 4, 0 },
+	/* thread names (ZeroMQ) */
+	{ "prctl", { PR_SET_NAME, PR_GET_NAME }, 2, 0 },
+	/* non-blocking mode, readable bytes, isatty; interface
+	 * names and indexes for scoped IPv6 addresses */
+	{ "ioctl", { FIONBIO, FIONREAD, TCGETS, SIOCGIFINDEX, SIOCGIFNAME },
+	    5, 1 },
 };
 
 #ifdef SANDBOX_ASAN
 /* LeakSanitizer's exit-time scan stops the world from a ptrace()ing
- * helper task (a clone without CLONE_THREAD). */
+ * helper task (a clone without CLONE_THREAD, PR_SET_PTRACER and
+ * PR_SET_DUMPABLE around it). */
 static const char *const allowed_asan[] = {
-	"ptrace", "wait4", "waitid", "clone",
+	"ptrace", "wait4", "waitid", "clone", "prctl",
 };
 #endif
 
 static int	sandbox_worker = -1;
+
+static int
+allow_args(scmp_filter_ctx ctx)
+{
+	size_t	i;
+	unsigned j;
+	int	nr, rc;
+
+	for (i = 0; i < sizeof(allowed_args) / sizeof(allowed_args[0]); i++) {
+#ifdef SANDBOX_ASAN
+		if (strcmp(allowed_args[i].name, "prctl") == 0)
+			continue;	/* all of it, below */
+#endif
+		nr = seccomp_syscall_resolve_name(allowed_args[i].name);
+		for (j = 0; j < allowed_args[i].n; j++) {
+			struct scmp_arg_cmp	c = {
+				.arg = allowed_args[i].argi,
+				.op = SCMP_CMP_EQ,
+				.datum_a = allowed_args[i].vals[j],
+			};
+
+			if ((rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW,
+			    nr, 1, &c)) < 0 && rc != -EEXIST)
+				return rc;
+		}
+	}
+	return 0;
+}
 
 static char *
 put_num(char *p, long v)
@@ -173,7 +225,7 @@ sandbox_apply(int worker_id)
 	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0 ||
 	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1)) < 0 ||
 	    (rc = allow_names(ctx, allowed, sizeof(allowed) /
-	    sizeof(allowed[0]))) < 0)
+	    sizeof(allowed[0]))) < 0 || (rc = allow_args(ctx)) < 0)
 		goto out;
 #ifdef SANDBOX_ASAN
 	if ((rc = allow_names(ctx, allowed_asan, sizeof(allowed_asan) /
