@@ -90,7 +90,7 @@ static const char *const allowed[] = {
 /* Calls allowed for some values of one argument only. */
 static const struct {
 	const char	*name;
-	unsigned long	 vals[6];	/* allowed values of argument argi */
+	unsigned long	 vals[6];	/* allowed values of arg argi */
 	unsigned	 n;
 	unsigned	 argi;
 } allowed_args[] = {

@@ -470,9 +470,11 @@ recv_type(struct client *c, uint8_t type, struct client_msg *m,
 void
 reach(struct client *a, struct client *b)
 {
-	uint64_t		deadline = now_ms() + (uint64_t)time_scaled(15000);
+	uint64_t		deadline;
 	struct client_msg	m;
 	int			rc;
+
+	deadline = now_ms() + (uint64_t)time_scaled(15000);
 
 	do {
 		assert_int_equal(client_send_packet(a, client_public_key(b),

@@ -158,7 +158,8 @@ test_secrets_never_logged_or_served(void **state)
 	struct secret		 sec[NSEC];
 	struct client		*ca, *cb, *w, *bad;
 	struct client_msg	 m;
-	uint8_t			 cpriv[2][DERP_KEY_LEN], cpub[DERP_KEY_LEN];
+	uint8_t			 cpriv[2][DERP_KEY_LEN];
+	uint8_t			 cpub[DERP_KEY_LEN];
 	uint8_t			 npub[2][DERP_KEY_LEN];
 	char			 extra[2][4096], path[1024], peers[512];
 	struct node		*nodes[2] = { a, b };
