@@ -26,7 +26,7 @@ SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
 # Libraries with a pkg-config file; http-parser and wslay ship none on Debian.
-PKGS	:= openssl libsodium jansson libconfig libzmq libsystemd libcurl
+PKGS	:= openssl libsodium jansson libconfig libzmq libsystemd libcurl libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay -lresolv -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -121,6 +121,19 @@ check: deps
 	    VECTORS=../shared/vectors $$t; done
 	@echo "check: all passed"
 
+# The integration tests with derpd under valgrind memcheck (slow: run a
+# few with VG_T="relay lifecycle"); deadlines scaled by TEST_TIME_SCALE.
+# Not test_sandbox: valgrind runs the guest's system calls itself, so a
+# seccomp filter installed by the guest stops valgrind.
+VG_T	?= $(filter-out sandbox,$(patsubst tests/integration/test_%.c,%,$(ITEST_SRC)))
+check-valgrind: all tests
+	@command -v valgrind >/dev/null || { echo "install valgrind"; exit 1; }
+	@set -e; for t in $(VG_T); do echo "== $$t (valgrind)"; \
+	    DERPD_BIN=tests/valgrind/derpd.sh DERPD_REAL=$(B)/derpd \
+	    TEST_TIME_SCALE=$${TEST_TIME_SCALE:-10} DERPCAT_BIN=$(B)/derpcat \
+	    VECTORS=../shared/vectors $(B)/tests/integration/test_$$t; done
+	@echo "check-valgrind: all passed"
+
 check-unit: all tests
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; \
 	    VECTORS=../shared/vectors $$t; done
@@ -145,7 +158,8 @@ bench: deps all
 # ---- dependencies (Debian) ----
 BUILD_PKGS := build-essential pkg-config libssl-dev libsodium-dev \
 	    libjansson-dev libconfig-dev libzmq3-dev libsystemd-dev \
-	    libcurl4-openssl-dev libhttp-parser-dev libwslay-dev openssl
+	    libcurl4-openssl-dev libhttp-parser-dev libwslay-dev libseccomp-dev \
+	    openssl
 # The tests' real peers: clang (libFuzzer), STUN, Prometheus, ACME, a browser.
 TEST_PKGS := clang libcmocka-dev curl coturn python3 prometheus pebble uacme \
 	    chromium node-tweetnacl gnuplot-nox
@@ -228,7 +242,7 @@ FORCE:
 clean:
 	rm -rf build
 
-.PHONY: all check check-unit tests fuzz run bench deps deps-build install clean \
+.PHONY: all check check-unit check-valgrind tests fuzz run bench deps deps-build install clean \
 	man deb rpm check-packaging FORCE
 
 -include $(shell find $(B) -path build/pkg -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -134,6 +134,8 @@ static const struct conf_item conf_items[] = {
 	I("bootstrap_dns.refresh_s", bootdns_refresh_s, 1, 86400, 600,
 	    CONF_RELOAD),
 	S("bootstrap_dns.txt_resolver", bootdns_txt_resolver, "", CONF_RELOAD),
+	G("sandbox"),
+	B("sandbox.seccomp", sandbox_seccomp, 0, CONF_RESTART),
 };
 
 #define NITEMS	(sizeof(conf_items) / sizeof(conf_items[0]))

@@ -87,6 +87,8 @@ struct config {
 	int	 bootdns_nunpub;
 	int	 bootdns_refresh_s;		/* 600 */
 	char	 bootdns_txt_resolver[CONF_STR_MAX];	/* "" = resolv.conf */
+	/* sandbox (restart) */
+	bool	 sandbox_seccomp;		/* worker syscall allow-list */
 
 	bool	 dev;				/* set by --dev, not the file */
 };

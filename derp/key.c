@@ -272,3 +272,13 @@ derp_psk_load(const char *path, uint8_t psk[DERP_KEY_LEN])
 	sodium_memzero(buf, sizeof(buf));
 	return rc;
 }
+
+int
+derp_secret_file_exposed(const char *path, unsigned mask)
+{
+	struct stat	st;
+
+	if (stat(path, &st) == -1)
+		return -errno;
+	return (int)(st.st_mode & mask & 0777);
+}

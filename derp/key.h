@@ -65,4 +65,9 @@ int	derp_psk_parse(const char *s, size_t len,
 	    uint8_t psk[DERP_KEY_LEN]) MUST_CHECK;
 int	derp_psk_load(const char *path, uint8_t psk[DERP_KEY_LEN]) MUST_CHECK;
 
+/* The permission bits of a secret file among mask (077: group and
+ * others, 007: others) that let someone other than its owner at it:
+ * 0 when none, or negative errno from stat. */
+int	derp_secret_file_exposed(const char *path, unsigned mask) MUST_CHECK;
+
 #endif

@@ -47,6 +47,23 @@ raise_nofile(void)
 	}
 }
 
+/*
+ * A node key or mesh PSK others can read is logged (path and mode only),
+ * not refused: Go's derper checks nothing.  The node key is read here,
+ * as root, so no one else needs it; the PSK is read by the workers as
+ * user, so a file of root's group-shared with that user is normal.
+ */
+static void
+warn_exposed(const char *path, unsigned mask)
+{
+	int	m;
+
+	if (path[0] != '\0' && (m = derp_secret_file_exposed(path, mask)) > 0)
+		log_warn("secret_file_exposed", "path=%s mode=0%03o "
+		    "hint=\"chmod %s\"", path, (unsigned)m,
+		    mask == 077 ? "600" : "o-rwx");
+}
+
 /* One set of listeners per worker, bound with SO_REUSEPORT when there
  * are several, so the kernel spreads connections evenly. */
 static int
@@ -159,6 +176,8 @@ main(int argc, char **argv)
 		    rc == -EINVAL ? "invalid key file" : strerror(-rc));
 		return 1;
 	}
+	warn_exposed(cfg.node_key_file, 077);
+	warn_exposed(cfg.mesh_psk_file, 007);
 	raise_nofile();
 	/* OpenSSL writes with write(2): a peer that vanished mid-write must
 	 * cost only its connection (EPIPE), never the worker. */

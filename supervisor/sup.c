@@ -6,19 +6,14 @@
  * systemd (watchdog pings only while every worker heartbeats).
  */
 #include <errno.h>
-#include <linux/capability.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
@@ -32,9 +27,17 @@
 #include "common/ring.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "supervisor/privs.h"
 #include "supervisor/sd.h"
 #include "supervisor/sup.h"
 #include "worker/metrics.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define WORKER_LEAK_CHECK()	__lsan_do_leak_check()
+#else
+#define WORKER_LEAK_CHECK()	((void)0)
+#endif
 
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		10000
@@ -80,60 +83,6 @@ struct sup {
 };
 
 static void	slot_spawn(struct slot *sl);
-
-static int
-drop_privileges(const struct config *cfg)
-{
-	struct passwd	*pw = NULL;
-	struct group	*gr = NULL;
-
-	if (cfg->user[0] == '\0' && cfg->group[0] == '\0')
-		return 0;
-	if (cfg->group[0] != '\0' && (gr = getgrnam(cfg->group)) == NULL)
-		return -ENOENT;
-	if (cfg->user[0] != '\0' && (pw = getpwnam(cfg->user)) == NULL)
-		return -ENOENT;
-	/* Started as that user already (systemd User=): nothing to drop,
-	 * and no privilege to call setgroups with. */
-	if ((pw == NULL || pw->pw_uid == getuid()) &&
-	    (gr ? gr->gr_gid : pw ? pw->pw_gid : getgid()) == getgid() &&
-	    geteuid() == getuid())
-		return 0;
-	if (gr != NULL || pw != NULL) {
-		gid_t	gid = gr ? gr->gr_gid : pw->pw_gid;
-
-		if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1)
-			return -errno;
-	}
-	if (pw != NULL && setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
-		return -errno;
-	return 0;
-}
-
-/*
- * A worker needs no capability: the listeners are bound before fork.
- * Under systemd the service holds CAP_NET_BIND_SERVICE as an ambient
- * capability, which a worker would inherit; clear it and empty every set.
- * Root workers (user = "", development) are left alone.
- */
-static int
-drop_capabilities(void)
-{
-	struct __user_cap_header_struct	hdr = {
-		.version = _LINUX_CAPABILITY_VERSION_3,
-	};
-	struct __user_cap_data_struct	data[2];
-
-	if (geteuid() == 0)
-		return 0;
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 &&
-	    errno != EINVAL)
-		return -errno;
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capset, &hdr, data) == -1)
-		return -errno;
-	return 0;
-}
 
 static void
 status_update(struct sup *s)
@@ -211,7 +160,11 @@ slot_exited(struct sup *s, struct slot *sl, int status)
 {
 	uint64_t	now = loop_now(s->loop), delay;
 
-	if (WIFSIGNALED(status))
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		log_err("worker_exited", "worker=%d pid=%d signal=%d "
+		    "reason=seccomp hint=\"see its seccomp_denied line\"",
+		    sl->id, (int)sl->pid, WTERMSIG(status));
+	else if (WIFSIGNALED(status))
 		log_warn("worker_exited", "worker=%d pid=%d signal=%d", sl->id,
 		    (int)sl->pid, WTERMSIG(status));
 	else
@@ -427,8 +380,7 @@ slot_spawn(struct slot *sl)
 				close(s->slots[i].ctl);
 		snprintf(tag, sizeof(tag), "worker=%d", sl->id);
 		log_init(tag, s->cfg.log_level);
-		if ((rc = drop_privileges(&s->cfg)) < 0 ||
-		    (rc = drop_capabilities()) < 0) {
+		if ((rc = privs_drop(&s->cfg)) < 0) {
 			log_err("drop_privileges_failed", "user=%s group=%s "
 			    "err=%s", s->cfg.user, s->cfg.group,
 			    strerror(-rc));
@@ -445,8 +397,12 @@ slot_spawn(struct slot *sl)
 		env.doorbells = s->bells;
 		env.metrics = s->metrics;
 		close_other_listeners(s, sl->id);
-		_exit(worker_main(&s->cfg, s->cfg_path, s->priv,
-		    &s->ls[s->shared ? 0 : sl->id], &env));
+		rc = worker_main(&s->cfg, s->cfg_path, s->priv,
+		    &s->ls[s->shared ? 0 : sl->id], &env);
+		/* _exit skips LeakSanitizer's atexit check: run it here, so
+		 * SAN builds check workers too (a leak exits 23). */
+		WORKER_LEAK_CHECK();
+		_exit(rc);
 	}
 	close(sv[1]);
 	sl->pid = pid;
@@ -555,6 +511,17 @@ sup_run(const struct config *cfg, const char *cfg_path,
 		shared_teardown(&s);
 		return 1;
 	}
+	/* Nothing below needs root: the listeners are bound, the node key
+	 * read, and the runtime directory is the workers' own. */
+	if ((rc = privs_chown(&s.cfg, s.run_dir)) < 0 ||
+	    (rc = privs_drop(&s.cfg)) < 0) {
+		log_err("drop_privileges_failed", "user=%s group=%s err=%s",
+		    s.cfg.user, s.cfg.group, strerror(-rc));
+		shared_teardown(&s);
+		return 1;
+	}
+	log_info("privileges", "uid=%u gid=%u", (unsigned)getuid(),
+	    (unsigned)getgid());
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGCHLD);
 	sigaddset(&sigs, SIGTERM);

@@ -21,6 +21,7 @@
 #include "derp/key.h"
 #include "mesh/link.h"
 #include "worker/bootdns.h"
+#include "worker/sandbox.h"
 #include "worker/stun.h"
 #include "worker/worker.h"
 #include "worker/wk.h"
@@ -471,6 +472,11 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 			return rc;
 		loop_timer_init(&w->beat, on_beat, w);
 		(void)loop_timer_set(w->loop, &w->beat, 1000);
+	}
+	/* Last: everything above opened what it needs. */
+	if (cfg->sandbox_seccomp && (rc = sandbox_apply(w->id)) < 0) {
+		log_err("seccomp_failed", "err=%s", strerror(-rc));
+		return rc;
 	}
 	return 0;
 }

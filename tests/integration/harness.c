@@ -36,6 +36,21 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+int
+time_scaled(int ms)
+{
+	static double	scale;
+	const char	*e;
+
+	if (scale == 0) {
+		e = getenv("TEST_TIME_SCALE");
+		scale = e != NULL ? strtod(e, NULL) : 1;
+		if (!(scale >= 1 && scale <= 100))
+			scale = 1;
+	}
+	return (int)(ms * scale);
+}
+
 static void
 pause_ms(int ms)
 {
@@ -83,8 +98,8 @@ node_new(void)
 	return n;
 }
 
-static void
-make_cert(struct node *n)
+void
+node_make_cert(struct node *n)
 {
 	char	cmd[1024];
 
@@ -113,8 +128,11 @@ write_conf(struct node *n, const char *extra)
 	if (extra == NULL || strstr(extra, "metrics") == NULL)
 		fprintf(f, "metrics = { listen = \"\"; };\n");
 	fprintf(f, "hostname = \"localhost\";\n"
-	    "node_key_file = \"%s/derpd.key\";\nruntime_dir = \"%s/run\";\n"
-	    "user = \"\";\ngroup = \"\";\n", n->dir, n->dir);
+	    "node_key_file = \"%s/derpd.key\";\nruntime_dir = \"%s/run\";\n",
+	    n->dir, n->dir);
+	/* extra may name the user and group to drop to (test_privs). */
+	if (extra == NULL || strstr(extra, "user =") == NULL)
+		fprintf(f, "user = \"\";\ngroup = \"\";\n");
 	if (n->tls)
 		fprintf(f, "listen = { https = \"127.0.0.1:%u\"; http = "
 		    "\"127.0.0.1:%u\"; stun = \"%s\"; };\ntls = { certificate "
@@ -123,6 +141,11 @@ write_conf(struct node *n, const char *extra)
 	else
 		fprintf(f, "listen = { https = \"\"; http = \"127.0.0.1:%u\"; "
 		    "stun = \"%s\"; };\n", n->port, stun);
+	/* DERPD_TEST_SECCOMP=1: every test with the workers' filter on. */
+	if (getenv("DERPD_TEST_SECCOMP") != NULL &&
+	    strcmp(getenv("DERPD_TEST_SECCOMP"), "1") == 0 &&
+	    (extra == NULL || strstr(extra, "sandbox") == NULL))
+		fprintf(f, "sandbox = { seccomp = true; };\n");
 	if (extra != NULL)
 		fputs(extra, f);
 	fclose(f);
@@ -170,7 +193,7 @@ node_start_in(struct node *n, bool tls, const char *extra)
 
 	n->tls = tls;
 	if (tls && n->cert[0] == '\0')
-		make_cert(n);
+		node_make_cert(n);
 	snprintf(n->log, sizeof(n->log), "%s/derpd.log", n->dir);
 	n->stopped = false;
 	for (attempt = 0; attempt < 3; attempt++) {
@@ -189,7 +212,7 @@ node_start_in(struct node *n, bool tls, const char *extra)
 			_exit(127);
 		}
 		assert_true(n->pid > 0);
-		deadline = now_ms() + 10000;
+		deadline = now_ms() + (uint64_t)time_scaled(10000);
 		if (n->launcher != NULL)
 			trigger(n, deadline);
 		while (now_ms() < deadline) {
@@ -270,7 +293,7 @@ node_client_worker(const struct node *n, struct client *c)
 bool
 node_log_wait(const struct node *n, const char *needle, int timeout_ms)
 {
-	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
+	uint64_t	deadline = now_ms() + (uint64_t)time_scaled(timeout_ms);
 
 	do {
 		if (node_log_count(n, needle) > 0)
@@ -299,7 +322,7 @@ dump_log(const struct node *n)
 void
 node_stop(struct node *n)
 {
-	uint64_t	deadline = now_ms() + 10000;
+	uint64_t	deadline = now_ms() + (uint64_t)time_scaled(10000);
 	int		status = -1;
 	pid_t		r = 0;
 
@@ -360,7 +383,7 @@ node_opts(const struct node *n, struct client_opts *o)
 	o->ca_file = n->tls ? n->cert : NULL;
 	o->server_name = "localhost";
 	o->info.can_ack_pings = true;
-	o->timeout_ms = 5000;
+	o->timeout_ms = time_scaled(5000);
 }
 
 struct client *
@@ -451,7 +474,7 @@ int
 recv_type(struct client *c, uint8_t type, struct client_msg *m,
     int timeout_ms)
 {
-	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
+	uint64_t	deadline = now_ms() + (uint64_t)time_scaled(timeout_ms);
 	int		rc;
 
 	for (;;) {
@@ -470,9 +493,11 @@ recv_type(struct client *c, uint8_t type, struct client_msg *m,
 void
 reach(struct client *a, struct client *b)
 {
-	uint64_t		deadline = now_ms() + 15000;
+	uint64_t		deadline;
 	struct client_msg	m;
 	int			rc;
+
+	deadline = now_ms() + (uint64_t)time_scaled(15000);
 
 	do {
 		assert_int_equal(client_send_packet(a, client_public_key(b),
@@ -504,7 +529,7 @@ region_prepare(struct node **nodes, int n, const char *psk, int workers,
 		assert_true(strlen(peers) + strlen(one) < sizeof(peers));
 		strcat(peers, one);
 	}
-	make_cert(nodes[0]);
+	node_make_cert(nodes[0]);
 	for (i = 0; i < n; i++) {
 		if (i > 0) {
 			snprintf(cmd, sizeof(cmd), "cp %s/cert.pem %s/key.pem "

@@ -38,6 +38,9 @@ struct node	*node_start(bool tls, const char *extra);
 /* As node_start, but the caller writes files into dir first. */
 struct node	*node_start_in(struct node *n, bool tls, const char *extra);
 struct node	*node_new(void);
+/* The self-signed localhost certificate (n->cert, dir/key.pem), made by
+ * node_start_in when absent; call first to change the files' owner. */
+void		 node_make_cert(struct node *n);
 /* A free loopback TCP port (bound and released). */
 uint16_t	 free_tcp_port(void);
 /* SIGTERM, wait (10 s), assert exit 0 and a clean log. */
@@ -87,5 +90,8 @@ void		 region_prepare(struct node **nodes, int n, const char *psk,
 		    int workers, char extra[][REGION_EXTRA_MAX]);
 
 uint64_t	 now_ms(void);
+/* ms times TEST_TIME_SCALE (1..100, default 1): the harness's deadlines
+ * under valgrind (make check-valgrind). */
+int		 time_scaled(int ms);
 
 #endif

@@ -163,6 +163,35 @@ test_key_keyfile_create_0600_and_reload(void **state)
 	rmdir(dir);
 }
 
+/* Created 0600 whatever the umask; exposure reported by mode bits. */
+static void
+test_key_keyfile_umask_and_exposure(void **state)
+{
+	char		dir[] = "/tmp/derpd-keyXXXXXX", path[128];
+	uint8_t		a[32];
+	struct stat	st;
+	mode_t		old;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/derpd.key", dir);
+	old = umask(0);
+	assert_int_equal(derp_keyfile_load(path, true, a), 0);
+	umask(old);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(derp_secret_file_exposed(path, 077), 0);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(derp_secret_file_exposed(path, 077), 044);
+	assert_int_equal(derp_secret_file_exposed(path, 007), 004);
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(derp_secret_file_exposed(path, 007), 0);
+	assert_int_equal(derp_secret_file_exposed("/nonexistent/k", 077),
+	    -ENOENT);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void
 test_key_psk(void **state)
 {
@@ -191,6 +220,7 @@ main(void)
 		cmocka_unit_test(test_key_generate_clamped_and_short),
 		cmocka_unit_test(test_key_keyfile_parse),
 		cmocka_unit_test(test_key_keyfile_create_0600_and_reload),
+		cmocka_unit_test(test_key_keyfile_umask_and_exposure),
 		cmocka_unit_test(test_key_psk),
 	};
 
