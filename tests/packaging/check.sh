@@ -140,6 +140,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 chroot "$ROOT" sh -c 'chgrp -R derpd /etc/derpd/tls &&
     chmod 0750 /etc/derpd/tls && chmod 0640 /etc/derpd/tls/*'
 chroot "$ROOT" derpd -t -c /etc/derpd/derpd.conf || fail "derpd -t with a certificate"
+# The workers' own seccomp filter, inside the unit's: both must hold.
+sed -i 's/^\(\s*seccomp = \)false;/\1true;/' "$ROOT/etc/derpd/derpd.conf"
+grep -q '^\s*seccomp = true;' "$ROOT/etc/derpd/derpd.conf" || fail "no sandbox setting to turn on"
+chroot "$ROOT" derpd -t -c /etc/derpd/derpd.conf || fail "derpd -t with the sandbox"
 
 # ---- boot it ----
 step "boot the root under systemd-nspawn (private network)"
@@ -169,7 +173,7 @@ step "the node key was created 0600 in the state directory"
 [ "$(in_root stat -c '%a %U' /var/lib/derpd/derpd.key)" = "600 derpd" ] ||
     fail "node key not 0600 derpd"
 
-step "workers run as derpd with no capabilities"
+step "workers run as derpd with no capabilities, in their seccomp sandbox"
 MAIN=$(in_root systemctl show -p MainPID --value derpd)
 DUID=$(chroot "$ROOT" id -u derpd)
 nw=0
@@ -178,6 +182,7 @@ for w in $(in_root cat /proc/$MAIN/task/$MAIN/children); do
 	echo "$st" | grep -q "^Uid:	$DUID	$DUID	" || fail "worker $w not derpd"
 	echo "$st" | grep -q '^CapEff:	0000000000000000' || fail "worker $w has capabilities"
 	echo "$st" | grep -q '^CapAmb:	0000000000000000' || fail "worker $w has ambient capabilities"
+	echo "$st" | grep -q '^Seccomp:	2' || fail "worker $w has no seccomp filter"
 	nw=$((nw + 1))
 done
 [ $nw -ge 1 ] || fail "no workers"
