@@ -29,6 +29,7 @@ struct node {
 	 * systemd-socket-activate; derpd then starts on the first
 	 * connection to port, which node_start_in makes. */
 	const char *const *launcher;
+	char		 extra[2048];	/* node_region_start's config */
 };
 
 /* Start derpd; extra is appended to the generated config (libconfig
@@ -72,5 +73,42 @@ int		 recv_type(struct client *c, uint8_t type,
 void		 reach(struct client *a, struct client *b);
 
 uint64_t	 now_ms(void);
+
+/* ---- shared by the worker, fault and soak tests ---- */
+
+/* Which worker serves c (its local port in the client_registered log
+ * line), or -1. */
+int		 node_client_worker(const struct node *n, struct client *c);
+/* Each of the nworkers workers' node-wide view holds want of what
+ * ("keys" or "conns", derpd_worker_node_<what>) within timeout_ms;
+ * prints the views when not. */
+bool		 node_converged(const struct node *n, int nworkers,
+		    const char *what, long want, int timeout_ms);
+/* As node_metric, but retried until timeout_ms (each query bounded to
+ * 500 ms: a stopped worker may own the connection); false on timeout. */
+bool		 node_metric_try(const struct node *n, const char *name,
+		    int timeout_ms, long *out);
+/* SIGTERM and wait as node_stop, but expect exactly kills workers to
+ * have died by SIGKILL (the test's own kills), no other exit. */
+void		 node_stop_killed(struct node *n, int kills);
+/* A client with the node's mesh key (watch: WatchConns). */
+struct client	*node_mesh_client(const struct node *n, const char *psk,
+		    bool watch);
+/* Resident set (VmRSS, KiB) and open fds of a process; -1 on error. */
+long		 proc_rss_kb(pid_t pid);
+long		 proc_fd_count(pid_t pid);
+/* The pids of the supervisor's children (its workers), up to max. */
+int		 node_worker_pids(const struct node *n, pid_t *out, int max);
+/* Raw TCP connection from source address src (e.g. "127.0.0.7") to
+ * the node's port; -1 on error. */
+int		 raw_connect_from(const char *src, uint16_t port);
+/* A region of nn TLS nodes meshed with psk (one certificate, its own
+ * CA; every node lists all, itself included), workers each; started.
+ * Each node's config stays in n->extra for node_start_in restarts. */
+void		 node_region_start(struct node **nodes, int nn, int workers,
+		    const char *psk);
+/* Raise RLIMIT_NOFILE (root may raise the hard limit) to at least
+ * want; false when it cannot. */
+bool		 raise_nofile(long want);
 
 #endif

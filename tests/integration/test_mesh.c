@@ -27,53 +27,11 @@
 #define PSK	"8fb454e8a4747af1bbc2f421ad3c8aca9e0416cc60a7102983692f34dc153b2a\n"
 
 static struct node	*nodes[NN];
-static char		 extra[NN][2048];
 
 static void
 region_start(void)
 {
-	char	cmd[1200], path[400], peers[1024] = "";
-	FILE	*f;
-	int	i;
-
-	for (i = 0; i < NN; i++) {
-		nodes[i] = node_new();
-		nodes[i]->port = free_tcp_port();
-		nodes[i]->http_port = free_tcp_port();
-		nodes[i]->fixed = true;
-	}
-	for (i = 0; i < NN; i++) {
-		char	one[128];
-
-		snprintf(one, sizeof(one), "%s\"localhost:%u/127.0.0.1:%u\"",
-		    i ? ", " : "", nodes[i]->port, nodes[i]->port);
-		strcat(peers, one);
-	}
-	/* One certificate for the region (its own CA), copied to all. */
-	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt "
-	    "ec_paramgen_curve:prime256v1 -nodes -keyout %s/key.pem -out "
-	    "%s/cert.pem -days 2 -subj /CN=localhost -addext "
-	    "subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null",
-	    nodes[0]->dir, nodes[0]->dir);
-	assert_int_equal(system(cmd), 0);
-	for (i = 0; i < NN; i++) {
-		if (i > 0) {
-			snprintf(cmd, sizeof(cmd), "cp %s/cert.pem %s/key.pem %s/",
-			    nodes[0]->dir, nodes[0]->dir, nodes[i]->dir);
-			assert_int_equal(system(cmd), 0);
-		}
-		snprintf(nodes[i]->cert, sizeof(nodes[i]->cert), "%s/cert.pem",
-		    nodes[i]->dir);
-		snprintf(path, sizeof(path), "%s/mesh.psk", nodes[i]->dir);
-		assert_non_null(f = fopen(path, "w"));
-		fputs(PSK, f);
-		fclose(f);
-		snprintf(extra[i], sizeof(extra[i]), "workers = 2;\n"
-		    "mesh = { psk_file = \"%s\"; peers = ( %s ); ca_file = "
-		    "\"%s\"; };\n", path, peers, nodes[i]->cert);
-	}
-	for (i = 0; i < NN; i++)
-		node_start_in(nodes[i], true, extra[i]);
+	node_region_start(nodes, NN, 2, PSK);
 }
 
 static void
@@ -177,7 +135,7 @@ test_mesh_node_restart_others_lose_nothing(void **state)
 	assert_int_equal(waitpid(nodes[2]->pid, &st, 0), nodes[2]->pid);
 	assert_int_equal(WEXITSTATUS(st), 0);
 	client_free(c);
-	node_start_in(nodes[2], true, extra[2]);
+	node_start_in(nodes[2], true, nodes[2]->extra);
 	c = node_client(nodes[2]);
 	reach(a, c);
 	reach(c, b);

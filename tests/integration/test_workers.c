@@ -44,56 +44,17 @@ start4(void)
 	return node_start_in(n, false, extra);
 }
 
-/* Which worker holds this client: its local port in the log. */
 static int
 worker_of(const struct node *n, struct client *c)
 {
-	struct sockaddr_in	sa;
-	socklen_t		sl = sizeof(sa);
-	char			needle[64], line[1024], *p;
-	FILE			*f;
-	int			w = -1;
-
-	assert_int_equal(getsockname(client_fd(c), (struct sockaddr *)&sa,
-	    &sl), 0);
-	snprintf(needle, sizeof(needle), "peer=127.0.0.1:%u ",
-	    ntohs(sa.sin_port));
-	assert_non_null(f = fopen(n->log, "r"));
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, "event=client_registered") != NULL &&
-		    strstr(line, needle) != NULL &&
-		    (p = strstr(line, " worker=")) != NULL)
-			w = atoi(p + 8);
-	fclose(f);
-	return w;
+	return node_client_worker(n, c);
 }
 
-/* Every worker's own node-wide view holds exactly want keys (or, for
- * converged_conns, connections). */
 static bool
 converged_what(const struct node *n, const char *what, long want,
     int timeout_ms)
 {
-	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
-	char		name[64];
-	int		k, ok;
-
-	while (now_ms() < deadline) {
-		for (k = 0, ok = 0; k < 4; k++) {
-			snprintf(name, sizeof(name),
-			    "derpd_worker_node_%s{worker=\"%d\"}", what, k);
-			ok += node_metric(n, name) == want;
-		}
-		if (ok == 4)
-			return true;
-	}
-	for (k = 0; k < 4; k++) {
-		snprintf(name, sizeof(name), "derpd_worker_node_%s{worker=\"%d\"}",
-		    what, k);
-		print_message("%s = %ld (want %ld)\n", name, node_metric(n, name),
-		    want);
-	}
-	return false;
+	return node_converged(n, 4, what, want, timeout_ms);
 }
 
 static bool
@@ -105,17 +66,7 @@ converged(const struct node *n, long want, int timeout_ms)
 static struct client *
 mesh_client(const struct node *n, bool watch, const char *psk)
 {
-	struct client_opts	 o;
-	struct client		*c;
-	int			 err;
-
-	node_opts(n, &o);
-	o.info.can_ack_pings = false;
-	assert_int_equal(derp_psk_parse(psk, strlen(psk), o.info.mesh_key), 0);
-	o.info.has_mesh_key = true;
-	o.watch_conns = watch;
-	assert_non_null(c = client_connect(&o, &err));
-	return c;
+	return node_mesh_client(n, psk, watch);
 }
 
 static struct client *
@@ -262,17 +213,8 @@ test_workers_kill9_one_worker(void **state)
 	cs[0] = node_client(n);
 	for (i = 0; i < M; i++)
 		client_free(cs[i]);
-	/* The harness's teardown would flag the intended SIGKILL: check
-	 * the exit status by hand instead. */
-	n->stopped = true;
-	kill(n->pid, SIGTERM);
-	{
-		int	st;
-
-		assert_int_equal(waitpid(n->pid, &st, 0), n->pid);
-		assert_true(WIFEXITED(st));
-		assert_int_equal(WEXITSTATUS(st), 0);
-	}
+	/* The intended SIGKILL, and no other death. */
+	node_stop_killed(n, 1);
 	node_free(n);
 }
 
