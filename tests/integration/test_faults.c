@@ -109,6 +109,9 @@ drain_pair(struct client **cs, struct pair *ps, int p, int wait_ms)
 			continue;
 		if (!ps[p].live)
 			continue;
+		/* A late copy of reach()'s probe from an earlier round. */
+		if (m.len == 4 && memcmp(m.data, "sync", 4) == 0)
+			continue;
 		if (m.len != sizeof(sp))
 			fail_msg("pair %d: %zu-byte packet \"%.*s\"", p, m.len,
 			    (int)m.len, (const char *)m.data);
