@@ -32,6 +32,7 @@
 #include "common/ring.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "supervisor/listen.h"
 #include "supervisor/sd.h"
 #include "supervisor/sup.h"
 #include "worker/metrics.h"
@@ -55,6 +56,7 @@ struct slot {
 	uint32_t	 clients;
 	unsigned	 fails;
 	struct loop_timer respawn;
+	bool		 paused;	/* its listeners out of the group */
 };
 
 struct sup {
@@ -206,6 +208,43 @@ announce_down(struct sup *s, int dead)
 			    i);
 }
 
+/* A dead worker's own TCP sockets leave the SO_REUSEPORT groups while
+ * a sibling is alive to take their share (with none, a connection had
+ * better wait in the queue for the respawn than be refused). */
+static void
+pause_listeners(struct sup *s, struct slot *sl)
+{
+	const struct worker_listeners *ls = &s->ls[sl->id];
+	int			 i, alive = 0;
+
+	if (s->shared || s->stopping)
+		return;
+	for (i = 0; i < s->n; i++)
+		alive += s->slots[i].pid > 0;
+	if (alive == 0)
+		return;
+	listen_pause(ls->https);
+	listen_pause(ls->http);
+	listen_pause(ls->metrics);
+	sl->paused = true;
+}
+
+static void
+resume_listeners(struct sup *s, struct slot *sl)
+{
+	const struct worker_listeners *ls = &s->ls[sl->id];
+	int			 rc;
+
+	if (!sl->paused)
+		return;
+	sl->paused = false;
+	if ((rc = listen_resume(ls->https)) < 0 ||
+	    (rc = listen_resume(ls->http)) < 0 ||
+	    (rc = listen_resume(ls->metrics)) < 0)
+		log_err("listen_resume_failed", "worker=%d err=%s", sl->id,
+		    strerror(-rc));
+}
+
 static void
 slot_exited(struct sup *s, struct slot *sl, int status)
 {
@@ -223,6 +262,7 @@ slot_exited(struct sup *s, struct slot *sl, int status)
 	/* Siblings drop its clients at once; its rings keep their
 	 * positions for the successor (one producer, one consumer). */
 	announce_down(s, sl->id);
+	pause_listeners(s, sl);
 	loop_io_del(s->loop, &sl->io);
 	close(sl->ctl);
 	sl->ctl = -1;
@@ -408,6 +448,7 @@ slot_spawn(struct slot *sl)
 
 	if (s->stopping)
 		return;
+	resume_listeners(s, sl);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
 		log_err("socketpair_failed", "err=%s", strerror(errno));
 		return;

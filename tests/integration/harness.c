@@ -537,8 +537,8 @@ node_converged(const struct node *n, int nworkers, const char *what,
 		pause_ms(20);
 	} while (now_ms() < deadline);
 	for (k = 0; k < nworkers; k++) {
-		snprintf(name, sizeof(name), "derpd_worker_node_%s{worker=\"%d\"}",
-		    what, k);
+		snprintf(name, sizeof(name),
+		    "derpd_worker_node_%s{worker=\"%d\"}", what, k);
 		v = -1;
 		(void)node_metric_try(n, name, 2000, &v);
 		print_message("%s = %ld (want %ld)\n", name, v, want);
@@ -723,8 +723,8 @@ node_region_start(struct node **nodes, int nn, int workers, const char *psk)
 	assert_int_equal(system(cmd), 0);
 	for (i = 0; i < nn; i++) {
 		if (i > 0) {
-			snprintf(cmd, sizeof(cmd), "cp %s/cert.pem %s/key.pem %s/",
-			    nodes[0]->dir, nodes[0]->dir, nodes[i]->dir);
+			snprintf(cmd, sizeof(cmd), "cp %s/cert.pem %s/key.pem "
+			    "%s/", nodes[0]->dir, nodes[0]->dir, nodes[i]->dir);
 			assert_int_equal(system(cmd), 0);
 		}
 		snprintf(nodes[i]->cert, sizeof(nodes[i]->cert), "%s/cert.pem",
@@ -734,8 +734,8 @@ node_region_start(struct node **nodes, int nn, int workers, const char *psk)
 		fputs(psk, f);
 		fclose(f);
 		snprintf(nodes[i]->extra, sizeof(nodes[i]->extra),
-		    "workers = %d;\nmesh = { psk_file = \"%s\"; peers = ( %s ); "
-		    "ca_file = \"%s\"; };\n", workers, path, peers,
+		    "workers = %d;\nmesh = { psk_file = \"%s\"; peers = "
+		    "( %s ); ca_file = \"%s\"; };\n", workers, path, peers,
 		    nodes[i]->cert);
 	}
 	for (i = 0; i < nn; i++)

@@ -201,7 +201,7 @@ test_hostile_load_slowloris_dribble(void **state)
 {
 	const char	 req[] = "GET /derp HTTP/1.1\r\nHost: localhost\r\n"
 			    "Upgrade: DERP\r\nConnection: Upgrade\r\n"
-			    "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+			    "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
 	struct node	*n = start(false);
 	static int	 fds[HELD];
 	uint64_t	 t0, tick;

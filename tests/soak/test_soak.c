@@ -126,10 +126,12 @@ test_soak(void **state)
 	struct node	*n;
 	struct client	**idle, *win[WINDOW];
 	struct pair	 ps[PAIRS];
-	char		 stamp[32], csv[256], png[256], sum[256], extra[128];
+	char		 stamp[32], csv[256], png[256], sum[256];
+	char		 extra[128];
 	FILE		*f;
 	time_t		 now = time(NULL);
-	long		 idle_n, i, churned = 0, rss, fds, rss0 = -1, fds0 = -1;
+	long		 idle_n, i, churned = 0, rss, fds;
+	long		 rss0 = -1, fds0 = -1;
 	long		 rss_start, fds_start, rss_max = 0, fds_max = 0;
 	long		 lost = 0, errs, rss_bound, fd_bound;
 	uint64_t	 t0, next_churn, next_sample, warm_ms;
