@@ -208,9 +208,10 @@ announce_down(struct sup *s, int dead)
 			    i);
 }
 
-/* A dead worker's own TCP sockets leave the SO_REUSEPORT groups while
- * a sibling is alive to take their share (with none, a connection had
- * better wait in the queue for the respawn than be refused). */
+/* A crash-looping worker's own TCP sockets leave the SO_REUSEPORT
+ * groups while a sibling is alive to take their share (with none, a
+ * connection had better wait in the queue for the respawn than be
+ * refused). */
 static void
 pause_listeners(struct sup *s, struct slot *sl)
 {
@@ -259,10 +260,14 @@ slot_exited(struct sup *s, struct slot *sl, int status)
 	sl->pid = 0;
 	sl->ready = false;
 	sl->clients = 0;
+	/* Its gauges (connections, node-wide view) died with it: summed
+	 * metrics must not count them through the backoff.  The successor
+	 * starts from zero anyway. */
+	if (s->metrics != NULL)
+		memset(&s->metrics[sl->id], 0, sizeof(s->metrics[sl->id]));
 	/* Siblings drop its clients at once; its rings keep their
 	 * positions for the successor (one producer, one consumer). */
 	announce_down(s, sl->id);
-	pause_listeners(s, sl);
 	loop_io_del(s->loop, &sl->io);
 	close(sl->ctl);
 	sl->ctl = -1;
@@ -274,6 +279,11 @@ slot_exited(struct sup *s, struct slot *sl, int status)
 	if (delay > BACKOFF_MAX_MS)
 		delay = BACKOFF_MAX_MS;
 	sl->fails++;
+	/* A first crash keeps its queue for the successor 100 ms later; a
+	 * crash loop must not hold a share of new connections for the
+	 * whole backoff. */
+	if (delay > BACKOFF_MIN_MS)
+		pause_listeners(s, sl);
 	log_notice("worker_respawn_scheduled", "worker=%d delay_ms=%" PRIu64,
 	    sl->id, delay);
 	loop_timer_init(&sl->respawn, respawn_due, sl);

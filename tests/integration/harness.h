@@ -84,6 +84,9 @@ int		 node_client_worker(const struct node *n, struct client *c);
  * prints the views when not. */
 bool		 node_converged(const struct node *n, int nworkers,
 		    const char *what, long want, int timeout_ms);
+/* As node_converged, but worker skip (down) is not asked. */
+bool		 node_converged_but(const struct node *n, int nworkers,
+		    int skip, const char *what, long want, int timeout_ms);
 /* As node_metric, but retried until timeout_ms (each query bounded to
  * 500 ms: a stopped worker may own the connection); false on timeout. */
 bool		 node_metric_try(const struct node *n, const char *name,
