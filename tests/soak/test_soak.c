@@ -31,8 +31,11 @@
 #define CHURN_TICK_MS	100
 #define CHURN_PER_TICK	20	/* 200/s */
 #define SAMPLE_MS	2000
-/* Bounds after warm-up: RSS may grow by 10% + 16 MiB (allocator
- * arenas settling), fds by one churn window's slack. */
+/* Bounds after warm-up: RSS may grow by 10% + 16 MiB, fds by half a
+ * churn window.  Part of the RSS that creeps up linearly at first is not
+ * heap: each worker's pages of the shared packet rings become resident
+ * as traffic first goes round them (at most 2 x 1 MiB per sibling; seen
+ * in /proc/<pid>/smaps as memfd:derpd-rings while [heap] stays flat). */
 #define RSS_SLACK_PCT	10
 #define RSS_SLACK_KB	(16 * 1024)
 #define FD_SLACK	(WINDOW / 2)
