@@ -5,6 +5,7 @@
 #   make check      unit tests, fuzz-corpus replay, integration tests
 #   make SAN=address,undefined check    the same with sanitizers (build/san/)
 #   make bench      relay benchmark; results under bench/results/
+#   make soak       long fault/hostile variants and the soak run (SOAK_SECONDS)
 #   make fuzz T=frame   run one libFuzzer target (clang)
 #   make install DESTDIR=... PREFIX=/usr
 #   make deb / make rpm     packages under build/pkg/
@@ -102,12 +103,16 @@ $(B)/tests/unit/%: $(B)/tests/unit/%.o $(ARCHIVES)
 $(B)/tests/integration/%: $(B)/tests/integration/%.o $(ITEST_LIB) $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
 
+SOAK_BIN := $(B)/tests/soak/test_soak
+$(B)/tests/soak/%: $(B)/tests/soak/%.o $(ITEST_LIB) $(ARCHIVES)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+
 $(B)/tests/fuzz/replay_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 .SECONDARY:
 
-tests: $(UNIT_BIN) $(ITEST_BIN) $(REPLAY_BIN)
+tests: $(UNIT_BIN) $(ITEST_BIN) $(REPLAY_BIN) $(SOAK_BIN)
 
 check: deps
 	$(MAKE) all tests
@@ -133,6 +138,16 @@ check-valgrind: all tests
 	    TEST_TIME_SCALE=$${TEST_TIME_SCALE:-10} DERPCAT_BIN=$(B)/derpcat \
 	    VECTORS=../shared/vectors $(B)/tests/integration/test_$$t; done
 	@echo "check-valgrind: all passed"
+
+# Not part of check: minutes long.  The fault and hostile tests' long
+# variants (SOAK=1), then the soak run (SOAK_SECONDS, default 600).
+SOAK_ENV := DERPD_BIN=$(B)/derpd DERPCAT_BIN=$(B)/derpcat VECTORS=../shared/vectors
+soak: deps all tests
+	$(call install_pkgs,gnuplot-nox)
+	@mkdir -p bench/results
+	$(SOAK_ENV) SOAK=1 $(B)/tests/integration/test_faults
+	$(SOAK_ENV) SOAK=1 $(B)/tests/integration/test_hostile_load
+	$(SOAK_ENV) $(SOAK_BIN)
 
 check-unit: all tests
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; \
@@ -242,7 +257,7 @@ FORCE:
 clean:
 	rm -rf build
 
-.PHONY: all check check-unit check-valgrind tests fuzz run bench deps deps-build install clean \
+.PHONY: all check check-unit check-valgrind soak tests fuzz run bench deps deps-build install clean \
 	man deb rpm check-packaging FORCE
 
 -include $(shell find $(B) -path build/pkg -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -219,15 +219,19 @@ frames(struct mesh_link *lk)
 			log_notice("mesh_link_up", "peer=%s", lk->host);
 			break;
 		case DERP_FRAME_PEER_PRESENT:
+			/* Our own links are clients over there: never
+			 * forward to ourselves through a peer (as Go). */
 			if (lk->st == L_UP && derp_dec_peer_present(f.payload,
-			    f.len, &pp) == 0 && lk->cb.present != NULL) {
+			    f.len, &pp) == 0 && lk->cb.present != NULL &&
+			    !derp_key_equal(pp.key, lk->pub)) {
 				lk->learnt = true;
 				lk->cb.present(lk->cb.arg, lk->c.idx, pp.key);
 			}
 			break;
 		case DERP_FRAME_PEER_GONE:
 			if (lk->st == L_UP && derp_dec_peer_gone(f.payload,
-			    f.len, key, &reason) == 0 && lk->cb.gone != NULL)
+			    f.len, key, &reason) == 0 && lk->cb.gone != NULL &&
+			    !derp_key_equal(key, lk->pub))
 				lk->cb.gone(lk->cb.arg, lk->c.idx, key);
 			break;
 		default:

@@ -75,3 +75,20 @@ listen_udp(const char *hostport, bool reuseport, char *err, int errlen)
 {
 	return open_bound(hostport, SOCK_DGRAM, reuseport, err, errlen);
 }
+
+void
+listen_pause(int fd)
+{
+	/* On Linux, SHUT_RD on a listener disconnects it: unhashed from
+	 * the group, port kept (explicitly bound), listen() again later. */
+	if (fd >= 0)
+		(void)shutdown(fd, SHUT_RD);
+}
+
+int
+listen_resume(int fd)
+{
+	if (fd >= 0 && listen(fd, LISTEN_BACKLOG) == -1)
+		return -errno;
+	return 0;
+}

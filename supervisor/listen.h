@@ -13,5 +13,14 @@ int	listen_tcp(const char *hostport, bool reuseport, char *err,
 	    int errlen);
 int	listen_udp(const char *hostport, bool reuseport, char *err,
 	    int errlen);
+/*
+ * Take a bound TCP listener out of its SO_REUSEPORT group while its
+ * worker is down (the kernel would keep queueing a share of new
+ * connections on it), and put it back before the worker starts.  The
+ * bound address stays; what sat in its queue is reset.  fd < 0 is a
+ * no-op.  listen_resume returns 0 or -errno.
+ */
+void	listen_pause(int fd);
+int	listen_resume(int fd);
 
 #endif

@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "supervisor/privs.h"
+#include "supervisor/listen.h"
 #include "supervisor/sd.h"
 #include "supervisor/sup.h"
 #include "worker/metrics.h"
@@ -58,6 +59,7 @@ struct slot {
 	uint32_t	 clients;
 	unsigned	 fails;
 	struct loop_timer respawn;
+	bool		 paused;	/* its listeners out of the group */
 };
 
 struct sup {
@@ -155,6 +157,44 @@ announce_down(struct sup *s, int dead)
 			    i);
 }
 
+/* A crash-looping worker's own TCP sockets leave the SO_REUSEPORT
+ * groups while a sibling is alive to take their share (with none, a
+ * connection had better wait in the queue for the respawn than be
+ * refused). */
+static void
+pause_listeners(struct sup *s, struct slot *sl)
+{
+	const struct worker_listeners *ls = &s->ls[sl->id];
+	int			 i, alive = 0;
+
+	if (s->shared || s->stopping)
+		return;
+	for (i = 0; i < s->n; i++)
+		alive += s->slots[i].pid > 0;
+	if (alive == 0)
+		return;
+	listen_pause(ls->https);
+	listen_pause(ls->http);
+	listen_pause(ls->metrics);
+	sl->paused = true;
+}
+
+static void
+resume_listeners(struct sup *s, struct slot *sl)
+{
+	const struct worker_listeners *ls = &s->ls[sl->id];
+	int			 rc;
+
+	if (!sl->paused)
+		return;
+	sl->paused = false;
+	if ((rc = listen_resume(ls->https)) < 0 ||
+	    (rc = listen_resume(ls->http)) < 0 ||
+	    (rc = listen_resume(ls->metrics)) < 0)
+		log_err("listen_resume_failed", "worker=%d err=%s", sl->id,
+		    strerror(-rc));
+}
+
 static void
 slot_exited(struct sup *s, struct slot *sl, int status)
 {
@@ -173,6 +213,11 @@ slot_exited(struct sup *s, struct slot *sl, int status)
 	sl->pid = 0;
 	sl->ready = false;
 	sl->clients = 0;
+	/* Its gauges (connections, node-wide view) died with it: summed
+	 * metrics must not count them through the backoff.  The successor
+	 * starts from zero anyway. */
+	if (s->metrics != NULL)
+		memset(&s->metrics[sl->id], 0, sizeof(s->metrics[sl->id]));
 	/* Siblings drop its clients at once; its rings keep their
 	 * positions for the successor (one producer, one consumer). */
 	announce_down(s, sl->id);
@@ -187,6 +232,11 @@ slot_exited(struct sup *s, struct slot *sl, int status)
 	if (delay > BACKOFF_MAX_MS)
 		delay = BACKOFF_MAX_MS;
 	sl->fails++;
+	/* A first crash keeps its queue for the successor 100 ms later; a
+	 * crash loop must not hold a share of new connections for the
+	 * whole backoff. */
+	if (delay > BACKOFF_MIN_MS)
+		pause_listeners(s, sl);
 	log_notice("worker_respawn_scheduled", "worker=%d delay_ms=%" PRIu64,
 	    sl->id, delay);
 	loop_timer_init(&sl->respawn, respawn_due, sl);
@@ -361,6 +411,7 @@ slot_spawn(struct slot *sl)
 
 	if (s->stopping)
 		return;
+	resume_listeners(s, sl);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
 		log_err("socketpair_failed", "err=%s", strerror(errno));
 		return;

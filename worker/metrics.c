@@ -391,8 +391,11 @@ metrics_snapshot(struct worker *w, struct metrics *out)
 		    na < out->tls_cert_not_after))
 			out->tls_cert_not_after = na;
 	}
-	out->clients_local = registry_count(w->reg);
-	out->clients_total = out->clients_local;
+	/* As Go: total is every key known, local those with a
+	 * connection on this node, remote (rendered) the difference. */
+	out->clients_total = registry_count(w->reg);
+	out->clients_local = out->clients_total -
+	    registry_mesh_only(w->reg);
 	out->avg_queue_us = w->m->avg_queue_us;
 	out->workers = (uint64_t)w->nworkers;
 }

@@ -186,6 +186,19 @@ registry_count(const struct registry *r)
 	return r->n;
 }
 
+size_t
+registry_mesh_only(const struct registry *r)
+{
+	const struct peer	*p;
+	size_t			 i, k = 0;
+
+	/* A scrape-time walk: the add and remove paths stay lean. */
+	for (i = 0; i < r->nb; i++)
+		for (p = r->b[i]; p != NULL; p = p->hnext)
+			k += p->n == 0 && p->nremote == 0 && p->fwd_mask != 0;
+	return k;
+}
+
 struct conn *
 registry_active(const struct peer *p)
 {

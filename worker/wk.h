@@ -319,6 +319,8 @@ struct registry	*registry_new(void);
 void		 registry_free(struct registry *r);
 struct peer	*registry_get(struct registry *r, const uint8_t key[32]);
 size_t		 registry_count(const struct registry *r);
+/* Keys known only through mesh links (no connection on this node). */
+size_t		 registry_mesh_only(const struct registry *r);
 /* Connections node-wide: local plus those reported by siblings. */
 size_t		 registry_node_conns(const struct registry *r);
 /* Add c to key's set; returns the set's size after. */

@@ -5,6 +5,7 @@
  * synchronise.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -267,29 +268,6 @@ node_worker_pid(const struct node *n, int w)
 	return pid;
 }
 
-int
-node_client_worker(const struct node *n, struct client *c)
-{
-	struct sockaddr_in	sa;
-	socklen_t		sl = sizeof(sa);
-	char			needle[64], line[1024], *p;
-	FILE			*f;
-	int			w = -1;
-
-	assert_int_equal(getsockname(client_fd(c), (struct sockaddr *)&sa,
-	    &sl), 0);
-	snprintf(needle, sizeof(needle), "peer=127.0.0.1:%u ",
-	    ntohs(sa.sin_port));
-	assert_non_null(f = fopen(n->log, "r"));
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, "event=client_registered") != NULL &&
-		    strstr(line, needle) != NULL &&
-		    (p = strstr(line, " worker=")) != NULL)
-			w = atoi(p + 8);
-	fclose(f);
-	return w;
-}
-
 bool
 node_log_wait(const struct node *n, const char *needle, int timeout_ms)
 {
@@ -511,39 +489,292 @@ reach(struct client *a, struct client *b)
 		;
 }
 
+/* ---- shared by the worker, fault and soak tests ---- */
+
+int
+node_client_worker(const struct node *n, struct client *c)
+{
+	struct sockaddr_in	sa;
+	socklen_t		sl = sizeof(sa);
+	char			needle[64], line[1024], *p;
+	FILE			*f;
+	int			w = -1;
+
+	if (getsockname(client_fd(c), (struct sockaddr *)&sa, &sl) != 0)
+		return -1;
+	snprintf(needle, sizeof(needle), "peer=%s:%u ",
+	    inet_ntoa(sa.sin_addr), ntohs(sa.sin_port));
+	if ((f = fopen(n->log, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, "event=client_registered") != NULL &&
+		    strstr(line, needle) != NULL &&
+		    (p = strstr(line, " worker=")) != NULL)
+			w = atoi(p + 8);
+	fclose(f);
+	return w;
+}
+
+bool
+node_metric_try(const struct node *n, const char *name, int timeout_ms,
+    long *out)
+{
+	struct client_opts	 o;
+	static char		 buf[65536];
+	char			 pat[256], *p;
+	uint64_t		 deadline = now_ms() + (uint64_t)timeout_ms;
+
+	node_opts(n, &o);
+	o.timeout_ms = 500;
+	if (n->metrics_port != 0) {
+		o.port = n->metrics_port;
+		o.tls = false;
+	}
+	snprintf(pat, sizeof(pat), "\n%s ", name);
+	do {
+		if (client_http_get(&o, "GET", n->metrics_port ? "/metrics" :
+		    "/debug/varz", NULL, buf, sizeof(buf)) == 200 &&
+		    (p = strstr(buf, pat)) != NULL) {
+			*out = strtol(p + strlen(pat), NULL, 10);
+			return true;
+		}
+	} while (now_ms() < deadline);
+	return false;
+}
+
+bool
+node_converged(const struct node *n, int nworkers, const char *what,
+    long want, int timeout_ms)
+{
+	return node_converged_but(n, nworkers, -1, what, want, timeout_ms);
+}
+
+bool
+node_converged_but(const struct node *n, int nworkers, int skip,
+    const char *what, long want, int timeout_ms)
+{
+	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
+	char		name[64];
+	long		v;
+	int		k, ok;
+
+	do {
+		for (k = 0, ok = 0; k < nworkers; k++) {
+			snprintf(name, sizeof(name),
+			    "derpd_worker_node_%s{worker=\"%d\"}", what, k);
+			ok += k == skip || (node_metric_try(n, name, 2000, &v)
+			    && v == want);
+		}
+		if (ok == nworkers)
+			return true;
+		pause_ms(20);
+	} while (now_ms() < deadline);
+	for (k = 0; k < nworkers; k++) {
+		snprintf(name, sizeof(name),
+		    "derpd_worker_node_%s{worker=\"%d\"}", what, k);
+		v = -1;
+		(void)node_metric_try(n, name, 2000, &v);
+		print_message("%s = %ld (want %ld)\n", name, v, want);
+	}
+	return false;
+}
+
 void
-region_prepare(struct node **nodes, int n, const char *psk, int workers,
-    char extra[][REGION_EXTRA_MAX])
+node_stop_killed(struct node *n, int kills)
+{
+	uint64_t	deadline = now_ms() + 10000;
+	int		st = -1, died;
+	pid_t		r = 0;
+
+	kill(n->pid, SIGTERM);
+	while (now_ms() < deadline &&
+	    (r = waitpid(n->pid, &st, WNOHANG)) == 0)
+		pause_ms(5);
+	if (r == 0) {
+		kill(n->pid, SIGKILL);
+		waitpid(n->pid, &st, 0);
+		fail_msg("derpd did not stop within 10 s");
+	}
+	n->stopped = true;
+	died = node_log_count(n, "event=worker_exited ") -
+	    node_log_count(n, "status=0");
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || died != kills ||
+	    node_log_count(n, "signal=9") != kills ||
+	    node_log_count(n, "Sanitizer") + node_log_count(n, "Z err ") > 0)
+		dump_log(n);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(node_log_count(n, "Sanitizer"), 0);
+	assert_int_equal(node_log_count(n, "runtime error:"), 0);
+	assert_int_equal(node_log_count(n, "Z err "), 0);
+	assert_int_equal(died, kills);
+	assert_int_equal(node_log_count(n, "signal=9"), kills);
+	assert_int_equal(node_log_count(n, "signal="), kills);
+}
+
+struct client *
+node_mesh_client(const struct node *n, const char *psk, bool watch)
+{
+	struct client_opts	 o;
+	struct client		*c;
+	int			 err = 0;
+
+	node_opts(n, &o);
+	o.info.can_ack_pings = false;
+	assert_int_equal(derp_psk_parse(psk, strlen(psk), o.info.mesh_key), 0);
+	o.info.has_mesh_key = true;
+	o.watch_conns = watch;
+	if ((c = client_connect(&o, &err)) == NULL)
+		fail_msg("mesh client_connect: %s", strerror(-err));
+	return c;
+}
+
+long
+proc_rss_kb(pid_t pid)
+{
+	char	path[64], line[256];
+	FILE	*f;
+	long	v = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			v = strtol(line + 6, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+long
+proc_fd_count(pid_t pid)
+{
+	char		 path[64];
+	DIR		*d;
+	struct dirent	*e;
+	long		 c = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		c += e->d_name[0] != '.';
+	closedir(d);
+	return c;
+}
+
+int
+node_worker_pids(const struct node *n, pid_t *out, int max)
+{
+	DIR		*d = opendir("/proc");
+	struct dirent	*e;
+	char		 path[300], buf[512], *p;
+	FILE		*f;
+	int		 k = 0, ppid;
+
+	while (d != NULL && k < max && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		/* pid (comm) state ppid: comm may hold spaces. */
+		if (fgets(buf, sizeof(buf), f) != NULL &&
+		    (p = strrchr(buf, ')')) != NULL &&
+		    sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == n->pid)
+			out[k++] = (pid_t)atoi(e->d_name);
+		fclose(f);
+	}
+	if (d != NULL)
+		closedir(d);
+	return k;
+}
+
+int
+raw_connect_from(const char *src, uint16_t port)
+{
+	struct sockaddr_in	sa = { .sin_family = AF_INET };
+	struct sockaddr_in	la = { .sin_family = AF_INET };
+	int			fd = socket(AF_INET, SOCK_STREAM, 0);
+	int			on = 1;
+
+	sa.sin_port = htons(port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || inet_pton(AF_INET, src, &la.sin_addr) != 1)
+		goto fail;
+	/* Ports for many connections per source come from connect(). */
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on,
+	    sizeof(on));
+	if (bind(fd, (struct sockaddr *)&la, sizeof(la)) != 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto fail;
+	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+bool
+raise_nofile(long want)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return false;
+	if ((long)rl.rlim_cur >= want)
+		return true;
+	if ((long)rl.rlim_max < want)
+		rl.rlim_max = (rlim_t)want;
+	rl.rlim_cur = (rlim_t)want;
+	return setrlimit(RLIMIT_NOFILE, &rl) == 0;
+}
+
+void
+region_prepare(struct node **nodes, int nn, const char *psk, int workers)
 {
 	char	cmd[1200], path[400], peers[1024] = "", one[128];
 	FILE	*f;
 	int	i;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < nn; i++) {
 		nodes[i] = node_new();
 		nodes[i]->port = free_tcp_port();
 		nodes[i]->http_port = free_tcp_port();
 		nodes[i]->fixed = true;
+	}
+	for (i = 0; i < nn; i++) {
 		snprintf(one, sizeof(one), "%s\"localhost:%u/127.0.0.1:%u\"",
 		    i ? ", " : "", nodes[i]->port, nodes[i]->port);
 		assert_true(strlen(peers) + strlen(one) < sizeof(peers));
 		strcat(peers, one);
 	}
 	node_make_cert(nodes[0]);
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < nn; i++) {
 		if (i > 0) {
 			snprintf(cmd, sizeof(cmd), "cp %s/cert.pem %s/key.pem "
 			    "%s/", nodes[0]->dir, nodes[0]->dir, nodes[i]->dir);
 			assert_int_equal(system(cmd), 0);
-			snprintf(nodes[i]->cert, sizeof(nodes[i]->cert),
-			    "%s/cert.pem", nodes[i]->dir);
 		}
+		snprintf(nodes[i]->cert, sizeof(nodes[i]->cert), "%s/cert.pem",
+		    nodes[i]->dir);
 		snprintf(path, sizeof(path), "%s/mesh.psk", nodes[i]->dir);
 		assert_non_null(f = fopen(path, "w"));
 		fputs(psk, f);
 		fclose(f);
-		snprintf(extra[i], REGION_EXTRA_MAX, "workers = %d;\n"
-		    "mesh = { psk_file = \"%s\"; peers = ( %s ); ca_file = "
-		    "\"%s\"; };\n", workers, path, peers, nodes[i]->cert);
+		snprintf(nodes[i]->extra, sizeof(nodes[i]->extra),
+		    "workers = %d;\nmesh = { psk_file = \"%s\"; peers = "
+		    "( %s ); ca_file = \"%s\"; };\n", workers, path, peers,
+		    nodes[i]->cert);
 	}
+}
+
+void
+node_region_start(struct node **nodes, int nn, int workers, const char *psk)
+{
+	int	i;
+
+	region_prepare(nodes, nn, psk, workers);
+	for (i = 0; i < nn; i++)
+		node_start_in(nodes[i], true, nodes[i]->extra);
 }

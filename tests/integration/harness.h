@@ -29,6 +29,7 @@ struct node {
 	 * systemd-socket-activate; derpd then starts on the first
 	 * connection to port, which node_start_in makes. */
 	const char *const *launcher;
+	char		 extra[2048];	/* node_region_start's config */
 };
 
 /* Start derpd; extra is appended to the generated config (libconfig
@@ -60,10 +61,6 @@ int		 node_log_count(const struct node *n, const char *needle);
 /* The pid of the newest incarnation of worker w, from the log. */
 pid_t		 node_worker_pid(const struct node *n, int w);
 
-/* Which worker of n serves client c (from its registration in the log),
- * or -1. */
-int		 node_client_worker(const struct node *n, struct client *c);
-
 /* Raw TCP socket to the node (plain), connected; -1 on error. */
 int		 raw_connect(uint16_t port);
 /* Read until EOF or timeout; returns bytes read or -1 on timeout. */
@@ -81,17 +78,55 @@ void		 reach(struct client *a, struct client *b);
 /* A mesh PSK for test regions (64 hex, as a psk_file holds it). */
 #define REGION_PSK \
 	"8fb454e8a4747af1bbc2f421ad3c8aca9e0416cc60a7102983692f34dc153b2a\n"
-#define REGION_EXTRA_MAX 2048
-/* Prepare (not start) n TLS nodes of one mesh region: fixed ports, one
- * certificate for all (also their CA), psk in each node's mesh.psk, and
- * in extra[i] the config text "workers = W; mesh = { ... }" listing every
- * node; start each with node_start_in(nodes[i], true, extra[i]). */
+/* As node_region_start, but not started: the caller may adjust the
+ * nodes (ports, extra) and then node_start_in(nodes[i], true,
+ * nodes[i]->extra). */
 void		 region_prepare(struct node **nodes, int n, const char *psk,
-		    int workers, char extra[][REGION_EXTRA_MAX]);
+		    int workers);
 
 uint64_t	 now_ms(void);
 /* ms times TEST_TIME_SCALE (1..100, default 1): the harness's deadlines
  * under valgrind (make check-valgrind). */
 int		 time_scaled(int ms);
+
+/* ---- shared by the worker, fault and soak tests ---- */
+
+/* Which worker serves c (its local port in the client_registered log
+ * line), or -1. */
+int		 node_client_worker(const struct node *n, struct client *c);
+/* Each of the nworkers workers' node-wide view holds want of what
+ * ("keys" or "conns", derpd_worker_node_<what>) within timeout_ms;
+ * prints the views when not. */
+bool		 node_converged(const struct node *n, int nworkers,
+		    const char *what, long want, int timeout_ms);
+/* As node_converged, but worker skip (down) is not asked. */
+bool		 node_converged_but(const struct node *n, int nworkers,
+		    int skip, const char *what, long want, int timeout_ms);
+/* As node_metric, but retried until timeout_ms (each query bounded to
+ * 500 ms: a stopped worker may own the connection); false on timeout. */
+bool		 node_metric_try(const struct node *n, const char *name,
+		    int timeout_ms, long *out);
+/* SIGTERM and wait as node_stop, but expect exactly kills workers to
+ * have died by SIGKILL (the test's own kills), no other exit. */
+void		 node_stop_killed(struct node *n, int kills);
+/* A client with the node's mesh key (watch: WatchConns). */
+struct client	*node_mesh_client(const struct node *n, const char *psk,
+		    bool watch);
+/* Resident set (VmRSS, KiB) and open fds of a process; -1 on error. */
+long		 proc_rss_kb(pid_t pid);
+long		 proc_fd_count(pid_t pid);
+/* The pids of the supervisor's children (its workers), up to max. */
+int		 node_worker_pids(const struct node *n, pid_t *out, int max);
+/* Raw TCP connection from source address src (e.g. "127.0.0.7") to
+ * the node's port; -1 on error. */
+int		 raw_connect_from(const char *src, uint16_t port);
+/* A region of nn TLS nodes meshed with psk (one certificate, its own
+ * CA; every node lists all, itself included), workers each; started.
+ * Each node's config stays in n->extra for node_start_in restarts. */
+void		 node_region_start(struct node **nodes, int nn, int workers,
+		    const char *psk);
+/* Raise RLIMIT_NOFILE (root may raise the hard limit) to at least
+ * want; false when it cannot. */
+bool		 raise_nofile(long want);
 
 #endif

@@ -98,15 +98,15 @@ write_maps(void)
 static int
 setup(void **state)
 {
-	char	path[400], ex[NN][REGION_EXTRA_MAX], one[2048];
+	char	path[400], one[2048];
 	int	i, j;
 
 	(void)state;
 	assert_non_null(out = malloc(OUT_MAX));
-	region_prepare(nodes, NN, REGION_PSK, 2, ex);
+	region_prepare(nodes, NN, REGION_PSK, 2);
 	for (i = 0; i < NN; i++) {
 		nodes[i]->stun_port = free_tcp_port();	/* free for UDP too */
-		node_start_in(nodes[i], true, ex[i]);
+		node_start_in(nodes[i], true, nodes[i]->extra);
 	}
 	/* The intruder: meshes with node 0, but with another key. */
 	intruder = node_new();

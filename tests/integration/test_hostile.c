@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -25,6 +26,7 @@
 struct fixture {
 	struct node	*n;
 	struct client	*a, *b;
+	pid_t		 worker;	/* must survive every test */
 };
 
 static int
@@ -36,6 +38,7 @@ setup(void **state)
 	    "handshake_timeout_ms = 300; };\n");
 	f->a = node_client(f->n);
 	f->b = node_client(f->n);
+	f->worker = node_worker_pid(f->n, 0);
 	*state = f;
 	return 0;
 }
@@ -63,6 +66,8 @@ pair_ok(struct fixture *f)
 	    "still here", 10), 0);
 	assert_int_equal(recv_type(f->b, DERP_FRAME_RECV_PACKET, &m, 5000), 0);
 	assert_memory_equal(m.data, "still here", 10);
+	assert_int_equal(node_worker_pid(f->n, 0), f->worker);
+	assert_int_equal(kill(f->worker, 0), 0);
 }
 
 static void
@@ -293,6 +298,97 @@ test_hostile_unknown_small_frames_are_skipped(void **state)
 	client_free(c);
 }
 
+static void
+test_hostile_send_packet_before_client_info(void **state)
+{
+	struct fixture	*f = *state;
+	uint8_t		 sk[32], fr[5 + 32 + 4];
+	int		 fd = upgraded(f, sk);
+
+	memset(fr, 0, sizeof(fr));
+	memcpy(fr + 5, client_public_key(f->b), 32);
+	derp_frame_header(fr, DERP_FRAME_SEND_PACKET, 36);
+	assert_int_equal(write(fd, fr, sizeof(fr)), sizeof(fr));
+	expect_closed(f, fd, "client_info_invalid");
+}
+
+static void
+test_hostile_oversized_client_info(void **state)
+{
+	struct fixture	*f = *state;
+	uint8_t		 sk[32], h[5];
+	int		 fd = upgraded(f, sk);
+
+	/* A length past the ClientInfo cap is refused from the header,
+	 * before any of it is buffered. */
+	derp_frame_header(h, DERP_FRAME_CLIENT_INFO, 16 * 1024 * 1024);
+	assert_int_equal(write(fd, h, 5), 5);
+	expect_closed(f, fd, "client_info_invalid");
+}
+
+static void
+test_hostile_second_client_info(void **state)
+{
+	struct fixture		*f = *state;
+	struct client		*c = node_client(f->n);
+	struct client_msg	 m;
+	uint8_t			 fr[5 + 100];
+	int			 rc;
+
+	/* After the handshake a ClientInfo is just an unexpected frame:
+	 * skipped (as Go's unknown-frame rule), the session goes on. */
+	memset(fr, 0xab, sizeof(fr));
+	derp_frame_header(fr, DERP_FRAME_CLIENT_INFO, 100);
+	assert_int_equal(client_queue_raw(c, fr, sizeof(fr)), 0);
+	assert_int_equal(client_flush(c, 5000), 0);
+	assert_int_equal(client_ping(c, (const uint8_t *)"again?!!"), 0);
+	rc = recv_type(c, DERP_FRAME_PONG, &m, 5000);
+	assert_int_equal(rc, 0);
+	assert_memory_equal(m.data, "again?!!", 8);
+	client_free(c);
+	pair_ok(f);
+}
+
+static void
+test_hostile_client_info_flood(void **state)
+{
+	enum { FLOOD = 400 };
+	struct fixture	*f = *state;
+	uint8_t		 sk[32];
+	int		 i, fd, before;
+	uint64_t	 deadline;
+
+	before = node_log_count(f->n, "event=conn_closed");
+	for (i = 0; i < FLOOD; i++) {
+		fd = upgraded(f, sk);
+		switch (i % 3) {
+		case 0:		/* valid, then gone at once */
+			send_client_info_json(fd, sk, "{\"version\":2}");
+			break;
+		case 1:		/* garbage JSON */
+			send_client_info_json(fd, sk, "\x01\x02{]");
+			break;
+		default:	/* a box for someone else */
+			sk[3] ^= 0x40;
+			send_client_info_json(fd, sk, "{\"version\":2}");
+			break;
+		}
+		close(fd);
+		if (i % 100 == 0)
+			pair_ok(f);
+	}
+	/* Every one is closed and forgotten; the worker is the same. */
+	deadline = now_ms() + 10000;
+	while (node_log_count(f->n, "event=conn_closed") - before < FLOOD &&
+	    now_ms() < deadline)
+		(void)node_log_wait(f->n, "\x01never", 50);
+	assert_true(node_log_count(f->n, "event=conn_closed") - before >=
+	    FLOOD);
+	assert_int_equal(node_metric(f->n, "derp_clients_total"), 2);
+	assert_int_equal(node_metric(f->n, "derp_current_connections"), 2);
+	pair_ok(f);
+}
+
 int
 main(void)
 {
@@ -310,6 +406,10 @@ main(void)
 		cmocka_unit_test(test_hostile_short_ping),
 		cmocka_unit_test(test_hostile_mesh_frames_without_key),
 		cmocka_unit_test(test_hostile_unknown_small_frames_are_skipped),
+		cmocka_unit_test(test_hostile_send_packet_before_client_info),
+		cmocka_unit_test(test_hostile_oversized_client_info),
+		cmocka_unit_test(test_hostile_second_client_info),
+		cmocka_unit_test(test_hostile_client_info_flood),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

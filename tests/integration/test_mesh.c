@@ -26,16 +26,11 @@
 #define NN	3
 
 static struct node	*nodes[NN];
-static char		 extra[NN][REGION_EXTRA_MAX];
 
 static void
 region_start(void)
 {
-	int	i;
-
-	region_prepare(nodes, NN, REGION_PSK, 2, extra);
-	for (i = 0; i < NN; i++)
-		node_start_in(nodes[i], true, extra[i]);
+	node_region_start(nodes, NN, 2, REGION_PSK);
 }
 
 static void
@@ -139,7 +134,7 @@ test_mesh_node_restart_others_lose_nothing(void **state)
 	assert_int_equal(waitpid(nodes[2]->pid, &st, 0), nodes[2]->pid);
 	assert_int_equal(WEXITSTATUS(st), 0);
 	client_free(c);
-	node_start_in(nodes[2], true, extra[2]);
+	node_start_in(nodes[2], true, nodes[2]->extra);
 	c = node_client(nodes[2]);
 	reach(a, c);
 	reach(c, b);

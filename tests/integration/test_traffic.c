@@ -490,15 +490,12 @@ test_traffic_mesh_link(void **state)
 {
 	struct node	*nodes[2];
 	struct client	*a, *b;
-	char		 extra[2][REGION_EXTRA_MAX];
 	json_t		*s0, *s1, *t0, *t1;
 	const uint8_t	*key1;
 	int		 i;
 
 	(void)state;
-	region_prepare(nodes, 2, REGION_PSK, 2, extra);
-	for (i = 0; i < 2; i++)
-		node_start_in(nodes[i], true, extra[i]);
+	node_region_start(nodes, 2, 2, REGION_PSK);
 	a = node_client(nodes[0]);
 	b = node_client(nodes[1]);
 	key1 = client_server_key(b);

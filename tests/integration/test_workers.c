@@ -50,26 +50,7 @@ static bool
 converged_what(const struct node *n, const char *what, long want,
     int timeout_ms)
 {
-	uint64_t	deadline = now_ms() + (uint64_t)timeout_ms;
-	char		name[64];
-	int		k, ok;
-
-	while (now_ms() < deadline) {
-		for (k = 0, ok = 0; k < 4; k++) {
-			snprintf(name, sizeof(name),
-			    "derpd_worker_node_%s{worker=\"%d\"}", what, k);
-			ok += node_metric(n, name) == want;
-		}
-		if (ok == 4)
-			return true;
-	}
-	for (k = 0; k < 4; k++) {
-		snprintf(name, sizeof(name), "derpd_worker_node_%s{worker=\"%d\"}",
-		    what, k);
-		print_message("%s = %ld (want %ld)\n", name, node_metric(n, name),
-		    want);
-	}
-	return false;
+	return node_converged(n, 4, what, want, timeout_ms);
 }
 
 static bool
@@ -81,17 +62,7 @@ converged(const struct node *n, long want, int timeout_ms)
 static struct client *
 mesh_client(const struct node *n, bool watch, const char *psk)
 {
-	struct client_opts	 o;
-	struct client		*c;
-	int			 err;
-
-	node_opts(n, &o);
-	o.info.can_ack_pings = false;
-	assert_int_equal(derp_psk_parse(psk, strlen(psk), o.info.mesh_key), 0);
-	o.info.has_mesh_key = true;
-	o.watch_conns = watch;
-	assert_non_null(c = client_connect(&o, &err));
-	return c;
+	return node_mesh_client(n, psk, watch);
 }
 
 static struct client *
@@ -238,17 +209,8 @@ test_workers_kill9_one_worker(void **state)
 	cs[0] = node_client(n);
 	for (i = 0; i < M; i++)
 		client_free(cs[i]);
-	/* The harness's teardown would flag the intended SIGKILL: check
-	 * the exit status by hand instead. */
-	n->stopped = true;
-	kill(n->pid, SIGTERM);
-	{
-		int	st;
-
-		assert_int_equal(waitpid(n->pid, &st, 0), n->pid);
-		assert_true(WIFEXITED(st));
-		assert_int_equal(WEXITSTATUS(st), 0);
-	}
+	/* The intended SIGKILL, and no other death. */
+	node_stop_killed(n, 1);
 	node_free(n);
 }
 

@@ -1,0 +1,282 @@
+/*
+ * Soak (issue 9, item 6; `make soak`, never `make check`): a node with
+ * two workers holds many idle clients from many 127.x sources while
+ * others churn (connect/disconnect at about 200/s) and stable pairs relay
+ * sequence-numbered packets.  The node's total RSS and open fds are
+ * sampled into bench/results/soak-<stamp>.csv, plotted with gnuplot and
+ * summarised; the run fails on growth past the stated bounds after
+ * warm-up, on any lost packet and on any err-level log line.
+ * SOAK_SECONDS (600), SOAK_IDLE (20000, capped by RLIMIT_NOFILE).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/integration/harness.h"
+
+#define WORKERS		2
+#define PAIRS		8
+#define WINDOW		400	/* churned clients alive at a time */
+#define CHURN_TICK_MS	100
+#define CHURN_PER_TICK	20	/* 200/s */
+#define SAMPLE_MS	2000
+/* Bounds after warm-up: RSS may grow by 10% + 16 MiB, fds by half a
+ * churn window.  Part of the RSS that creeps up linearly at first is not
+ * heap: each worker's pages of the shared packet rings become resident
+ * as traffic first goes round them (at most 2 x 1 MiB per sibling; seen
+ * in /proc/<pid>/smaps as memfd:derpd-rings while [heap] stays flat). */
+#define RSS_SLACK_PCT	10
+#define RSS_SLACK_KB	(16 * 1024)
+#define FD_SLACK	(WINDOW / 2)
+
+static long
+env_long(const char *name, long dflt)
+{
+	const char	*s = getenv(name);
+
+	return s != NULL && *s != '\0' ? atol(s) : dflt;
+}
+
+/* Node total: supervisor plus workers. */
+static void
+node_sample(const struct node *n, long *rss, long *fds)
+{
+	pid_t	pids[WORKERS + 4];
+	int	k, i;
+
+	*rss = proc_rss_kb(n->pid);
+	*fds = proc_fd_count(n->pid);
+	k = node_worker_pids(n, pids, WORKERS + 4);
+	for (i = 0; i < k; i++) {
+		*rss += proc_rss_kb(pids[i]);
+		*fds += proc_fd_count(pids[i]);
+	}
+}
+
+static struct client *
+client_from(const struct node *n, long i)
+{
+	struct client_opts	 o;
+	struct client		*c;
+	char			 src[32];
+	int			 err = 0;
+
+	/* 127.0.1.1 .. 127.0.x.250: no one source runs out of ports. */
+	snprintf(src, sizeof(src), "127.0.%ld.%ld", 1 + (i / 250) % 250,
+	    1 + i % 250);
+	node_opts(n, &o);
+	o.bind_addr = src;
+	if ((c = client_connect(&o, &err)) == NULL)
+		fail_msg("client %ld from %s: %s", i, src, strerror(-err));
+	return c;
+}
+
+struct pair {
+	struct client	*s, *r;
+	uint32_t	 sent, got;
+};
+
+static void
+pair_drain(struct pair *p, int wait_ms)
+{
+	struct client_msg	m;
+	uint32_t		seq;
+
+	while (client_recv(p->r, &m, wait_ms) == 0) {
+		wait_ms = 0;
+		if (m.type != DERP_FRAME_RECV_PACKET || m.len != sizeof(seq))
+			continue;
+		memcpy(&seq, m.data, sizeof(seq));
+		if (seq != p->got)
+			fail_msg("pair: seq %u, want %u", seq, p->got);
+		p->got++;
+	}
+}
+
+static void
+plot(const char *csv, const char *png)
+{
+	char	cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "gnuplot -e \"set terminal png size "
+	    "1000,500; set output '%s'; set datafile separator ','; "
+	    "set key autotitle columnhead; set xlabel 'seconds'; "
+	    "set ylabel 'RSS (MiB)'; set y2label 'open fds'; set ytics "
+	    "nomirror; set y2tics; plot '%s' using 1:(\\$2/1024) with lines "
+	    "title 'node RSS (MiB)', '' using 1:3 axes x1y2 with lines "
+	    "title 'node fds'\"", png, csv);
+	if (system(cmd) != 0)
+		fail_msg("gnuplot failed (Debian package gnuplot-nox)");
+}
+
+static void
+test_soak(void **state)
+{
+	long		 secs = env_long("SOAK_SECONDS", 600);
+	long		 idle_want = env_long("SOAK_IDLE", 20000);
+	struct rlimit	 rl;
+	struct node	*n;
+	struct client	**idle, *win[WINDOW];
+	struct pair	 ps[PAIRS];
+	char		 stamp[32], csv[256], png[256], sum[256];
+	char		 extra[128];
+	FILE		*f;
+	time_t		 now = time(NULL);
+	long		 idle_n, i, churned = 0, rss, fds;
+	long		 rss0 = -1, fds0 = -1;
+	long		 rss_start, fds_start, rss_max = 0, fds_max = 0;
+	long		 lost = 0, errs, rss_bound, fd_bound;
+	uint64_t	 t0, next_churn, next_sample, warm_ms;
+	int		 head = 0, p;
+
+	(void)state;
+	/* Each side needs an fd per idle client: stay under the limit. */
+	(void)raise_nofile(idle_want + 4 * WINDOW + 1000);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	idle_n = idle_want;
+	if (idle_n > (long)rl.rlim_cur - 2 * WINDOW - 1000)
+		idle_n = (long)rl.rlim_cur - 2 * WINDOW - 1000;
+	snprintf(extra, sizeof(extra), "workers = %d;\nlog = { level = "
+	    "\"notice\"; };\n", WORKERS);
+	n = node_start(false, extra);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", gmtime(&now));
+	snprintf(csv, sizeof(csv), "bench/results/soak-%s.csv", stamp);
+	snprintf(png, sizeof(png), "bench/results/soak-%s.png", stamp);
+	snprintf(sum, sizeof(sum), "bench/results/soak-%s.txt", stamp);
+	assert_non_null(f = fopen(csv, "w"));
+	fprintf(f, "seconds,rss_kb,fds,idle,churned,sent,received\n");
+
+	t0 = now_ms();
+	assert_non_null(idle = calloc((size_t)idle_n, sizeof(*idle)));
+	for (i = 0; i < idle_n; i++)
+		idle[i] = client_from(n, i);
+	for (p = 0; p < PAIRS; p++) {
+		ps[p].s = client_from(n, idle_n + 2 * p);
+		ps[p].r = client_from(n, idle_n + 2 * p + 1);
+		ps[p].sent = ps[p].got = 0;
+		reach(ps[p].s, ps[p].r);
+	}
+	for (i = 0; i < WINDOW; i++)
+		win[i] = client_from(n, idle_n + 2 * PAIRS + i);
+	print_message("%ld idle clients, %d pairs, %d churning, connected in "
+	    "%llu ms; running %ld s\n", idle_n, PAIRS, WINDOW,
+	    (unsigned long long)(now_ms() - t0), secs);
+	node_sample(n, &rss_start, &fds_start);
+
+	t0 = now_ms();
+	warm_ms = (uint64_t)secs * 1000 / 10;	/* the first tenth */
+	next_churn = next_sample = t0;
+	while (now_ms() - t0 < (uint64_t)secs * 1000) {
+		if (now_ms() >= next_churn) {
+			for (i = 0; i < CHURN_PER_TICK; i++) {
+				client_free(win[head]);
+				win[head] = client_from(n, idle_n + 2 * PAIRS +
+				    WINDOW + churned % 20000);
+				head = (head + 1) % WINDOW;
+				churned++;
+			}
+			for (p = 0; p < PAIRS; p++) {
+				assert_int_equal(client_send_packet(ps[p].s,
+				    client_public_key(ps[p].r), &ps[p].sent,
+				    sizeof(ps[p].sent)), 0);
+				ps[p].sent++;
+				pair_drain(&ps[p], 0);
+			}
+			next_churn += CHURN_TICK_MS;
+		}
+		if (now_ms() >= next_sample) {
+			uint32_t	sent = 0, got = 0;
+
+			node_sample(n, &rss, &fds);
+			for (p = 0; p < PAIRS; p++) {
+				sent += ps[p].sent;
+				got += ps[p].got;
+			}
+			fprintf(f, "%.1f,%ld,%ld,%ld,%ld,%u,%u\n",
+			    (double)(now_ms() - t0) / 1000, rss, fds, idle_n,
+			    churned, sent, got);
+			fflush(f);
+			if (rss0 < 0 && now_ms() - t0 >= warm_ms) {
+				rss0 = rss;
+				fds0 = fds;
+			}
+			if (rss0 >= 0) {
+				rss_max = rss > rss_max ? rss : rss_max;
+				fds_max = fds > fds_max ? fds : fds_max;
+			}
+			next_sample += SAMPLE_MS;
+		}
+		(void)poll(NULL, 0, 5);
+	}
+	for (p = 0; p < PAIRS; p++) {
+		uint64_t	deadline = now_ms() + 5000;
+
+		while (ps[p].got < ps[p].sent && now_ms() < deadline)
+			pair_drain(&ps[p], 100);
+		lost += (long)(ps[p].sent - ps[p].got);
+	}
+	node_sample(n, &rss, &fds);
+	fclose(f);
+	plot(csv, png);
+	errs = node_log_count(n, "Z err ") + node_log_count(n, "Z crit ") +
+	    node_log_count(n, "Z alert ") + node_log_count(n, "Z emerg ");
+	rss_bound = rss0 + rss0 * RSS_SLACK_PCT / 100 + RSS_SLACK_KB;
+	fd_bound = fds0 + FD_SLACK;
+	assert_non_null(f = fopen(sum, "w"));
+	fprintf(f, "soak %s: %ld s, %ld idle clients, %d relaying pairs, "
+	    "%ld churned (%.0f/s), %d workers\n"
+	    "RSS KiB: start %ld, warm-up %ld, end %ld, max %ld (bound %ld)\n"
+	    "fds: start %ld, warm-up %ld, end %ld, max %ld (bound %ld)\n"
+	    "packets lost: %ld of %u; err-level log lines: %ld\n"
+	    "csv %s, plot %s\n", stamp, secs, idle_n, PAIRS, churned,
+	    (double)churned / (double)secs, WORKERS, rss_start, rss0, rss,
+	    rss_max, rss_bound, fds_start, fds0, fds, fds_max, fd_bound, lost,
+	    ps[0].sent * PAIRS, errs, csv, png);
+	fclose(f);
+	{
+		char	line[512];
+
+		assert_non_null(f = fopen(sum, "r"));
+		while (fgets(line, sizeof(line), f) != NULL)
+			print_message("%s", line);
+		fclose(f);
+	}
+	assert_true(rss0 > 0);
+	assert_true(rss_max <= rss_bound);
+	assert_true(fds_max <= fd_bound);
+	assert_int_equal(lost, 0);
+	assert_int_equal(errs, 0);
+	assert_true(churned >= secs * 150);
+	for (i = 0; i < idle_n; i++)
+		client_free(idle[i]);
+	free(idle);
+	for (i = 0; i < WINDOW; i++)
+		client_free(win[i]);
+	for (p = 0; p < PAIRS; p++) {
+		client_free(ps[p].s);
+		client_free(ps[p].r);
+	}
+	node_stop(n);
+	node_free(n);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_soak),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
