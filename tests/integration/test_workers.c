@@ -25,7 +25,6 @@
 #include "harness.h"
 
 #define N	200
-#define PSK	"8fb454e8a4747af1bbc2f421ad3c8aca9e0416cc60a7102983692f34dc153b2a\n"
 
 static struct node *
 start4(void)
@@ -36,7 +35,7 @@ start4(void)
 
 	snprintf(path, sizeof(path), "%s/mesh.psk", n->dir);
 	assert_non_null(f = fopen(path, "w"));
-	fputs(PSK, f);
+	fputs(REGION_PSK, f);
 	fclose(f);
 	snprintf(extra, sizeof(extra), "workers = 4;\nmesh = { psk_file = "
 	    "\"%s\"; };\nlog = { level = \"%s\"; };\n", path,
@@ -68,7 +67,7 @@ mesh_client(const struct node *n, bool watch, const char *psk)
 static struct client *
 watcher(const struct node *n)
 {
-	return mesh_client(n, true, PSK);
+	return mesh_client(n, true, REGION_PSK);
 }
 
 static void
@@ -312,7 +311,7 @@ test_workers_mesh_peer_server_side(void **state)
 	b = client_on(n, a, false, NULL);
 	/* The mesh peer lands on a worker other than A's. */
 	for (attempt = 0; attempt < 100; attempt++) {
-		m = mesh_client(n, true, PSK);
+		m = mesh_client(n, true, REGION_PSK);
 		if (node_client_worker(n, m) != node_client_worker(n, a))
 			break;
 		client_free(m);
