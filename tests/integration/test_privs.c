@@ -87,22 +87,6 @@ assert_unprivileged(pid_t pid)
 	assert_int_equal(st.st_uid, 0);
 }
 
-static struct client *
-mesh_watcher(const struct node *n)
-{
-	struct client_opts	 o;
-	struct client		*c;
-	int			 err;
-
-	node_opts(n, &o);
-	o.info.can_ack_pings = false;
-	assert_int_equal(derp_psk_parse(PSK, strlen(PSK), o.info.mesh_key), 0);
-	o.info.has_mesh_key = true;
-	o.watch_conns = true;
-	assert_non_null(c = client_connect(&o, &err));
-	return c;
-}
-
 static void
 test_privs_nobody(void **state)
 {
@@ -155,7 +139,7 @@ test_privs_nobody(void **state)
 		reach(c[i], c[0]);
 	}
 	/* The PSK was read as nobody: a mesh-key watcher is served. */
-	w = mesh_watcher(n);
+	w = node_mesh_client(n, PSK, true);
 	assert_int_equal(recv_type(w, DERP_FRAME_PEER_PRESENT, &m, 5000), 0);
 	client_free(w);
 

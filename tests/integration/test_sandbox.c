@@ -76,22 +76,6 @@ client_ws(const struct node *n)
 	return c;
 }
 
-static struct client *
-watcher(const struct node *n)
-{
-	struct client_opts	 o;
-	struct client		*c;
-	int			 err;
-
-	node_opts(n, &o);
-	o.info.can_ack_pings = false;
-	assert_int_equal(derp_psk_parse(PSK, strlen(PSK), o.info.mesh_key), 0);
-	o.info.has_mesh_key = true;
-	o.watch_conns = true;
-	assert_non_null(c = client_connect(&o, &err));
-	return c;
-}
-
 static void
 get_ok(const struct node *n, const char *path)
 {
@@ -156,7 +140,7 @@ test_sandbox_session(void **state)
 		for (j = 0; j < 4; j++)
 			if (i != j)
 				reach(c[i], c[j]);
-	w = watcher(a);
+	w = node_mesh_client(a, PSK, true);
 	assert_int_equal(recv_type(w, DERP_FRAME_PEER_PRESENT, &m, 5000), 0);
 	client_free(w);
 	for (i = 0; i < 2; i++) {
