@@ -70,7 +70,8 @@ $(B)/derpd: $(SUP_OBJ) $(ARCHIVES)
 $(B)/derpcat: $(B)/tools/derpcat.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(B)/derpbench: $(B)/tools/derpbench.o $(B)/tools/derpbench_idle.o $(ARCHIVES)
+$(B)/derpbench: $(B)/tools/derpbench.o $(B)/tools/derpbench_idle.o \
+    $(B)/tools/derpbench_storm.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
 $(B)/stunbench: $(B)/tools/stunbench.o $(ARCHIVES)

@@ -150,7 +150,12 @@ tls_ctx_new(const struct config *cfg, const uint8_t pub[DERP_KEY_LEN],
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	/* DERP clients (Go's derphttp, ours) keep no session cache: no
+	 * resumption, so no TLS 1.2 cache and no TLS 1.3 tickets, which
+	 * cost an encryption per handshake and memory per connection. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	(void)SSL_CTX_set_num_tickets(ctx, 0);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_certificate)
 	    != 1) {
 		tls_err(err, errlen, "cannot load certificate",
