@@ -5,6 +5,7 @@
 #   make check      unit tests, fuzz-corpus replay, integration tests
 #   make SAN=address,undefined check    the same with sanitizers (build/san/)
 #   make bench      relay benchmark; results under bench/results/
+#   make bench-scale 100,000 idle TLS clients on one node (8 workers)
 #   make fuzz T=frame   run one libFuzzer target (clang)
 #   make install DESTDIR=... PREFIX=/usr
 #   make deb / make rpm     packages under build/pkg/
@@ -143,6 +144,9 @@ run: deps-build all
 bench: deps all
 	tests/bench/relay.sh $(B)
 
+bench-scale: deps all
+	tests/bench/scale.sh $(B)
+
 # ---- dependencies (Debian) ----
 BUILD_PKGS := build-essential pkg-config libssl-dev libsodium-dev \
 	    libjansson-dev libconfig-dev libzmq3-dev libsystemd-dev \
@@ -229,7 +233,7 @@ FORCE:
 clean:
 	rm -rf build
 
-.PHONY: all check check-unit tests fuzz run bench deps deps-build install clean \
+.PHONY: all check check-unit tests fuzz run bench bench-scale deps deps-build install clean \
 	man deb rpm check-packaging FORCE
 
 -include $(shell find $(B) -path build/pkg -prune -o -name '*.d' -type f -print 2>/dev/null)
