@@ -145,9 +145,15 @@ if [ -z "${STUN_ONLY:-}" ] && [ "$STORM" -gt 0 ]; then
 	    END { printf("{\"bench\":\"openssl_speed\",\"ecdsap256_sign_per_s\":%s,\"x25519_per_s\":%s}\n", sign, x) }' \
 	    >> "$out.jsonl"
 	echo "storm: $STORM handshakes, $STORM_C at a time, $RUNS runs" >&2
-	repeat "$RUNS" "$B/derpbench" $tls --storm "$STORM" \
-	    --concurrency "$STORM_C" --sources 127.0.0.2-127.0.0.254 \
-	    --server-pid "$a_pids" --json "127.0.0.1:$port"
+	r=0
+	while [ $r -lt "$RUNS" ]; do
+		"$B/derpbench" $tls --storm "$STORM" --concurrency "$STORM_C" \
+		    --sources 127.0.0.2-127.0.0.254 --server-pid "$a_pids" \
+		    --json "127.0.0.1:$port" >> "$out.jsonl" ||
+		    echo "relay.sh: storm run $((r + 1)): a handshake" \
+			"failed (see $out.jsonl)" >&2
+		r=$((r + 1))
+	done
 fi
 stop_node "$a_pid"
 
