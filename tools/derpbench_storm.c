@@ -22,7 +22,7 @@
 
 struct storm_thread {
 	const struct storm_opts	*o;
-	atomic_int		*next;		/* handshakes handed out */
+	atomic_int		*next;	/* handshakes handed out */
 	uint32_t		*lat_us;	/* o->n slots, shared */
 	int			 ok, failed, first_err;
 	pthread_t		 t;

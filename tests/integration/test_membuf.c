@@ -50,8 +50,8 @@ test_idle_conns_hold_no_buffers(void **state)
 {
 	struct node	*n = node_start(true, "workers = 2;\n");
 	struct client	*c[NCLIENTS];
-	uint8_t		 frame[5 + DERP_PING_LEN] = { DERP_FRAME_PING, 0, 0,
-			    0, DERP_PING_LEN, 7 };
+	uint8_t		 frame[5 + DERP_PING_LEN] = {
+			    DERP_FRAME_PING, 0, 0, 0, DERP_PING_LEN, 7 };
 	uint64_t	 deadline;
 	int		 i;
 
