@@ -6,6 +6,7 @@
 #   make SAN=address,undefined check    the same with sanitizers (build/san/)
 #   make bench      relay benchmark; results under bench/results/
 #   make soak       long fault/hostile variants and the soak run (SOAK_SECONDS)
+#   make bench-scale 100,000 idle TLS clients on one node (8 workers)
 #   make fuzz T=frame   run one libFuzzer target (clang)
 #   make install DESTDIR=... PREFIX=/usr
 #   make deb / make rpm     packages under build/pkg/
@@ -71,7 +72,8 @@ $(B)/derpd: $(SUP_OBJ) $(ARCHIVES)
 $(B)/derpcat: $(B)/tools/derpcat.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(B)/derpbench: $(B)/tools/derpbench.o $(B)/tools/derpbench_idle.o $(ARCHIVES)
+$(B)/derpbench: $(B)/tools/derpbench.o $(B)/tools/derpbench_idle.o \
+    $(B)/tools/derpbench_storm.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
 $(B)/stunbench: $(B)/tools/stunbench.o $(ARCHIVES)
@@ -170,6 +172,9 @@ run: deps-build all
 bench: deps all
 	tests/bench/relay.sh $(B)
 
+bench-scale: deps all
+	tests/bench/scale.sh $(B)
+
 # ---- dependencies (Debian) ----
 BUILD_PKGS := build-essential pkg-config libssl-dev libsodium-dev \
 	    libjansson-dev libconfig-dev libzmq3-dev libsystemd-dev \
@@ -257,7 +262,8 @@ FORCE:
 clean:
 	rm -rf build
 
-.PHONY: all check check-unit check-valgrind soak tests fuzz run bench deps deps-build install clean \
+.PHONY: all check check-unit check-valgrind soak tests fuzz run bench \
+	bench-scale deps deps-build install clean \
 	man deb rpm check-packaging FORCE
 
 -include $(shell find $(B) -path build/pkg -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -18,19 +18,57 @@
 
 #define JSON_MAX	(DERP_MAX_CLIENT_INFO)
 
+/*
+ * The last box key computed on this thread.  A server handshake opens
+ * ClientInfo and seals ServerInfo between the same two keys: one X25519
+ * (crypto_box_beforenm) serves both, the most expensive step of the DERP
+ * handshake after TLS's own.
+ */
+static __thread struct {
+	bool	 ok;
+	uint8_t	 pub[DERP_KEY_LEN];
+	uint8_t	 priv[DERP_KEY_LEN];
+	uint8_t	 k[crypto_box_BEFORENMBYTES];
+} box_cache;
+
+/* The shared key of peer_pub and my_priv, or NULL (a degenerate peer
+ * key, as crypto_box itself refuses). */
+static const uint8_t *
+box_key(const uint8_t peer_pub[DERP_KEY_LEN],
+    const uint8_t my_priv[DERP_KEY_LEN])
+{
+	if (box_cache.ok &&
+	    sodium_memcmp(box_cache.pub, peer_pub, DERP_KEY_LEN) == 0 &&
+	    sodium_memcmp(box_cache.priv, my_priv, DERP_KEY_LEN) == 0)
+		return box_cache.k;
+	box_cache.ok = false;
+	if (crypto_box_beforenm(box_cache.k, peer_pub, my_priv) != 0) {
+		sodium_memzero(box_cache.k, sizeof(box_cache.k));
+		return NULL;
+	}
+	memcpy(box_cache.pub, peer_pub, DERP_KEY_LEN);
+	memcpy(box_cache.priv, my_priv, DERP_KEY_LEN);
+	box_cache.ok = true;
+	return box_cache.k;
+}
+
 ssize_t
 derp_box_seal_nonce(uint8_t *out, size_t cap, const uint8_t *msg, size_t len,
     const uint8_t nonce[DERP_NONCE_LEN], const uint8_t peer_pub[DERP_KEY_LEN],
     const uint8_t my_priv[DERP_KEY_LEN])
 {
+	const uint8_t	*k;
+
 	if (cap < DERP_NONCE_LEN + DERP_BOX_OVERHEAD ||
 	    cap - DERP_NONCE_LEN - DERP_BOX_OVERHEAD < len)
 		return -ENOBUFS;
 	if (derp_key_is_zero(peer_pub))
 		return -EINVAL;
+	if ((k = box_key(peer_pub, my_priv)) == NULL)
+		return -EINVAL;
 	memcpy(out, nonce, DERP_NONCE_LEN);
-	if (crypto_box_easy(out + DERP_NONCE_LEN, msg, len, nonce, peer_pub,
-	    my_priv) != 0)
+	if (crypto_box_easy_afternm(out + DERP_NONCE_LEN, msg, len, nonce, k)
+	    != 0)
 		return -EINVAL;
 	return (ssize_t)(DERP_NONCE_LEN + DERP_BOX_OVERHEAD + len);
 }
@@ -50,7 +88,8 @@ ssize_t
 derp_box_open(uint8_t *out, size_t cap, const uint8_t *in, size_t len,
     const uint8_t peer_pub[DERP_KEY_LEN], const uint8_t my_priv[DERP_KEY_LEN])
 {
-	size_t	plen;
+	const uint8_t	*k;
+	size_t		 plen;
 
 	if (len < DERP_NONCE_LEN + DERP_BOX_OVERHEAD || derp_key_is_zero(
 	    peer_pub))
@@ -58,8 +97,9 @@ derp_box_open(uint8_t *out, size_t cap, const uint8_t *in, size_t len,
 	plen = len - DERP_NONCE_LEN - DERP_BOX_OVERHEAD;
 	if (plen > cap)
 		return -ENOBUFS;
-	if (crypto_box_open_easy(out, in + DERP_NONCE_LEN, len - DERP_NONCE_LEN,
-	    in, peer_pub, my_priv) != 0)
+	if ((k = box_key(peer_pub, my_priv)) == NULL ||
+	    crypto_box_open_easy_afternm(out, in + DERP_NONCE_LEN,
+	    len - DERP_NONCE_LEN, in, k) != 0)
 		return -EPROTO;
 	return (ssize_t)plen;
 }

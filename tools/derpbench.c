@@ -299,11 +299,15 @@ usage(FILE *f, int status)
 	fprintf(f,
 "usage: derpbench [options] HOST:PORT [PEER_HOST:PORT]\n"
 "       derpbench --idle N [options] HOST:PORT\n"
+"       derpbench --storm N [options] HOST:PORT\n"
 "\n"
 "Relay mode (default): --pairs sender/receiver client pairs send packets\n"
 "through the DERP server for --seconds and report what arrived.\n"
 "Idle mode: open N clients that stay silent, hold them, check each still\n"
 "answers a Ping, report the server's RSS growth per connection.\n"
+"Storm mode: N times connect, finish the TLS and DERP handshakes and\n"
+"disconnect, --concurrency at a time; report handshakes/s and the\n"
+"server's CPU per handshake.\n"
 "\n"
 "Connection:\n"
 "  --tls               DERP over TLS (default: plain HTTP)\n"
@@ -332,9 +336,14 @@ usage(FILE *f, int status)
 "  --threads T         connecting threads in all (default 8)\n"
 "  --sources A-B       spread source addresses over this IPv4 range,\n"
 "                      e.g. 127.0.0.2-127.0.0.254 (default: kernel's)\n"
-"Both:\n"
+"                      (storm mode too)\n"
+"Storm mode:\n"
+"  --storm N           N handshakes in all\n"
+"  --concurrency C     handshakes in flight (threads, default 8)\n"
+"All modes:\n"
 "  --server-pid PIDS   server processes (comma list or repeated) for CPU\n"
-"                      time (relay) and VmRSS (idle): supervisor + workers\n"
+"                      time (relay, storm) and VmRSS (idle): supervisor +\n"
+"                      workers\n"
 "  --json              one JSON object on stdout instead of the text\n"
 "  --help              this text\n"
 "\n"
@@ -347,9 +356,12 @@ usage(FILE *f, int status)
 "  derpbench --tls --insecure --idle 20000 --sources "
 "127.0.0.2-127.0.0.254 \\\n"
 "      --server-pid PIDS 127.0.0.1:443\n"
+"  derpbench --tls --insecure --storm 5000 --concurrency 16 \\\n"
+"      --server-pid PIDS 127.0.0.1:443\n"
 "\n"
-"Exit status: 0 if packets arrived (relay) or every idle client stayed\n"
-"up (idle); 1 otherwise; 2 on bad usage.  See derpbench(1).\n");
+"Exit status: 0 if packets arrived (relay), every idle client stayed\n"
+"up (idle) or every handshake succeeded (storm); 1 otherwise; 2 on bad\n"
+"usage.  See derpbench(1).\n");
 	exit(status);
 }
 
@@ -564,6 +576,7 @@ parse_topology(const char *s)
 struct args {
 	struct bench		*b;
 	struct idle_opts	 io;
+	struct storm_opts	 so;
 	const char		*peer;
 	bool			 topo_set;
 };
@@ -598,6 +611,12 @@ apply_opt(struct args *a, int ch, char *arg)
 	case 'S':
 		if (parse_src_range(arg, &a->io.src_first, &a->io.src_last) < 0)
 			bad("--sources (want A.B.C.D-E.F.G.H)", arg);
+		a->so.src_first = a->io.src_first;
+		a->so.src_last = a->io.src_last;
+		break;
+	case 'R': a->so.n = (int)num(arg, 1, 10000000, "--storm"); break;
+	case 'c': a->so.concurrency = (int)num(arg, 1, 1024,
+		    "--concurrency");
 		break;
 	case 'h': usage(stdout, 0); break;
 	default: usage(stderr, 2);
@@ -626,6 +645,8 @@ parse_args(struct args *a, int argc, char **argv)
 		{ "hold", required_argument, NULL, 'H' },
 		{ "threads", required_argument, NULL, 'T' },
 		{ "sources", required_argument, NULL, 'S' },
+		{ "storm", required_argument, NULL, 'R' },
+		{ "concurrency", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -642,12 +663,14 @@ parse_args(struct args *a, int argc, char **argv)
 		if (a->topo_set && b->topology != TOPO_MESH)
 			bad("--topology with a peer node",
 			    topo_names[b->topology]);
-		if (a->io.n > 0)
-			bad("--idle with a peer node", a->peer);
+		if (a->io.n > 0 || a->so.n > 0)
+			bad("--idle or --storm with a peer node", a->peer);
 		b->topology = TOPO_MESH;
 	} else if (b->topology == TOPO_MESH) {
 		bad("--topology mesh without --peer", "no peer");
 	}
+	if (a->io.n > 0 && a->so.n > 0)
+		bad("--storm with --idle", "one mode at a time");
 	if ((b->topology == TOPO_SAME || b->topology == TOPO_CROSS) &&
 	    b->server_log == NULL)
 		bad("--topology same/cross without --server-log",
@@ -665,6 +688,7 @@ main(int argc, char **argv)
 	a.b = &b;
 	a.io.hold = 10;
 	a.io.threads = 8;
+	a.so.concurrency = 8;
 	b.pairs = 10;
 	b.size = 1200;
 	b.seconds = 5;
@@ -684,6 +708,13 @@ main(int argc, char **argv)
 		a.io.pids = b.server_pids;
 		a.io.npids = b.npids;
 		return idle_run(&a.io);
+	}
+	if (a.so.n > 0) {
+		a.so.co = b.co;
+		a.so.pids = b.server_pids;
+		a.so.npids = b.npids;
+		a.so.json = b.json;
+		return storm_run(&a.so);
 	}
 	return relay_run(&b);
 }

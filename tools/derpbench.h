@@ -1,7 +1,7 @@
 /*
- * derpbench's two halves: the relay benchmark and main (derpbench.c),
- * the idle-connection benchmark (derpbench_idle.c), and the /proc
- * readers both use for the server's CPU time and memory.
+ * derpbench's parts: the relay benchmark and main (derpbench.c), the
+ * idle-connection benchmark (derpbench_idle.c), the reconnect storm
+ * (derpbench_storm.c), and the /proc readers they use for the server's CPU time and memory.
  */
 #ifndef TOOLS_DERPBENCH_H
 #define TOOLS_DERPBENCH_H
@@ -32,6 +32,24 @@ struct idle_opts {
  * connected and stayed up, 1 otherwise.
  */
 int	idle_run(const struct idle_opts *o);
+
+struct storm_opts {
+	struct client_opts	 co;		/* server, TLS; no bind_addr */
+	int			 n;		/* handshakes in all */
+	int			 concurrency;	/* connecting threads */
+	uint32_t		 src_first;	/* source IPv4 range, host */
+	uint32_t		 src_last;	/* order; 0 = kernel's choice */
+	const int		*pids;		/* server processes, summed */
+	int			 npids;
+	bool			 json;
+};
+
+/*
+ * Reconnect storm: o->n connect + TLS + DERP handshake + disconnect
+ * cycles, o->concurrency at a time; print the rate and the server CPU
+ * per handshake.  Returns 0 if every handshake succeeded, else 1.
+ */
+int	storm_run(const struct storm_opts *o);
 
 /* "A.B.C.D-E.F.G.H" or one address into a host-order range: 0 or
  * -EINVAL. */

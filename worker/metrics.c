@@ -154,6 +154,16 @@ static const struct {
 	    "view." },
 	{ "derpd_worker_connections", "Registered DERP connections on each "
 	    "worker." },
+	{ "derpd_conn_buffers_in", "DERP connections holding a partial "
+	    "frame (read buffer), at the last scan." },
+	{ "derpd_conn_buffers_out", "DERP connections holding unwritten "
+	    "bytes (write buffer), at the last scan." },
+	{ "derpd_conn_buffers_ctrl", "DERP connections holding queued "
+	    "control frames, at the last scan." },
+	{ "derpd_conn_buffers_http", "DERP connections still holding HTTP "
+	    "request state, at the last scan." },
+	{ "derpd_conn_buffer_scans", "Scans of the connections' buffers "
+	    "(each worker, once a second)." },
 };
 
 /* HELP and TYPE lines of a series (type NULL: untyped, as Go). */
@@ -245,6 +255,11 @@ static const struct series derpd[] = {
 	S("derpd_worker_respawns", "counter", respawns),
 	S("derpd_workers", "gauge", workers),
 	S("derpd_mesh_links_up", "gauge", mesh_links_up),
+	S("derpd_conn_buffers_in", "gauge", conn_buf_in),
+	S("derpd_conn_buffers_out", "gauge", conn_buf_out),
+	S("derpd_conn_buffers_ctrl", "gauge", conn_buf_ctrl),
+	S("derpd_conn_buffers_http", "gauge", conn_buf_http),
+	S("derpd_conn_buffer_scans", "counter", conn_buf_scans),
 	S("derpd_accepts_rejected_per_ip", "counter", accepts_rejected_ip),
 	S("derpd_traffic_dump_lines", "counter", traffic_dump_lines),
 	S("derpd_traffic_dump_early_flushes", "counter",

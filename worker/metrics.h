@@ -121,6 +121,13 @@ struct metrics {
 	uint64_t	admission_inflight;
 	uint64_t	admission_list_refused;	/* deny / allow file */
 	uint64_t	clients_refused_max;	/* derp.max_clients */
+	/* membuf.c: DERP connections holding a buffer, as of the last
+	 * scan (each beat); an idle connection holds none. */
+	uint64_t	conn_buf_in;		/* partial frame */
+	uint64_t	conn_buf_out;		/* unwritten bytes */
+	uint64_t	conn_buf_ctrl;		/* queued control frames */
+	uint64_t	conn_buf_http;		/* request state kept */
+	uint64_t	conn_buf_scans;
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at

@@ -419,6 +419,8 @@ void	certwatch_stop(struct worker *w);
 
 /* metrics.c */
 void	metrics_snapshot(struct worker *w, struct metrics *out);
+/* membuf.c: count the DERP connections holding buffers into w->m. */
+void	membuf_scan(struct worker *w);
 
 /* pool (worker.c) */
 struct pkt	*pkt_alloc(struct worker *w, size_t frame_len);

@@ -307,6 +307,7 @@ on_beat(struct loop_timer *t)
 	for (i = 0; i < w->nlinks; i++)
 		up += mesh_link_up(w->links[i]);
 	w->m->mesh_links_up = (uint64_t)up;
+	membuf_scan(w);
 	send_beat(w);
 	(void)loop_timer_set(w->loop, &w->beat, 1000);
 }

@@ -6,13 +6,18 @@
 #   relay across a 2-node mesh region: senders on node A, receivers on B;
 #   IDLE (20,000) idle clients on a fresh node each run: RSS growth per
 #     connection, connect rate;
-#   STUN (stunbench).
+#   STUN (stunbench);
+#   a reconnect storm on the same node: STORM (3,000) connect + TLS + DERP
+#     handshake + disconnect cycles, STORM_C (16) at a time: handshakes/s
+#     and server CPU per handshake, against the bound `openssl speed`
+#     gives (one ECDSA P-256 sign and two X25519 per handshake).
 # Writes bench/results/relay-<UTC time>.{jsonl,md,png} (raw JSON lines,
 # medians as Markdown, a gnuplot plot) and prints the Markdown.
 #
 # Usage: tests/bench/relay.sh BUILD_DIR [SECONDS]
 # Environment: RUNS, SECS (3), WORKERS (2), IDLE (20000, 0 = skip),
-# IDLE_RUNS (RUNS), HOLD (6), STUN_ONLY=1 (just STUN).
+# IDLE_RUNS (RUNS), HOLD (6), STORM (3000, 0 = skip), STORM_C (16),
+# STUN_ONLY=1 (just STUN).  100,000 clients: tests/bench/scale.sh.
 set -eu
 B=${1:-build}
 SECS=${2:-${SECS:-3}}
@@ -21,6 +26,8 @@ WORKERS=${WORKERS:-2}
 IDLE=${IDLE:-20000}
 IDLE_RUNS=${IDLE_RUNS:-$RUNS}
 HOLD=${HOLD:-6}
+STORM=${STORM:-3000}
+STORM_C=${STORM_C:-16}
 
 need() {
 	command -v "$1" >/dev/null 2>&1 || {
@@ -130,6 +137,24 @@ fi
 echo "stun: $RUNS x $SECS s" >&2
 repeat "$RUNS" "$B/stunbench" --seconds "$SECS" --server-pid "$a_pids" \
     --json "127.0.0.1:$sport"
+if [ -z "${STUN_ONLY:-}" ] && [ "$STORM" -gt 0 ]; then
+	# The bound: what one core signs and agrees per second.
+	openssl speed -seconds 2 ecdsap256 ecdhx25519 2>/dev/null | awk '
+	    /ecdsa \(nistp256\)/ { sign = $(NF - 1) }
+	    /ecdh \(X25519\)/ { x = $NF }
+	    END { printf("{\"bench\":\"openssl_speed\",\"ecdsap256_sign_per_s\":%s,\"x25519_per_s\":%s}\n", sign, x) }' \
+	    >> "$out.jsonl"
+	echo "storm: $STORM handshakes, $STORM_C at a time, $RUNS runs" >&2
+	r=0
+	while [ $r -lt "$RUNS" ]; do
+		"$B/derpbench" $tls --storm "$STORM" --concurrency "$STORM_C" \
+		    --sources 127.0.0.2-127.0.0.254 --server-pid "$a_pids" \
+		    --json "127.0.0.1:$port" >> "$out.jsonl" ||
+		    echo "relay.sh: storm run $((r + 1)): a handshake" \
+			"failed (see $out.jsonl)" >&2
+		r=$((r + 1))
+	done
+fi
 stop_node "$a_pid"
 
 if [ -z "${STUN_ONLY:-}" ]; then

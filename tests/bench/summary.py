@@ -41,6 +41,8 @@ def main():
     relay = [r for r in rows if r.get("mode") == "relay"]
     idle = [r for r in rows if r.get("mode") == "idle"]
     stun = [r for r in rows if r.get("bench") == "stun"]
+    storm = [r for r in rows if r.get("mode") == "storm"]
+    speed = [r for r in rows if r.get("bench") == "openssl_speed"]
     out = []
     out.append(f"Machine: {machine}")
     out.append("")
@@ -123,6 +125,30 @@ def main():
             f"{med(stun, 'rtt_ms', 'p50'):.3f} ms p99 "
             f"{med(stun, 'rtt_ms', 'p99'):.3f} ms, server CPU "
             f"{med(stun, 'server_cpu_us_per_req'):.2f} us/request")
+    if storm:
+        cpu = med(storm, "server_cpu_ms_per_handshake")
+        out.append("")
+        out.append(
+            f"Reconnect storm: {med(storm, 'handshakes_per_s'):.0f} "
+            f"handshakes/s (median of {len(storm)} runs of "
+            f"{storm[0]['handshakes']}, {storm[0]['concurrency']} at a "
+            f"time, failed {max(r['failed'] for r in storm)} at most), "
+            f"latency p50 {med(storm, 'latency_ms_p50'):.2f} ms p99 "
+            f"{med(storm, 'latency_ms_p99'):.2f} ms; server CPU "
+            f"{cpu:.3f} ms per handshake = {1e3 / cpu:.0f} handshakes/s "
+            f"per server core; client CPU "
+            f"{med(storm, 'client_cpu_ms_per_handshake'):.3f} ms each on "
+            "the same cores")
+        if speed:
+            s = speed[-1]
+            bound = 1 / (1 / s["ecdsap256_sign_per_s"] +
+                         2 / s["x25519_per_s"])
+            out.append(
+                f"Bound from openssl speed ({s['ecdsap256_sign_per_s']:.0f} "
+                f"P-256 signs/s, {s['x25519_per_s']:.0f} X25519/s, one "
+                f"sign + two X25519 per handshake): {bound:.0f} "
+                f"handshakes/s per core; measured "
+                f"{100 * 1e3 / cpu / bound:.0f} % of it")
     print("\n".join(out))
 
 

@@ -167,6 +167,49 @@ test_derpbench_idle_holds_clients(void **state)
 }
 
 static void
+test_derpbench_storm(void **state)
+{
+	struct node	*n = node_start(true, "workers = 2;\n");
+	static char	 out[8192];
+	char		 args[1024], tls[512];
+	json_t		*j;
+	long		 acc0;
+
+	(void)state;
+	tls_args(n, tls, sizeof(tls));
+	acc0 = node_metric(n, "derp_accepts");
+	snprintf(args, sizeof(args), "%s --storm 60 --concurrency 4 "
+	    "--sources 127.0.0.2-127.0.0.5 --json --server-pid %d,%d,%d "
+	    "127.0.0.1:%u", tls, n->pid, node_worker_pid(n, 0),
+	    node_worker_pid(n, 1), n->port);
+	assert_int_equal(run_bench(args, out, sizeof(out)), 0);
+	j = parse(out);
+	assert_string_equal(json_string_value(json_object_get(j, "mode")),
+	    "storm");
+	assert_int_equal(jint(j, "ok"), 60);
+	assert_int_equal(jint(j, "failed"), 0);
+	assert_true(jnum(j, "handshakes_per_s") > 0);
+	assert_true(jnum(j, "latency_ms_p50") > 0);
+	assert_true(jnum(j, "latency_ms_p50") <= jnum(j, "latency_ms_p99"));
+	assert_true(jnum(j, "latency_ms_p99") <= jnum(j, "latency_ms_max"));
+	assert_true(jnum(j, "server_cpu_ms_per_handshake") > 0);
+	assert_true(jnum(j, "handshakes_per_server_core_s") > 0);
+	json_decref(j);
+	/* Every handshake was a new connection that registered. */
+	assert_true(node_metric(n, "derp_accepts") - acc0 >= 60);
+	assert_true(node_log_count(n, "peer=127.0.0.5:") > 0);
+	node_stop(n);
+	node_free(n);
+	/* Nobody listens on port 1: every handshake fails, status 1. */
+	assert_int_equal(run_bench("--storm 3 --concurrency 2 --json "
+	    "127.0.0.1:1", out, sizeof(out)), 1);
+	j = parse(out);
+	assert_int_equal(jint(j, "ok"), 0);
+	assert_int_equal(jint(j, "failed"), 3);
+	json_decref(j);
+}
+
+static void
 region_start(struct node *nodes[2])
 {
 	char	cmd[2048], path[400], peers[512], extra[2048];
@@ -255,6 +298,8 @@ test_derpbench_usage_errors(void **state)
 	assert_int_equal(run_bench("--idle 10 --sources 127.0.0.9-127.0.0.2 "
 	    "127.0.0.1:1 2>&1", out, sizeof(out)), 2);
 	assert_non_null(strstr(out, "--sources"));
+	assert_int_equal(run_bench("--storm 5 --idle 5 127.0.0.1:1 2>&1", out,
+	    sizeof(out)), 2);
 	assert_int_equal(run_bench("--size 70000 127.0.0.1:1 2>&1", out,
 	    sizeof(out)), 2);
 	assert_int_equal(run_bench("nonsense 2>&1", out, sizeof(out)), 2);
@@ -272,6 +317,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_derpbench_closed_loop_json),
 		cmocka_unit_test(test_derpbench_idle_holds_clients),
+		cmocka_unit_test(test_derpbench_storm),
 		cmocka_unit_test(test_derpbench_mesh_topology),
 		cmocka_unit_test(test_derpbench_usage_errors),
 	};

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "derp/frame.h"
 #include "derp/info.h"
@@ -233,6 +234,37 @@ test_info_box_bounds(void **state)
 	    -EPROTO);
 }
 
+/* The cached box key follows both keys: a box sealed to one peer opens
+ * with that peer's private key only, whatever was computed before. */
+static void
+test_info_box_key_cache(void **state)
+{
+	uint8_t	a_pub[32], a_priv[32], b_pub[32], b_priv[32];
+	uint8_t	sa[64], sb[64], out[64];
+	ssize_t	na, nb;
+
+	(void)state;
+	crypto_box_keypair(a_pub, a_priv);
+	crypto_box_keypair(b_pub, b_priv);
+	na = derp_box_seal(sa, sizeof(sa), (const uint8_t *)"to a", 4, a_pub,
+	    cli_priv);
+	nb = derp_box_seal(sb, sizeof(sb), (const uint8_t *)"to b", 4, b_pub,
+	    cli_priv);
+	assert_true(na > 0 && nb > 0);
+	assert_int_equal(derp_box_open(out, sizeof(out), sa, (size_t)na,
+	    cli_pub, b_priv), -EPROTO);
+	assert_int_equal(derp_box_open(out, sizeof(out), sa, (size_t)na,
+	    cli_pub, a_priv), 4);
+	assert_memory_equal(out, "to a", 4);
+	assert_int_equal(derp_box_open(out, sizeof(out), sb, (size_t)nb,
+	    cli_pub, a_priv), -EPROTO);
+	assert_int_equal(derp_box_open(out, sizeof(out), sb, (size_t)nb,
+	    cli_pub, b_priv), 4);
+	assert_memory_equal(out, "to b", 4);
+	assert_int_equal(derp_box_open(out, sizeof(out), sb, (size_t)nb,
+	    a_pub, b_priv), -EPROTO);
+}
+
 int
 main(void)
 {
@@ -244,6 +276,7 @@ main(void)
 		cmocka_unit_test(test_info_client_json_rules),
 		cmocka_unit_test(test_info_server_json),
 		cmocka_unit_test(test_info_box_bounds),
+		cmocka_unit_test(test_info_box_key_cache),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
