@@ -485,6 +485,30 @@ sum_where(json_t *arr, const char *what, int link, const char *field,
 	return s;
 }
 
+/* Every worker's link number link is up (each worker dials each peer;
+ * a client's reach() proves only its own worker's link). */
+static void
+wait_links_up(const struct node *n, int link, size_t workers)
+{
+	uint64_t	 deadline = now_ms() + 10000;
+	size_t		 i, up;
+	json_t		*arr, *j;
+
+	do {
+		arr = snapshot(n);
+		up = 0;
+		json_array_foreach(arr, i, j)
+			up += json_object_get(j, "Link") != NULL &&
+			    num(j, "Link") == link &&
+			    json_is_true(json_object_get(j, "Up"));
+		json_decref(arr);
+		if (up == workers)
+			return;
+		(void)node_log_wait(n, "\x01never", 20);	/* poll interval */
+	} while (now_ms() < deadline);
+	fail_msg("%zu of %zu mesh links up", up, workers);
+}
+
 static void
 test_traffic_mesh_link(void **state)
 {
@@ -500,6 +524,7 @@ test_traffic_mesh_link(void **state)
 	b = node_client(nodes[1]);
 	key1 = client_server_key(b);
 	reach(a, b);
+	wait_links_up(nodes[0], 1, 2);
 	s0 = snapshot(nodes[0]);
 	s1 = snapshot(nodes[1]);
 	for (i = 0; i < NPKT; i++)
