@@ -2,7 +2,7 @@
  * A worker with no sockets of its own for the fuzz targets that drive
  * the server's connection code in memory (fuzz_conn, fuzz_ws): the
  * node key is 0x42 repeated, the mesh key 0x33; admission is set up as
- * the real worker's (no lists, no URL).  Test code only: static, in a
+ * the real worker's (no lists, no URL), /bootstrap-dns with no names.  Test code only: static, in a
  * header, so each target stays one .c file.
  */
 #ifndef TESTS_FUZZ_FAKE_WORKER_H
@@ -13,6 +13,7 @@
 
 #include "derp/key.h"
 #include "worker/admit.h"
+#include "worker/bootdns.h"
 #include "worker/wk.h"
 
 /* NULL, or a worker whose loop is NULL when part of it failed (the
@@ -34,7 +35,8 @@ fake_worker(void)
 	w->has_mesh_key = true;
 	memset(w->mesh_key, 0x33, sizeof(w->mesh_key));
 	if (w->loop == NULL || w->reg == NULL || w->scratch == NULL ||
-	    derp_key_public(w->pub, w->priv) < 0 || admit_init(w) < 0) {
+	    derp_key_public(w->pub, w->priv) < 0 || admit_init(w) < 0 ||
+	    (w->bootdns = bootdns_new(w)) == NULL) {
 		loop_free(w->loop);
 		w->loop = NULL;
 		return w;
@@ -80,6 +82,7 @@ fake_worker_free(struct worker *w)
 		w->pool = p->next;
 		free(p);
 	}
+	bootdns_free(w->bootdns);
 	admit_fini(w);
 	registry_free(w->reg);
 	loop_free(w->loop);
