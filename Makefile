@@ -19,12 +19,15 @@ DESTDIR	?=
 CC	?= cc
 SAN	?=
 
+comma	:= ,
 ifeq ($(SAN),)
 B	:= build
 SANFLAGS :=
 else
 B	:= build/san
-SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+# GCC's "undefined" leaves out float-cast-overflow (clang's includes it).
+SANFLAGS := -fsanitize=$(SAN)$(if $(findstring undefined,$(SAN)),$(comma)float-cast-overflow) \
+	    -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
 # Libraries with a pkg-config file; http-parser and wslay ship none on Debian.

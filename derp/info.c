@@ -121,7 +121,9 @@ json_int(json_t *v, int *out)
 	if (!json_is_real(v))
 		return -EPROTO;
 	d = json_real_value(v);
-	if (d != (double)(int)d)
+	/* Range first: converting an out-of-range double to int is
+	 * undefined (fuzz_client_info, {"version":7.7e101}). */
+	if (!(d >= -2147483647.0 && d <= 2147483647.0) || d != (double)(int)d)
 		return -EPROTO;
 	*out = (int)d;
 	return 0;

@@ -175,6 +175,10 @@ test_info_client_json_rules(void **state)
 		"{\"IsProber\":\"yes\"}", "{\"meshKey\":\"\"}",
 		"{\"meshKey\":\"abc\"}", "{\"meshKey\":5}",
 		"{\"version\":2.5}", "{\"AppName\":3}",
+		/* Out of int's range: refused before any conversion (a
+		 * finding of fuzz_client_info under UBSan). */
+		"{\"version\":7.7e101}", "{\"version\":-3e9}",
+		"{\"version\":2147483648.0}",
 	};
 
 	(void)state;
@@ -193,6 +197,9 @@ test_info_client_json_rules(void **state)
 	assert_int_equal(derp_client_info_parse("{\"AppName\":\"x\"}", 15, &c),
 	    0);
 	assert_string_equal(c.app_name, "x");
+	assert_int_equal(derp_client_info_parse("{\"version\":3.0}", 15, &c),
+	    0);
+	assert_int_equal(c.version, 3);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(derp_client_info_parse(bad[i], strlen(bad[i]),
 		    &c), -EPROTO);
