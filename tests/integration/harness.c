@@ -778,3 +778,17 @@ node_region_start(struct node **nodes, int nn, int workers, const char *psk)
 	for (i = 0; i < nn; i++)
 		node_start_in(nodes[i], true, nodes[i]->extra);
 }
+
+struct client *
+node_ws_client(const struct node *n)
+{
+	struct client_opts	 o;
+	struct client		*c;
+	int			 err = 0;
+
+	node_opts(n, &o);
+	o.websocket = true;
+	if ((c = client_connect(&o, &err)) == NULL)
+		fail_msg("websocket client_connect: %s", strerror(-err));
+	return c;
+}

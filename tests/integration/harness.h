@@ -51,6 +51,8 @@ void		 node_free(struct node *n);
 void		 node_opts(const struct node *n, struct client_opts *o);
 struct client	*node_client(const struct node *n);
 struct client	*node_client_key(const struct node *n, const uint8_t *priv);
+/* A client in WebSocket mode (PROTOCOL.md 2.7); fails the test on error. */
+struct client	*node_ws_client(const struct node *n);
 /* Metric value from /debug/varz, e.g. "derp_packets_sent" or
  * "derp_packets_dropped{reason=\"unknown_dest\",kind=\"disco\"}". */
 long		 node_metric(const struct node *n, const char *name);

@@ -62,20 +62,6 @@ assert_filtered(const struct node *n, int nworkers, bool on)
 	assert_int_equal(status_num(n->pid, "Seccomp"), 0);
 }
 
-static struct client *
-client_ws(const struct node *n)
-{
-	struct client_opts	 o;
-	struct client		*c;
-	int			 err = 0;
-
-	node_opts(n, &o);
-	o.websocket = true;
-	if ((c = client_connect(&o, &err)) == NULL)
-		fail_msg("websocket connect: %s", strerror(-err));
-	return c;
-}
-
 static void
 get_ok(const struct node *n, const char *path)
 {
@@ -133,7 +119,7 @@ test_sandbox_session(void **state)
 	/* TLS on both nodes, WebSocket on A; every pair, so across
 	 * workers and over the mesh. */
 	c[0] = node_client(a);
-	c[1] = client_ws(a);
+	c[1] = node_ws_client(a);
 	c[2] = node_client(b);
 	c[3] = node_client(b);
 	for (i = 0; i < 4; i++)

@@ -22,20 +22,6 @@
 
 #define BIG	65536	/* DERP_MAX_PACKET: one SendPacket of 65,536+37 */
 
-static struct client *
-ws_client(const struct node *n)
-{
-	struct client_opts	 o;
-	struct client		*c;
-	int			 err = 0;
-
-	node_opts(n, &o);
-	o.websocket = true;
-	if ((c = client_connect(&o, &err)) == NULL)
-		fail_msg("websocket client_connect: %s", strerror(-err));
-	return c;
-}
-
 /* Wait for the server's close frame; returns its code. */
 static int
 wait_close(struct client *c)
@@ -88,13 +74,13 @@ test_ws_plain_exchange(void **state)
 
 	(void)state;
 	assert_int_equal(node_metric(n, "derp_websocket_accepts"), 0);
-	ws = ws_client(n);
+	ws = node_ws_client(n);
 	raw = node_client(n);
 	assert_false(client_fast_started(ws));
 	assert_memory_not_equal(client_server_key(ws), "\0\0\0\0", 4);
 	exchange(ws, raw);
 	/* Two WebSocket clients talk to each other too. */
-	ws2 = ws_client(n);
+	ws2 = node_ws_client(n);
 	reach(ws2, ws);
 	reach(ws, ws2);
 	assert_int_equal(node_metric(n, "derp_websocket_accepts"), 2);
@@ -113,7 +99,7 @@ test_ws_tls_exchange(void **state)
 	struct client	*ws, *raw;
 
 	(void)state;
-	ws = ws_client(n);
+	ws = node_ws_client(n);
 	raw = node_client(n);
 	assert_false(client_fast_started(ws));	/* even with the meta-cert */
 	assert_true(client_fast_started(raw));
@@ -135,7 +121,7 @@ test_ws_two_workers(void **state)
 
 	(void)state;
 	for (i = 0; i < 3; i++) {
-		ws[i] = ws_client(n);
+		ws[i] = node_ws_client(n);
 		raw[i] = node_client(n);
 	}
 	for (i = 0; i < 3; i++) {
@@ -157,7 +143,7 @@ static void
 test_ws_stream_and_ping(void **state)
 {
 	struct node		*n = node_start(false, NULL);
-	struct client		*ws = ws_client(n), *raw = node_client(n);
+	struct client		*ws = node_ws_client(n), *raw = node_client(n);
 	struct client_msg	 m;
 	uint8_t			 fr[5 + 32 + 5];
 	uint64_t		 deadline;
@@ -191,8 +177,8 @@ static void
 test_ws_text_closes_1003(void **state)
 {
 	struct node	*n = node_start(false, NULL);
-	struct client	*ws = ws_client(n), *a = node_client(n);
-	struct client	*b = ws_client(n);
+	struct client	*ws = node_ws_client(n), *a = node_client(n);
+	struct client	*b = node_ws_client(n);
 
 	(void)state;
 	assert_int_equal(client_ws_send(ws, 1, "hello", 5), 0);
@@ -212,7 +198,7 @@ static void
 test_ws_message_too_big_closes_1009(void **state)
 {
 	struct node	*n = node_start(false, NULL);
-	struct client	*ws = ws_client(n);
+	struct client	*ws = node_ws_client(n);
 	size_t		 len = 128 * 1024 + 1;
 	uint8_t		*p = calloc(1, len);
 
@@ -233,8 +219,8 @@ test_ws_garbage_closes_only_that_conn(void **state)
 	static const uint8_t	unmasked[] = { 0x82, 0x03, 1, 2, 3 };
 	static const uint8_t	reserved[] = { 0x83, 0x80, 1, 2, 3, 4 };
 	struct node		*n = node_start(true, NULL);
-	struct client		*g1 = ws_client(n), *g2 = ws_client(n);
-	struct client		*a = ws_client(n), *b = node_client(n);
+	struct client		*g1 = node_ws_client(n), *g2 = node_ws_client(n);
+	struct client		*a = node_ws_client(n), *b = node_client(n);
 
 	(void)state;
 	reach(a, b);
@@ -262,7 +248,7 @@ test_ws_close_codes(void **state)
 	static const uint8_t	close1000[] = { 0x03, 0xe8 };
 	static const uint8_t	bad_pref[] = { 0x07, 0, 0, 0, 2, 1, 1 };
 	struct node		*n = node_start(false, NULL);
-	struct client		*a = ws_client(n), *b = ws_client(n);
+	struct client		*a = node_ws_client(n), *b = node_ws_client(n);
 
 	(void)state;
 	assert_int_equal(client_ws_send(a, 8, close1000, 2), 0);
@@ -405,8 +391,8 @@ test_ws_slow_reader_write_timeout(void **state)
 {
 	struct node	*n = node_start(true,
 			    "derp = { write_timeout_ms = 500; };\n");
-	struct client	*slow = ws_client(n), *a = node_client(n);
-	struct client	*b = ws_client(n);
+	struct client	*slow = node_ws_client(n), *a = node_client(n);
+	struct client	*b = node_ws_client(n);
 	uint8_t		 pkt[1200];
 	uint64_t	 deadline = now_ms() + 15000;
 	int		 i, rc;
