@@ -45,6 +45,38 @@ fake_worker(void)
 	return w;
 }
 
+/* A connection in the HTTP state on fd (-1: none, fed in memory; else
+ * watched by the loop, as an accepted socket is), linked into w. */
+static struct conn *
+fake_conn_new(struct worker *w, int fd)
+{
+	struct conn	*c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->w = w;
+	c->fd = fd;
+	c->id = ++w->next_conn_id;
+	c->role = ROLE_DERP;
+	c->state = ST_HTTP;
+	loop_io_init(&c->io, fd, NULL, c);
+	loop_timer_init(&c->deadline, NULL, c);
+	loop_timer_init(&c->rate_timer, NULL, c);
+	loop_timer_init(&c->keepalive, session_keepalive, c);
+	if (http_begin(c) < 0 ||
+	    (fd >= 0 && loop_io_add(w->loop, &c->io, LOOP_IN) < 0)) {
+		http_end(c);
+		free(c);
+		return NULL;
+	}
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	return c;
+}
+
 /* What the loop does after a dispatch round: flushes, read-again, frees. */
 static void
 fake_worker_drain(struct worker *w)

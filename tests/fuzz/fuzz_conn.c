@@ -16,31 +16,13 @@
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* derp: an established session of key 0x07.. with the mesh key. */
 static struct conn *
 fake_conn(struct worker *w, bool derp)
 {
-	struct conn	*c = calloc(1, sizeof(*c));
+	struct conn	*c = fake_conn_new(w, -1);
 
-	if (c == NULL)
-		return NULL;
-	c->w = w;
-	c->fd = -1;
-	c->id = ++w->next_conn_id;
-	c->role = ROLE_DERP;
-	c->state = ST_HTTP;
-	loop_io_init(&c->io, -1, NULL, c);
-	loop_timer_init(&c->deadline, NULL, c);
-	loop_timer_init(&c->keepalive, session_keepalive, c);
-	if (http_begin(c) < 0) {
-		free(c);
-		return NULL;
-	}
-	c->next = w->conns;
-	if (w->conns != NULL)
-		w->conns->prev = c;
-	w->conns = c;
-	w->nconns++;
-	if (derp) {
+	if (c != NULL && derp) {
 		http_end(c);
 		memset(c->key, 0x07, sizeof(c->key));
 		c->can_mesh = true;

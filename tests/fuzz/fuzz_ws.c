@@ -26,35 +26,6 @@ static const char UPGRADE[] = "GET /derp HTTP/1.1\r\nHost: x\r\n"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
     "Sec-WebSocket-Protocol: derp\r\n\r\n";
 
-static struct conn *
-fake_conn(struct worker *w, int fd)
-{
-	struct conn	*c = calloc(1, sizeof(*c));
-
-	if (c == NULL)
-		return NULL;
-	c->w = w;
-	c->fd = fd;
-	c->id = ++w->next_conn_id;
-	c->role = ROLE_DERP;
-	c->state = ST_HTTP;
-	loop_io_init(&c->io, fd, NULL, c);
-	loop_timer_init(&c->deadline, NULL, c);
-	loop_timer_init(&c->rate_timer, NULL, c);
-	loop_timer_init(&c->keepalive, session_keepalive, c);
-	if (http_begin(c) < 0 || loop_io_add(w->loop, &c->io, LOOP_IN) < 0) {
-		http_end(c);
-		free(c);
-		return NULL;
-	}
-	c->next = w->conns;
-	if (w->conns != NULL)
-		w->conns->prev = c;
-	w->conns = c;
-	w->nconns++;
-	return c;
-}
-
 /* A masked binary message carrying p (what a browser would send). */
 static size_t
 ws_message(uint8_t *out, const uint8_t *p, size_t n)
@@ -125,7 +96,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fake_worker_free(w);
 		return 0;
 	}
-	if (fake_conn(w, sv[0]) == NULL) {
+	if (fake_conn_new(w, sv[0]) == NULL) {
 		close(sv[0]);
 		close(sv[1]);
 		fake_worker_free(w);
