@@ -18,38 +18,53 @@
 
 #define JSON_MAX	(DERP_MAX_CLIENT_INFO)
 
-/*
- * The last box key computed on this thread.  A server handshake opens
- * ClientInfo and seals ServerInfo between the same two keys: one X25519
- * (crypto_box_beforenm) serves both, the most expensive step of the DERP
- * handshake after TLS's own.
- */
-static __thread struct {
-	bool	 ok;
-	uint8_t	 pub[DERP_KEY_LEN];
-	uint8_t	 priv[DERP_KEY_LEN];
-	uint8_t	 k[crypto_box_BEFORENMBYTES];
-} box_cache;
-
-/* The shared key of peer_pub and my_priv, or NULL (a degenerate peer
- * key, as crypto_box itself refuses). */
-static const uint8_t *
-box_key(const uint8_t peer_pub[DERP_KEY_LEN],
+int
+derp_box_key(struct derp_box *b, const uint8_t peer_pub[DERP_KEY_LEN],
     const uint8_t my_priv[DERP_KEY_LEN])
 {
-	if (box_cache.ok &&
-	    sodium_memcmp(box_cache.pub, peer_pub, DERP_KEY_LEN) == 0 &&
-	    sodium_memcmp(box_cache.priv, my_priv, DERP_KEY_LEN) == 0)
-		return box_cache.k;
-	box_cache.ok = false;
-	if (crypto_box_beforenm(box_cache.k, peer_pub, my_priv) != 0) {
-		sodium_memzero(box_cache.k, sizeof(box_cache.k));
-		return NULL;
+	if (derp_key_is_zero(peer_pub) ||
+	    crypto_box_beforenm(b->k, peer_pub, my_priv) != 0) {
+		derp_box_wipe(b);
+		return -EINVAL;	/* a degenerate key, as crypto_box refuses */
 	}
-	memcpy(box_cache.pub, peer_pub, DERP_KEY_LEN);
-	memcpy(box_cache.priv, my_priv, DERP_KEY_LEN);
-	box_cache.ok = true;
-	return box_cache.k;
+	return 0;
+}
+
+void
+derp_box_wipe(struct derp_box *b)
+{
+	sodium_memzero(b->k, sizeof(b->k));
+}
+
+ssize_t
+derp_box_seal_with(uint8_t *out, size_t cap, const uint8_t *msg, size_t len,
+    const uint8_t nonce[DERP_NONCE_LEN], const struct derp_box *b)
+{
+	if (cap < DERP_NONCE_LEN + DERP_BOX_OVERHEAD ||
+	    cap - DERP_NONCE_LEN - DERP_BOX_OVERHEAD < len)
+		return -ENOBUFS;
+	memcpy(out, nonce, DERP_NONCE_LEN);
+	if (crypto_box_easy_afternm(out + DERP_NONCE_LEN, msg, len, nonce,
+	    b->k) != 0)
+		return -EINVAL;
+	return (ssize_t)(DERP_NONCE_LEN + DERP_BOX_OVERHEAD + len);
+}
+
+ssize_t
+derp_box_open_with(uint8_t *out, size_t cap, const uint8_t *in, size_t len,
+    const struct derp_box *b)
+{
+	size_t	plen;
+
+	if (len < DERP_NONCE_LEN + DERP_BOX_OVERHEAD)
+		return -EPROTO;
+	plen = len - DERP_NONCE_LEN - DERP_BOX_OVERHEAD;
+	if (plen > cap)
+		return -ENOBUFS;
+	if (crypto_box_open_easy_afternm(out, in + DERP_NONCE_LEN,
+	    len - DERP_NONCE_LEN, in, b->k) != 0)
+		return -EPROTO;
+	return (ssize_t)plen;
 }
 
 ssize_t
@@ -57,20 +72,17 @@ derp_box_seal_nonce(uint8_t *out, size_t cap, const uint8_t *msg, size_t len,
     const uint8_t nonce[DERP_NONCE_LEN], const uint8_t peer_pub[DERP_KEY_LEN],
     const uint8_t my_priv[DERP_KEY_LEN])
 {
-	const uint8_t	*k;
+	struct derp_box	bx;
+	ssize_t		r;
 
 	if (cap < DERP_NONCE_LEN + DERP_BOX_OVERHEAD ||
 	    cap - DERP_NONCE_LEN - DERP_BOX_OVERHEAD < len)
 		return -ENOBUFS;
-	if (derp_key_is_zero(peer_pub))
+	if (derp_box_key(&bx, peer_pub, my_priv) < 0)
 		return -EINVAL;
-	if ((k = box_key(peer_pub, my_priv)) == NULL)
-		return -EINVAL;
-	memcpy(out, nonce, DERP_NONCE_LEN);
-	if (crypto_box_easy_afternm(out + DERP_NONCE_LEN, msg, len, nonce, k)
-	    != 0)
-		return -EINVAL;
-	return (ssize_t)(DERP_NONCE_LEN + DERP_BOX_OVERHEAD + len);
+	r = derp_box_seal_with(out, cap, msg, len, nonce, &bx);
+	derp_box_wipe(&bx);
+	return r;
 }
 
 ssize_t
@@ -88,20 +100,18 @@ ssize_t
 derp_box_open(uint8_t *out, size_t cap, const uint8_t *in, size_t len,
     const uint8_t peer_pub[DERP_KEY_LEN], const uint8_t my_priv[DERP_KEY_LEN])
 {
-	const uint8_t	*k;
-	size_t		 plen;
+	struct derp_box	bx;
+	ssize_t		r;
 
-	if (len < DERP_NONCE_LEN + DERP_BOX_OVERHEAD || derp_key_is_zero(
-	    peer_pub))
+	if (len < DERP_NONCE_LEN + DERP_BOX_OVERHEAD)
 		return -EPROTO;
-	plen = len - DERP_NONCE_LEN - DERP_BOX_OVERHEAD;
-	if (plen > cap)
+	if (len - DERP_NONCE_LEN - DERP_BOX_OVERHEAD > cap)
 		return -ENOBUFS;
-	if ((k = box_key(peer_pub, my_priv)) == NULL ||
-	    crypto_box_open_easy_afternm(out, in + DERP_NONCE_LEN,
-	    len - DERP_NONCE_LEN, in, k) != 0)
+	if (derp_box_key(&bx, peer_pub, my_priv) < 0)
 		return -EPROTO;
-	return (ssize_t)plen;
+	r = derp_box_open_with(out, cap, in, len, &bx);
+	derp_box_wipe(&bx);
+	return r;
 }
 
 /* Go's encoding/json decodes a number into an int only when integral. */
@@ -338,7 +348,7 @@ derp_client_info_frame(uint8_t *out, size_t cap,
 int
 derp_client_info_open(const uint8_t *payload, size_t len,
     const uint8_t server_priv[DERP_KEY_LEN], uint8_t client_pub[DERP_KEY_LEN],
-    struct derp_client_info *ci)
+    struct derp_box *box, struct derp_client_info *ci)
 {
 	static __thread uint8_t	 plain[DERP_MAX_CLIENT_INFO];
 	ssize_t			 n;
@@ -349,29 +359,37 @@ derp_client_info_open(const uint8_t *payload, size_t len,
 	memcpy(client_pub, payload, DERP_KEY_LEN);
 	if (derp_key_is_zero(client_pub))
 		return -EPROTO;
-	n = derp_box_open(plain, sizeof(plain), payload + DERP_KEY_LEN,
-	    len - DERP_KEY_LEN, client_pub, server_priv);
-	if (n < 0)
+	if (derp_box_key(box, client_pub, server_priv) < 0)
 		return -EPROTO;
+	n = derp_box_open_with(plain, sizeof(plain), payload + DERP_KEY_LEN,
+	    len - DERP_KEY_LEN, box);
+	if (n < 0) {
+		derp_box_wipe(box);
+		return -EPROTO;
+	}
 	rc = derp_client_info_parse((const char *)plain, (size_t)n, ci);
 	sodium_memzero(plain, (size_t)n);
+	if (rc < 0)
+		derp_box_wipe(box);
 	return rc;
 }
 
 ssize_t
 derp_server_info_frame(uint8_t *out, size_t cap,
-    const struct derp_server_info *si, const uint8_t server_priv[DERP_KEY_LEN],
-    const uint8_t client_pub[DERP_KEY_LEN])
+    const struct derp_server_info *si, const struct derp_box *box)
 {
 	char	json[256];
+	uint8_t	nonce[DERP_NONCE_LEN];
 	ssize_t	jl, bl;
 
 	if ((jl = derp_server_info_format(json, sizeof(json), si)) < 0)
 		return jl;
 	if (cap < DERP_FRAME_HDR_LEN)
 		return -ENOBUFS;
-	bl = derp_box_seal(out + DERP_FRAME_HDR_LEN, cap - DERP_FRAME_HDR_LEN,
-	    (const uint8_t *)json, (size_t)jl, client_pub, server_priv);
+	randombytes_buf(nonce, sizeof(nonce));
+	bl = derp_box_seal_with(out + DERP_FRAME_HDR_LEN,
+	    cap - DERP_FRAME_HDR_LEN, (const uint8_t *)json, (size_t)jl, nonce,
+	    box);
 	if (bl < 0)
 		return bl;
 	derp_frame_header(out, DERP_FRAME_SERVER_INFO, (uint32_t)bl);

@@ -30,6 +30,27 @@ struct derp_server_info {
 	uint64_t	token_bucket_bytes_burst;
 };
 
+/*
+ * The box key of one pair of keys (crypto_box_beforenm: one X25519).  A
+ * server handshake opens ClientInfo and seals ServerInfo under the same
+ * pair, so it computes the key once and holds it until ServerInfo is
+ * sealed; derp_box_wipe() when done.
+ */
+struct derp_box {
+	uint8_t	k[32];
+};
+
+/* -EINVAL for a zero or degenerate (small-order) peer key. */
+int	derp_box_key(struct derp_box *b, const uint8_t peer_pub[DERP_KEY_LEN],
+	    const uint8_t my_priv[DERP_KEY_LEN]);
+void	derp_box_wipe(struct derp_box *b);
+/* As derp_box_seal_nonce / derp_box_open under a computed box key. */
+ssize_t	derp_box_seal_with(uint8_t *out, size_t cap, const uint8_t *msg,
+	    size_t len, const uint8_t nonce[DERP_NONCE_LEN],
+	    const struct derp_box *b);
+ssize_t	derp_box_open_with(uint8_t *out, size_t cap, const uint8_t *in,
+	    size_t len, const struct derp_box *b);
+
 /* Seal: out = nonce(24) || crypto_box_easy(msg).  Returns bytes written
  * or -ENOBUFS / -EINVAL.  Random nonce. */
 ssize_t	derp_box_seal(uint8_t *out, size_t cap, const uint8_t *msg,
@@ -68,15 +89,16 @@ ssize_t	derp_client_info_frame(uint8_t *out, size_t cap,
 	    const struct derp_client_info *ci,
 	    const uint8_t client_priv[DERP_KEY_LEN],
 	    const uint8_t server_pub[DERP_KEY_LEN]);
-/* Open a ClientInfo payload: writes the client key and info.  -EPROTO on
- * short/long payload, zero key, box failure or bad JSON. */
+/* Open a ClientInfo payload: writes the client key, the box key of the
+ * pair (for derp_server_info_frame) and info.  -EPROTO on short/long
+ * payload, zero key, box failure or bad JSON (box then wiped). */
 int	derp_client_info_open(const uint8_t *payload, size_t len,
 	    const uint8_t server_priv[DERP_KEY_LEN],
-	    uint8_t client_pub[DERP_KEY_LEN], struct derp_client_info *ci);
+	    uint8_t client_pub[DERP_KEY_LEN], struct derp_box *box,
+	    struct derp_client_info *ci);
+/* ServerInfo sealed under the box key derp_client_info_open gave. */
 ssize_t	derp_server_info_frame(uint8_t *out, size_t cap,
-	    const struct derp_server_info *si,
-	    const uint8_t server_priv[DERP_KEY_LEN],
-	    const uint8_t client_pub[DERP_KEY_LEN]);
+	    const struct derp_server_info *si, const struct derp_box *box);
 int	derp_server_info_open(const uint8_t *payload, size_t len,
 	    const uint8_t client_priv[DERP_KEY_LEN],
 	    const uint8_t server_pub[DERP_KEY_LEN],

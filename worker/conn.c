@@ -683,6 +683,7 @@ conn_free(struct conn *c)
 	if (c->cur != NULL)
 		pkt_free(w, c->cur);
 	SSL_free(c->ssl);
+	derp_box_wipe(&c->box);
 	close(c->fd);
 	if (c->in.p != w->scratch)
 		bbuf_free(&c->in);

@@ -146,7 +146,7 @@ client_info(struct conn *c, const uint8_t *payload, size_t len)
 {
 	struct worker	*w = c->w;
 
-	if (derp_client_info_open(payload, len, w->priv, c->key,
+	if (derp_client_info_open(payload, len, w->priv, c->key, &c->box,
 	    &c->info) < 0) {
 		conn_close(c, "client_info_invalid");
 		return;
@@ -171,8 +171,9 @@ session_admitted(struct conn *c)
 
 	if (c->closing || admit_full(c))
 		return;
-	if ((n = derp_server_info_frame(out, sizeof(out), &si, w->priv,
-	    c->key)) < 0) {
+	n = derp_server_info_frame(out, sizeof(out), &si, &c->box);
+	derp_box_wipe(&c->box);
+	if (n < 0) {
 		conn_close(c, "server_info_failed");
 		return;
 	}

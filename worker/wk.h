@@ -115,6 +115,7 @@ struct conn {
 	/* DERP session */
 	uint8_t		 key[DERP_KEY_LEN];
 	struct derp_client_info info;
+	struct derp_box	 box;	/* ClientInfo to ServerInfo only, then wiped */
 	struct peer	*peer;		/* registry entry of key */
 	bool		 can_mesh;
 	bool		 not_ideal;

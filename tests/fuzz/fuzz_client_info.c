@@ -19,6 +19,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct derp_client_info	ci;
 	struct derp_server_info	si;
 	uint8_t			key[DERP_KEY_LEN];
+	struct derp_box		bx;
 
 	if (!init) {
 		if (derp_crypto_init() < 0)
@@ -28,6 +29,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)derp_client_info_parse((const char *)data, size, &ci);
 	(void)derp_server_info_parse((const char *)data, size, &si);
-	(void)derp_client_info_open(data, size, priv, key, &ci);
+	(void)derp_client_info_open(data, size, priv, key, &bx, &ci);
 	return 0;
 }

@@ -81,13 +81,16 @@ static void
 test_info_appendix_a2_open(void **state)
 {
 	uint8_t				ci[200], si[200], key[32];
+	static const uint8_t		zero[32];
 	struct derp_client_info		c;
 	struct derp_server_info		s;
+	struct derp_box			bx;
 
 	(void)state;
 	unhex(A2_CLIENT_INFO, ci, sizeof(ci));
-	assert_int_equal(derp_client_info_open(ci + 5, 104, srv_priv, key, &c),
-	    0);
+	assert_int_equal(derp_client_info_open(ci + 5, 104, srv_priv, key, &bx,
+	    &c), 0);
+	assert_memory_not_equal(bx.k, zero, 32);
 	assert_memory_equal(key, cli_pub, 32);
 	assert_int_equal(c.version, 2);
 	assert_true(c.can_ack_pings);
@@ -98,18 +101,19 @@ test_info_appendix_a2_open(void **state)
 	assert_int_equal(s.version, 2);
 	/* A flipped tag bit, a wrong key, a short box: all refused. */
 	ci[5 + 32 + 24] ^= 1;
-	assert_int_equal(derp_client_info_open(ci + 5, 104, srv_priv, key, &c),
-	    -EPROTO);
-	ci[5 + 32 + 24] ^= 1;
-	assert_int_equal(derp_client_info_open(ci + 5, 104, cli_priv, key, &c),
-	    -EPROTO);
-	assert_int_equal(derp_client_info_open(ci + 5, 55, srv_priv, key, &c),
-	    -EPROTO);
-	assert_int_equal(derp_client_info_open(ci + 5, 262145, srv_priv, key,
+	assert_int_equal(derp_client_info_open(ci + 5, 104, srv_priv, key, &bx,
 	    &c), -EPROTO);
+	assert_memory_equal(bx.k, zero, 32);	/* wiped on failure */
+	ci[5 + 32 + 24] ^= 1;
+	assert_int_equal(derp_client_info_open(ci + 5, 104, cli_priv, key, &bx,
+	    &c), -EPROTO);
+	assert_int_equal(derp_client_info_open(ci + 5, 55, srv_priv, key, &bx,
+	    &c), -EPROTO);
+	assert_int_equal(derp_client_info_open(ci + 5, 262145, srv_priv, key,
+	    &bx, &c), -EPROTO);
 	memset(ci + 5, 0, 32);	/* zero client key */
-	assert_int_equal(derp_client_info_open(ci + 5, 104, srv_priv, key, &c),
-	    -EPROTO);
+	assert_int_equal(derp_client_info_open(ci + 5, 104, srv_priv, key, &bx,
+	    &c), -EPROTO);
 }
 
 static void
@@ -118,6 +122,7 @@ test_info_frames_roundtrip(void **state)
 	struct derp_client_info	c = { .can_ack_pings = false, .is_prober = true,
 				    .has_mesh_key = true }, got;
 	struct derp_server_info	s = { .version = 2 }, sgot;
+	struct derp_box		bx;
 	uint8_t			out[512], key[32];
 	ssize_t			n;
 
@@ -127,12 +132,13 @@ test_info_frames_roundtrip(void **state)
 	assert_true(n > 0);
 	assert_int_equal(out[0], DERP_FRAME_CLIENT_INFO);
 	assert_int_equal(derp_client_info_open(out + 5, (size_t)n - 5, srv_priv,
-	    key, &got), 0);
+	    key, &bx, &got), 0);
 	assert_int_equal(got.version, 2);
 	assert_true(got.is_prober);
 	assert_true(got.has_mesh_key);
 	assert_memory_equal(got.mesh_key, c.mesh_key, 32);
-	n = derp_server_info_frame(out, sizeof(out), &s, srv_priv, cli_pub);
+	/* ServerInfo sealed under the box key ClientInfo's opening gave. */
+	n = derp_server_info_frame(out, sizeof(out), &s, &bx);
 	assert_int_equal(n, 58);
 	assert_int_equal(derp_server_info_open(out + 5, 53, cli_priv, srv_pub,
 	    &sgot), 0);

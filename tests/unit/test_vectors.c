@@ -103,9 +103,10 @@ check_stream(json_t *root, const char *name, const uint8_t srv_priv[32],
 		ct->frames++;
 		if (c2s && f.type == DERP_FRAME_CLIENT_INFO) {
 			struct derp_client_info	ci;
+			struct derp_box		bx;
 
 			assert_int_equal(derp_client_info_open(f.payload, f.len,
-			    srv_priv, ckey, &ci), 0);
+			    srv_priv, ckey, &bx, &ci), 0);
 			assert_int_equal(ci.version, 2);
 			ct->client_infos++;
 		} else if (c2s) {
