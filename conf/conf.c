@@ -50,6 +50,8 @@ struct conf_item {
 static const struct conf_item conf_items[] = {
 	S("hostname", hostname, "", CONF_RELOAD),
 	I("workers", workers, 0, 256, 0, CONF_RESTART),
+	I("worker_hang_timeout_ms", worker_hang_timeout_ms, 2000, 600000, 5000,
+	    CONF_RELOAD),
 	G("listen"),
 	S("listen.https", listen_https, "[::]:443", CONF_RESTART),
 	S("listen.http", listen_http, "[::]:80", CONF_RESTART),

@@ -19,6 +19,7 @@
 struct config {
 	char	 hostname[CONF_STR_MAX];	/* TLS hostname / SNI check */
 	int	 workers;			/* 0 = online CPUs */
+	int	 worker_hang_timeout_ms;	/* no heartbeat: kill */
 	char	 listen_https[CONF_STR_MAX];	/* "" = off; "host:port" */
 	char	 listen_http[CONF_STR_MAX];
 	char	 listen_stun[CONF_STR_MAX];

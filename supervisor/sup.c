@@ -45,7 +45,6 @@
 #define STABLE_MS		30000	/* a run this long resets backoff */
 #define STOP_KILL_MS		10000
 #define BEAT_MS			1000	/* worker heartbeat period */
-#define HUNG_MS			5000	/* no beat this long: kill */
 #define RING_CAP		(1u << 20)	/* per ordered worker pair */
 
 struct slot {
@@ -364,7 +363,8 @@ on_tick(struct loop_timer *t)
 			all_alive = false;
 			continue;
 		}
-		if (now - sl->beat_ms > HUNG_MS) {
+		if (now - sl->beat_ms >
+		    (uint64_t)s->cfg.worker_hang_timeout_ms) {
 			all_alive = false;
 			log_warn("worker_hung", "worker=%d pid=%d silent_ms=%"
 			    PRIu64, sl->id, (int)sl->pid, now - sl->beat_ms);

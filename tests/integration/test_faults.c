@@ -35,7 +35,7 @@ soak(void)
 }
 
 static struct node *
-start_workers(int workers)
+start_workers_conf(int workers, const char *more)
 {
 	struct node	*n = node_new();
 	char		 path[512], extra[1024];
@@ -46,8 +46,32 @@ start_workers(int workers)
 	fputs(REGION_PSK, f);
 	fclose(f);
 	snprintf(extra, sizeof(extra), "workers = %d;\nmesh = { psk_file = "
-	    "\"%s\"; };\n", workers, path);
+	    "\"%s\"; };\n%s", workers, path, more);
 	return node_start_in(n, false, extra);
+}
+
+static struct node *
+start_workers(int workers)
+{
+	return start_workers_conf(workers, "");
+}
+
+/* The silent_ms of the first worker_hung line in n's log, or -1. */
+static long
+hung_silent_ms(const struct node *n)
+{
+	char	 line[1024], *p;
+	FILE	*f;
+	long	 ms = -1;
+
+	if ((f = fopen(n->log, "r")) == NULL)
+		return -1;
+	while (ms < 0 && fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, "event=worker_hung") != NULL &&
+		    (p = strstr(line, "silent_ms=")) != NULL)
+			ms = strtol(p + 10, NULL, 10);
+	fclose(f);
+	return ms;
 }
 
 /* Wait until worker w has announced readiness want times. */
@@ -485,11 +509,14 @@ static void
 test_faults_hung_worker_replaced(void **state)
 {
 	enum { M = 16 };
-	struct node		*n = start_workers(NW);
+	/* worker_hang_timeout_ms below the 5 s default: the setting rules. */
+	struct node		*n = start_workers_conf(NW,
+				    "worker_hang_timeout_ms = 2500;\n");
 	struct client		*cs[M], *a = NULL, *b = NULL;
 	struct client_msg	 m;
 	uint8_t			 priv[M][32];
 	int			 wk[M], i, victim, seq = 0, back = 0;
+	long			 silent;
 	char			 needle[64];
 
 	(void)state;
@@ -526,6 +553,10 @@ test_faults_hung_worker_replaced(void **state)
 		(void)poll(NULL, 0, 20);
 	}
 	assert_true(node_log_count(n, needle) > 0);
+	silent = hung_silent_ms(n);
+	assert_true(silent >= 2500);
+	if (time_scaled(1000) == 1000)	/* not under valgrind */
+		assert_true(silent < 5000);
 	assert_true(node_log_wait(n, "signal=9", 5000));
 	wait_ready_count(n, victim, 2, 15000);
 	/* Its clients see the close and reconnect with their keys. */
