@@ -138,10 +138,16 @@ check: deps
 VG_T	?= $(filter-out sandbox,$(patsubst tests/integration/test_%.c,%,$(ITEST_SRC)))
 check-valgrind: all tests
 	@command -v valgrind >/dev/null || { echo "install valgrind"; exit 1; }
+	@rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind
 	@set -e; for t in $(VG_T); do echo "== $$t (valgrind)"; \
+	    VG_LOG_DIR=$(CURDIR)/$(B)/valgrind \
 	    DERPD_BIN=tests/valgrind/derpd.sh DERPD_REAL=$(B)/derpd \
 	    TEST_TIME_SCALE=$${TEST_TIME_SCALE:-10} DERPCAT_BIN=$(B)/derpcat \
-	    VECTORS=../shared/vectors $(B)/tests/integration/test_$$t; done
+	    VECTORS=../shared/vectors $(B)/tests/integration/test_$$t || \
+	    { find $(B)/valgrind -type f -size +0 -exec tail -n +1 {} +; exit 1; }; \
+	    done
+	@if find $(B)/valgrind -type f -size +0 | grep -q .; then \
+	    find $(B)/valgrind -type f -size +0 -exec tail -n +1 {} +; exit 1; fi
 	@echo "check-valgrind: all passed"
 
 # Not part of check: minutes long.  The fault and hostile tests' long

@@ -7,8 +7,12 @@
 # test_sdsocket, passes no environment).
 # --run-libc-freeres=no: glibc's exit-time freeres of getaddrinfo_a's
 # state reads uninitialised memory (inside libc, found by the mesh test).
+# VG_LOG_DIR: memcheck's reports go to VG_LOG_DIR/vg.<pid>.log rather
+# than derpd's stderr (the test's node log, removed with the test).
+log=""
+[ -z "${VG_LOG_DIR:-}" ] || log="--log-file=$VG_LOG_DIR/vg.%p.log"
 exec valgrind -q --error-exitcode=99 --leak-check=full \
     --run-libc-freeres=no \
     --errors-for-leak-kinds=definite --show-leak-kinds=definite \
     --trace-children=yes --track-fds=no --num-callers=30 \
-    ${VALGRIND_EXTRA:-} "${DERPD_REAL:-$(dirname "$0")/../../build/derpd}" "$@"
+    $log ${VALGRIND_EXTRA:-} "${DERPD_REAL:-$(dirname "$0")/../../build/derpd}" "$@"
