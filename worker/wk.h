@@ -196,6 +196,8 @@ struct worker {
 	struct traffic	*traffic;	/* traffic.c: dump, queries */
 	struct bootdns	*bootdns;	/* /bootstrap-dns cache */
 	struct admit	*adm;		/* admission lists + controller */
+	const int	*stun_fds;	/* every slot's STUN socket, or NULL */
+	struct loop_io	*stun_adopted;	/* nworkers; fd -1 = not served */
 };
 
 /* bbuf (worker.c) */
