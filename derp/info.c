@@ -5,6 +5,7 @@
  * (PROTOCOL.md 1.2, 4.3, 4.4).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -50,6 +51,30 @@ box_key(const uint8_t peer_pub[DERP_KEY_LEN],
 	memcpy(box_cache.priv, my_priv, DERP_KEY_LEN);
 	box_cache.ok = true;
 	return box_cache.k;
+}
+
+static json_free_t	json_next_free;
+
+static void
+json_wipe_free(void *p)
+{
+	if (p == NULL)
+		return;
+	sodium_memzero(p, malloc_usable_size(p));
+	json_next_free(p);
+}
+
+void
+derp_json_wipe_on_free(void)
+{
+	json_malloc_t	m;
+	json_free_t	f;
+
+	json_get_alloc_funcs(&m, &f);
+	if (f == json_wipe_free)
+		return;
+	json_next_free = f;
+	json_set_alloc_funcs(m, json_wipe_free);
 }
 
 ssize_t
