@@ -103,7 +103,11 @@ FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 REPLAY_BIN := $(addprefix $(B)/tests/fuzz/replay_,$(FUZZ_NAMES))
 
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(ARCHIVES)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_LDFLAGS) $(UNIT_WRAP) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# test_link plays the resolver: its lookups must stay in flight on cue.
+$(B)/tests/unit/test_link: UNIT_WRAP := -Wl,--wrap=getaddrinfo_a \
+	-Wl,--wrap=gai_error -Wl,--wrap=gai_cancel -Wl,--wrap=gai_suspend
 
 $(B)/tests/integration/%: $(B)/tests/integration/%.o $(ITEST_LIB) $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)

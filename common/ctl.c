@@ -4,6 +4,7 @@
  * supervisor restarts that worker.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "common/ctl.h"
@@ -13,8 +14,11 @@ size_t
 ctl_encode(uint8_t out[CTL_MAX], const struct ctl_msg *m)
 {
 	struct wire_out	o;
+	bool		has_worker = m->type == CTL_WORKER_DOWN ||
+			    m->type == CTL_STUN_ADOPT ||
+			    m->type == CTL_STUN_RELEASE;
 	uint16_t	len = m->type == CTL_HEARTBEAT ? 8 :
-			    m->type == CTL_WORKER_DOWN ? 2 : 0;
+			    has_worker ? 2 : 0;
 
 	wire_out_init(&o, out, CTL_MAX);
 	wire_put_u16(&o, m->type);
@@ -22,7 +26,7 @@ ctl_encode(uint8_t out[CTL_MAX], const struct ctl_msg *m)
 	if (m->type == CTL_HEARTBEAT) {
 		wire_put_u32(&o, m->clients);
 		wire_put_u32(&o, m->conns);
-	} else if (m->type == CTL_WORKER_DOWN) {
+	} else if (has_worker) {
 		wire_put_u16(&o, m->worker);
 	}
 	return o.off;
@@ -51,6 +55,8 @@ ctl_decode(const uint8_t *p, size_t len, struct ctl_msg *m)
 		m->conns = wire_u32(&w);
 		return w.err ? -EPROTO : 0;
 	case CTL_WORKER_DOWN:
+	case CTL_STUN_ADOPT:
+	case CTL_STUN_RELEASE:
 		if (plen != 2)
 			return -EPROTO;
 		m->worker = wire_u16(&w);

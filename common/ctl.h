@@ -13,6 +13,9 @@ enum ctl_type {
 	CTL_READY = 1,		/* w->s: loop running, accepting */
 	CTL_HEARTBEAT = 2,	/* w->s: u32 clients, u32 conns */
 	CTL_WORKER_DOWN = 3,	/* s->w: u16 worker that died */
+	CTL_STUN_ADOPT = 4,	/* s->w: u16 worker whose STUN socket to
+				 * serve while it is down */
+	CTL_STUN_RELEASE = 5,	/* s->w: u16 worker serving its own again */
 };
 
 #define CTL_HDR_LEN	4
@@ -22,7 +25,7 @@ struct ctl_msg {
 	uint16_t	type;
 	uint32_t	clients;
 	uint32_t	conns;
-	uint16_t	worker;		/* CTL_WORKER_DOWN */
+	uint16_t	worker;		/* WORKER_DOWN, STUN_ADOPT/RELEASE */
 };
 
 /* Encode into out[CTL_MAX]; returns the length. */

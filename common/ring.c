@@ -2,7 +2,9 @@
  * SPSC ring in shared memory: byte positions head (consumer) and tail
  * (producer) grow monotonically; a record is { u32 len, u16 type, u16 0,
  * payload } padded to 8 bytes and never wraps (a pad record fills the end
- * instead).  The producer publishes a record by a release store of tail
+ * instead).  The capacity comes from the caller (struct ring_ref), never
+ * from shared memory, and the consumer validates head, tail and each
+ * record header from one local snapshot.  The producer publishes a record by a release store of tail
  * after writing it; the consumer reads tail with acquire, so a process
  * that dies mid-push leaves nothing half-visible.  One producer and one
  * consumer at a time: a respawned worker simply continues from the
@@ -25,7 +27,6 @@ struct ring {
 	alignas(64) _Atomic uint64_t	tail;
 	alignas(64) _Atomic uint64_t	drops;
 	_Atomic uint64_t		pushed;
-	uint64_t			cap;
 	alignas(64) uint8_t		data[];
 };
 
@@ -65,13 +66,12 @@ ring_set_create(int n, size_t capacity)
 	for (i = 0; i < n; i++)
 		for (j = 0; j < n; j++) {
 			struct ring	*r = ring_set_get(mem, n, capacity, i,
-					    j);
+					    j).r;
 
 			atomic_init(&r->head, 0);
 			atomic_init(&r->tail, 0);
 			atomic_init(&r->drops, 0);
 			atomic_init(&r->pushed, 0);
-			r->cap = capacity;
 		}
 	return mem;
 }
@@ -83,11 +83,15 @@ ring_set_destroy(void *set, int n, size_t capacity)
 		munmap(set, ring_set_size(n, capacity));
 }
 
-struct ring *
+struct ring_ref
 ring_set_get(void *set, int n, size_t capacity, int from, int to)
 {
-	return (struct ring *)((uint8_t *)set + ((size_t)from * (size_t)n +
+	struct ring_ref	rr;
+
+	rr.r = (struct ring *)((uint8_t *)set + ((size_t)from * (size_t)n +
 	    (size_t)to) * ring_bytes(capacity));
+	rr.cap = capacity;
+	return rr;
 }
 
 static size_t
@@ -105,27 +109,28 @@ put_hdr(uint8_t *p, uint32_t len, uint16_t type)
 }
 
 int
-ring_push(struct ring *r, uint16_t type, const void *a, size_t alen,
+ring_push(struct ring_ref rr, uint16_t type, const void *a, size_t alen,
     const void *b, size_t blen)
 {
-	uint64_t	head, tail, off, room_end;
-	size_t		need = rec_size(alen + blen);
+	struct ring	*r = rr.r;
+	uint64_t	 head, tail, off, room_end, cap = rr.cap;
+	size_t		 need = rec_size(alen + blen);
 
-	if (need > r->cap / 4 || type == PAD_TYPE)
+	if (need > cap / 4 || type == PAD_TYPE)
 		return -EMSGSIZE;
 	tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	head = atomic_load_explicit(&r->head, memory_order_acquire);
-	off = tail & (r->cap - 1);
-	room_end = r->cap - off;
+	off = tail & (cap - 1);
+	room_end = cap - off;
 	if (room_end < need) {
 		/* Pad to the end, then start at offset 0. */
-		if (r->cap - (tail - head) < room_end + need)
+		if (cap - (tail - head) < room_end + need)
 			goto full;
 		put_hdr(r->data + off, (uint32_t)(room_end - REC_HDR),
 		    PAD_TYPE);
 		tail += room_end;
 		off = 0;
-	} else if (r->cap - (tail - head) < need) {
+	} else if (cap - (tail - head) < need) {
 		goto full;
 	}
 	put_hdr(r->data + off, (uint32_t)(alen + blen), type);
@@ -141,27 +146,39 @@ full:
 	return -ENOSPC;
 }
 
+/*
+ * Every value read from the ring is read once into a local and checked
+ * before use: positions within one capacity of each other, a header and
+ * its payload inside both the queued bytes and the end of the buffer.
+ * A pad record fills exactly the rest of the buffer, so one per peek at
+ * most; anything else is -EPROTO.
+ */
 int
-ring_peek(struct ring *r, uint16_t *type, const uint8_t **data, size_t *len)
+ring_peek(struct ring_ref rr, uint16_t *type, const uint8_t **data,
+    size_t *len)
 {
-	uint64_t	head, tail, off;
-	uint32_t	l;
-	uint16_t	t;
+	struct ring	*r = rr.r;
+	uint64_t	 head, tail, off, cap = rr.cap;
+	uint32_t	 l;
+	uint16_t	 t;
+	int		 pads = 0;
 
 	for (;;) {
 		head = atomic_load_explicit(&r->head, memory_order_relaxed);
 		tail = atomic_load_explicit(&r->tail, memory_order_acquire);
 		if (head == tail)
 			return -EAGAIN;
-		off = head & (r->cap - 1);
-		if (tail - head < REC_HDR || tail - head > r->cap ||
-		    r->cap - off < REC_HDR)
+		off = head & (cap - 1);
+		if (tail - head < REC_HDR || tail - head > cap ||
+		    cap - off < REC_HDR)
 			return -EPROTO;
 		memcpy(&l, r->data + off, 4);
 		memcpy(&t, r->data + off + 4, 2);
-		if (rec_size(l) > r->cap - off || rec_size(l) > tail - head)
+		if (rec_size(l) > cap - off || rec_size(l) > tail - head)
 			return -EPROTO;
 		if (t == PAD_TYPE) {
+			if (pads++ > 0 || rec_size(l) != cap - off)
+				return -EPROTO;
 			atomic_store_explicit(&r->head, head + rec_size(l),
 			    memory_order_release);
 			continue;
@@ -174,32 +191,32 @@ ring_peek(struct ring *r, uint16_t *type, const uint8_t **data, size_t *len)
 }
 
 void
-ring_pop(struct ring *r)
+ring_pop(struct ring_ref rr, size_t len)
 {
-	uint64_t	head = atomic_load_explicit(&r->head,
+	uint64_t	head = atomic_load_explicit(&rr.r->head,
 			    memory_order_relaxed);
-	uint32_t	l;
 
-	memcpy(&l, r->data + (head & (r->cap - 1)), 4);
-	atomic_store_explicit(&r->head, head + rec_size(l),
+	/* The length peek checked, not the header again: it may have
+	 * changed since. */
+	atomic_store_explicit(&rr.r->head, head + rec_size(len),
 	    memory_order_release);
 }
 
 void
-ring_reset(struct ring *r)
+ring_reset(struct ring_ref rr)
 {
-	atomic_store_explicit(&r->head, atomic_load_explicit(&r->tail,
+	atomic_store_explicit(&rr.r->head, atomic_load_explicit(&rr.r->tail,
 	    memory_order_acquire), memory_order_release);
 }
 
 uint64_t
-ring_drops(const struct ring *r)
+ring_drops(struct ring_ref rr)
 {
-	return atomic_load_explicit(&r->drops, memory_order_relaxed);
+	return atomic_load_explicit(&rr.r->drops, memory_order_relaxed);
 }
 
 uint64_t
-ring_pushed(const struct ring *r)
+ring_pushed(struct ring_ref rr)
 {
-	return atomic_load_explicit(&r->pushed, memory_order_relaxed);
+	return atomic_load_explicit(&rr.r->pushed, memory_order_relaxed);
 }

@@ -14,6 +14,18 @@
 
 struct ring;
 
+/*
+ * A ring and its capacity as this process knows it.  Everything in the
+ * shared mapping may have been overwritten by a sibling that crashed
+ * mid-write or is compromised, so the capacity is never read back from
+ * it, and the consumer checks every position and length it reads before
+ * using it.
+ */
+struct ring_ref {
+	struct ring	*r;
+	size_t		 cap;
+};
+
 /* Bytes of shared memory for n x n rings of capacity bytes each
  * (capacity: a power of two, at least 4 KiB). */
 size_t	ring_set_size(int n, size_t capacity);
@@ -22,7 +34,7 @@ size_t	ring_set_size(int n, size_t capacity);
 void	*ring_set_create(int n, size_t capacity);
 void	 ring_set_destroy(void *set, int n, size_t capacity);
 /* The ring carrying records from worker `from` to worker `to`. */
-struct ring *ring_set_get(void *set, int n, size_t capacity, int from,
+struct ring_ref ring_set_get(void *set, int n, size_t capacity, int from,
 	    int to);
 
 /*
@@ -30,18 +42,20 @@ struct ring *ring_set_get(void *set, int n, size_t capacity, int from,
  * caller needs no staging copy).  0, -ENOSPC when full (counted in the
  * ring's drop counter), -EMSGSIZE when larger than a quarter of the ring.
  */
-int	ring_push(struct ring *r, uint16_t type, const void *a, size_t alen,
+int	ring_push(struct ring_ref r, uint16_t type, const void *a, size_t alen,
 	    const void *b, size_t blen);
 /* Look at the oldest record: 0, -EAGAIN when empty, -EPROTO when the
- * ring's contents are inconsistent (the caller resets it). */
-int	ring_peek(struct ring *r, uint16_t *type, const uint8_t **data,
+ * ring's contents are inconsistent (the caller resets it).  On 0,
+ * data[0..len) lies inside the ring (its bytes may still change under a
+ * misbehaving producer: copy what must not). */
+int	ring_peek(struct ring_ref r, uint16_t *type, const uint8_t **data,
 	    size_t *len);
-/* Release the record returned by ring_peek. */
-void	ring_pop(struct ring *r);
+/* Release the record ring_peek returned, of payload length len. */
+void	ring_pop(struct ring_ref r, size_t len);
 /* Consumer side: drop everything queued (after -EPROTO). */
-void	ring_reset(struct ring *r);
+void	ring_reset(struct ring_ref r);
 
-uint64_t ring_drops(const struct ring *r);
-uint64_t ring_pushed(const struct ring *r);
+uint64_t ring_drops(struct ring_ref r);
+uint64_t ring_pushed(struct ring_ref r);
 
 #endif

@@ -5,6 +5,7 @@
  * (PROTOCOL.md 1.2, 4.3, 4.4).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -65,6 +66,30 @@ derp_box_open_with(uint8_t *out, size_t cap, const uint8_t *in, size_t len,
 	    len - DERP_NONCE_LEN, in, b->k) != 0)
 		return -EPROTO;
 	return (ssize_t)plen;
+}
+
+static json_free_t	json_next_free;
+
+static void
+json_wipe_free(void *p)
+{
+	if (p == NULL)
+		return;
+	sodium_memzero(p, malloc_usable_size(p));
+	json_next_free(p);
+}
+
+void
+derp_json_wipe_on_free(void)
+{
+	json_malloc_t	m;
+	json_free_t	f;
+
+	json_get_alloc_funcs(&m, &f);
+	if (f == json_wipe_free)
+		return;
+	json_next_free = f;
+	json_set_alloc_funcs(m, json_wipe_free);
 }
 
 ssize_t

@@ -68,6 +68,16 @@ ssize_t	derp_box_open(uint8_t *out, size_t cap, const uint8_t *in,
 	    size_t len, const uint8_t peer_pub[DERP_KEY_LEN],
 	    const uint8_t my_priv[DERP_KEY_LEN]);
 
+/*
+ * Make jansson zero every block before it frees it: a ClientInfo's
+ * meshKey passes through the lexer's buffers (grown by copying) and the
+ * string it decodes, all freed without a wipe otherwise.  Wraps the
+ * allocator installed before, whose blocks must be malloc's (the wipe
+ * length is malloc_usable_size).  Idempotent; derp_crypto_init() calls
+ * it.  Not thread-safe against concurrent jansson use.
+ */
+void	derp_json_wipe_on_free(void);
+
 /* JSON.  Keys case-insensitive; unknown keys ignored; wrong types and a
  * malformed meshKey are -EPROTO; "meshKey": null means absent. */
 int	derp_client_info_parse(const char *json, size_t len,

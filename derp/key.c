@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "derp/info.h"
 #include "derp/key.h"
 
 #define KEYFILE_MAX	65536
@@ -23,7 +24,10 @@
 int
 derp_crypto_init(void)
 {
-	return sodium_init() < 0 ? -EIO : 0;
+	if (sodium_init() < 0)
+		return -EIO;
+	derp_json_wipe_on_free();	/* meshKey copies inside jansson */
+	return 0;
 }
 
 void

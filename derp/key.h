@@ -16,7 +16,8 @@
 #define DERP_KEY_TEXT_MAX	(8 + 64 + 1)	/* "privkey:" + hex + NUL */
 #define DERP_KEY_SHORT_MAX	(1 + 5 + 1 + 1)	/* "[abcde]" + NUL */
 
-/* Call once per process before any other derp_ crypto call; 0 or -EIO. */
+/* Call once per process before any other derp_ crypto call; 0 or -EIO.
+ * Also has jansson wipe what it frees (derp_json_wipe_on_free()). */
 int	derp_crypto_init(void) MUST_CHECK;
 
 /* 32 random bytes, clamped. */

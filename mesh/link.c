@@ -35,10 +35,22 @@
 #define RETRY_MAX_MS	5000
 #define READ_IDLE_MS	120000
 #define CONNECT_MS	10000
+#define ORPHANS_MAX	4	/* abandoned lookups still running */
 
 enum lstate {
 	L_IDLE, L_RESOLVING, L_CONNECTING, L_TLS, L_UPGRADE, L_HELLO,
 	L_WAIT_INFO, L_UP, L_SELF,
+};
+
+/* One getaddrinfo_a request and everything the resolver thread reads or
+ * writes.  Heap-owned: a lookup abandoned in flight (gai_cancel cannot
+ * stop a running one) stays allocated on the link's orphan list until
+ * gai_error says the resolver is done with it. */
+struct lookup {
+	struct gaicb	 cb;
+	struct addrinfo	 hints;
+	char		 name[256], port[8];
+	struct lookup	*next;
 };
 
 struct mesh_link {
@@ -52,9 +64,9 @@ struct mesh_link {
 	struct loop_io		 io;
 	struct loop_timer	 timer;		/* retry, resolve poll */
 	struct loop_timer	 deadline;	/* connect / stall / idle */
-	struct gaicb		 gai;
-	struct gaicb		*gaip;
-	struct addrinfo		 hints;
+	struct lookup		*lu;		/* in flight, or NULL */
+	struct lookup		*orphans;	/* abandoned, maybe running */
+	int			 norphans;
 	uint8_t			 pub[DERP_KEY_LEN];
 	uint8_t			 server[DERP_KEY_LEN];
 	uint8_t			*in;
@@ -71,6 +83,59 @@ struct mesh_link {
 
 static void	link_io(struct loop_io *io, unsigned events);
 static void	link_start(struct mesh_link *lk);
+
+static bool
+lookup_running(struct lookup *lu)
+{
+	return gai_error(&lu->cb) == EAI_INPROGRESS;
+}
+
+static void
+lookup_free(struct lookup *lu)
+{
+	if (lu == NULL)
+		return;
+	if (lu->cb.ar_result != NULL)
+		freeaddrinfo(lu->cb.ar_result);
+	free(lu);
+}
+
+/* Free the orphans the resolver has finished with. */
+static void
+orphans_reap(struct mesh_link *lk)
+{
+	struct lookup	**pp = &lk->orphans, *lu;
+
+	while ((lu = *pp) != NULL) {
+		if (lookup_running(lu)) {
+			pp = &lu->next;
+			continue;
+		}
+		*pp = lu->next;
+		lookup_free(lu);
+		lk->norphans--;
+	}
+}
+
+/* Drop the lookup in flight: freed now if it is cancelled or done,
+ * else kept until the resolver lets go of it. */
+static void
+lookup_abandon(struct mesh_link *lk)
+{
+	struct lookup	*lu = lk->lu;
+
+	if (lu == NULL)
+		return;
+	lk->lu = NULL;
+	(void)gai_cancel(&lu->cb);
+	if (!lookup_running(lu)) {
+		lookup_free(lu);
+		return;
+	}
+	lu->next = lk->orphans;
+	lk->orphans = lu;
+	lk->norphans++;
+}
 
 static void
 link_fail(struct mesh_link *lk, const char *why)
@@ -89,12 +154,7 @@ link_fail(struct mesh_link *lk, const char *why)
 		close(lk->fd);
 		lk->fd = -1;
 	}
-	if (lk->gaip != NULL) {
-		(void)gai_cancel(lk->gaip);
-		if (gai_error(lk->gaip) != EAI_INPROGRESS)
-			freeaddrinfo(lk->gai.ar_result);
-		lk->gaip = NULL;	/* a cancelled request may leak */
-	}
+	lookup_abandon(lk);
 	loop_timer_cancel(lk->loop, &lk->deadline);
 	lk->in_len = lk->out_off = lk->out_len = 0;
 	if (lk->learnt && lk->cb.down != NULL)
@@ -446,26 +506,27 @@ static void
 on_timer(struct loop_timer *t)
 {
 	struct mesh_link	*lk = t->arg;
+	struct lookup		*lu;
 	int			 rc;
 
 	if (lk->st == L_IDLE) {
 		link_start(lk);
 		return;
 	}
-	if (lk->st != L_RESOLVING)
+	if (lk->st != L_RESOLVING || (lu = lk->lu) == NULL)
 		return;
-	if ((rc = gai_error(lk->gaip)) == EAI_INPROGRESS) {
+	if ((rc = gai_error(&lu->cb)) == EAI_INPROGRESS) {
 		(void)loop_timer_set(lk->loop, &lk->timer, 20);
 		return;
 	}
-	lk->gaip = NULL;
-	if (rc != 0 || lk->gai.ar_result == NULL) {
+	lk->lu = NULL;
+	if (rc != 0 || lu->cb.ar_result == NULL) {
+		lookup_free(lu);
 		link_fail(lk, "resolve_failed");
 		return;
 	}
-	dial(lk, lk->gai.ar_result);
-	freeaddrinfo(lk->gai.ar_result);
-	lk->gai.ar_result = NULL;
+	dial(lk, lu->cb.ar_result);
+	lookup_free(lu);
 }
 
 static void
@@ -473,25 +534,43 @@ on_deadline(struct loop_timer *t)
 {
 	struct mesh_link	*lk = t->arg;
 
-	link_fail(lk, lk->st == L_UP ? "idle_timeout" : "connect_timeout");
+	link_fail(lk, lk->st == L_UP ? "idle_timeout" :
+	    lk->st == L_RESOLVING ? "resolve_timeout" : "connect_timeout");
 }
 
 static void
 link_start(struct mesh_link *lk)
 {
-	memset(&lk->hints, 0, sizeof(lk->hints));
-	lk->hints.ai_socktype = SOCK_STREAM;
-	memset(&lk->gai, 0, sizeof(lk->gai));
-	lk->gai.ar_name = lk->dial;
-	lk->gai.ar_service = lk->port;
-	lk->gai.ar_request = &lk->hints;
-	lk->gaip = &lk->gai;
+	struct lookup	*lu;
+	struct gaicb	*list[1];
+
 	lk->st = L_RESOLVING;
-	if (getaddrinfo_a(GAI_NOWAIT, &lk->gaip, 1, NULL) != 0) {
-		lk->gaip = NULL;
+	orphans_reap(lk);
+	if (lk->norphans >= ORPHANS_MAX) {
+		link_fail(lk, "resolver_busy");
+		return;
+	}
+	if ((lu = calloc(1, sizeof(*lu))) == NULL) {
+		link_fail(lk, "resolve_alloc");
+		return;
+	}
+	lu->hints.ai_socktype = SOCK_STREAM;
+	snprintf(lu->name, sizeof(lu->name), "%s", lk->dial);
+	snprintf(lu->port, sizeof(lu->port), "%s", lk->port);
+	lu->cb.ar_name = lu->name;
+	lu->cb.ar_service = lu->port;
+	lu->cb.ar_request = &lu->hints;
+	list[0] = &lu->cb;
+	if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0) {
+		free(lu);
 		link_fail(lk, "resolve_failed");
 		return;
 	}
+	lk->lu = lu;
+	/* A lookup that hangs (an unreachable DNS server) is abandoned at
+	 * the deadline and retried with backoff. */
+	(void)loop_timer_set(lk->loop, &lk->deadline, lk->c.connect_timeout_ms >
+	    0 ? (uint64_t)lk->c.connect_timeout_ms : CONNECT_MS);
 	(void)loop_timer_set(lk->loop, &lk->timer, 0);
 }
 
@@ -548,6 +627,31 @@ mesh_link_new(struct loop *l, const struct mesh_link_conf *lc,
 	return lk;
 }
 
+/* Shutdown: give running orphans a moment, then free them, answers
+ * included (valgrind found that leak).  One still running is left
+ * allocated, as the resolver thread writes into it. */
+static void
+orphans_free(struct mesh_link *lk)
+{
+	const struct gaicb	*list[ORPHANS_MAX];
+	struct timespec		 ts = { .tv_nsec = 100 * 1000 * 1000 };
+	struct lookup		*lu;
+	int			 n, round;
+
+	/* gai_suspend returns when any one is done: up to 1 s in all. */
+	for (round = 0; round < 10 && lk->norphans > 0; round++) {
+		n = 0;
+		for (lu = lk->orphans; lu != NULL && n < ORPHANS_MAX;
+		    lu = lu->next)
+			list[n++] = &lu->cb;
+		(void)gai_suspend(list, n, &ts);
+		orphans_reap(lk);
+	}
+	if (lk->norphans > 0)
+		log_warn("mesh_resolve_pending", "peer=%s lookups=%d "
+		    "action=leak", lk->host, lk->norphans);
+}
+
 void
 mesh_link_free(struct mesh_link *lk)
 {
@@ -557,24 +661,8 @@ mesh_link_free(struct mesh_link *lk)
 		loop_timer_cancel(lk->loop, &lk->timer);
 		loop_timer_cancel(lk->loop, &lk->deadline);
 	}
-	if (lk->gaip != NULL) {
-		const struct gaicb *const	list[1] = { lk->gaip };
-		struct timespec			ts = { .tv_sec = 1 };
-
-		/* The resolver thread writes into lk->gai until it is done:
-		 * give it a moment (shutdown only), then free its answer,
-		 * which nothing else will (valgrind found the leak).  If it
-		 * is still running, lk stays allocated: freeing it would be
-		 * a use after free. */
-		if (gai_cancel(lk->gaip) == EAI_NOTCANCELED)
-			(void)gai_suspend(list, 1, &ts);
-		if (gai_error(lk->gaip) == EAI_INPROGRESS) {
-			log_warn("mesh_resolve_pending", "peer=%s action=leak",
-			    lk->host);
-			return;
-		}
-		freeaddrinfo(lk->gai.ar_result);
-	}
+	lookup_abandon(lk);
+	orphans_free(lk);
 	if (lk->fd >= 0) {
 		loop_io_del(lk->loop, &lk->io);
 		close(lk->fd);

@@ -37,6 +37,8 @@ struct mesh_link_conf {
 	int		 idx;		/* reported back in callbacks */
 	int		 queue_bytes;	/* forward queue bound */
 	int		 write_timeout_ms;
+	int		 connect_timeout_ms;	/* resolve, and again TCP to
+						 * ServerInfo; 0 = 10 s */
 };
 
 struct mesh_link	*mesh_link_new(struct loop *l,

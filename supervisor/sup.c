@@ -59,6 +59,7 @@ struct slot {
 	unsigned	 fails;
 	struct loop_timer respawn;
 	bool		 paused;	/* its listeners out of the group */
+	bool		 stun_lent;	/* siblings serve its STUN socket */
 };
 
 struct sup {
@@ -81,9 +82,11 @@ struct sup {
 	void			*rings;
 	int			*bells;
 	struct metrics		*metrics;	/* n + 1 slots, shared */
+	int			*stun_fds;	/* per slot, for the workers */
 };
 
 static void	slot_spawn(struct slot *sl);
+static void	stun_lend(struct sup *s, struct slot *sl, bool on);
 
 static void
 status_update(struct sup *s)
@@ -113,6 +116,7 @@ on_ctl(struct loop_io *io, unsigned events)
 			sl->ready = true;
 			log_notice("worker_ready", "worker=%d pid=%d", sl->id,
 			    (int)sl->pid);
+			stun_lend(s, sl, false);
 		} else {
 			sl->clients = m.clients;
 		}
@@ -194,6 +198,37 @@ resume_listeners(struct sup *s, struct slot *sl)
 		    strerror(-rc));
 }
 
+/* A dead worker's UDP socket stays in the SO_REUSEPORT group (unlike a
+ * TCP listener it has no shutdown()/listen() pair to leave the group
+ * and rejoin it), so the kernel keeps hashing STUN requests to it.  While the slot is down every live sibling also
+ * reads it (each datagram goes to one reader); the successor's READY
+ * hands it back. */
+static void
+stun_tell(struct sup *s, int to, int about, bool on)
+{
+	struct ctl_msg	m = { .type = on ? CTL_STUN_ADOPT : CTL_STUN_RELEASE };
+
+	m.worker = (uint16_t)about;
+	if (s->slots[to].pid > 0 && s->slots[to].ctl >= 0 &&
+	    ctl_send(s->slots[to].ctl, &m) < 0)
+		log_warn("ctl_send_failed", "worker=%d type=stun_%s", to,
+		    on ? "adopt" : "release");
+}
+
+static void
+stun_lend(struct sup *s, struct slot *sl, bool on)
+{
+	int	i;
+
+	if (s->shared || s->stun_fds == NULL || s->ls[sl->id].stun < 0 ||
+	    sl->stun_lent == on)
+		return;
+	sl->stun_lent = on;
+	for (i = 0; i < s->n; i++)
+		if (i != sl->id)
+			stun_tell(s, i, sl->id, on);
+}
+
 static void
 slot_exited(struct sup *s, struct slot *sl, int status)
 {
@@ -225,6 +260,7 @@ slot_exited(struct sup *s, struct slot *sl, int status)
 	sl->ctl = -1;
 	if (s->stopping)
 		return;
+	stun_lend(s, sl, true);
 	if (now - sl->started_ms > STABLE_MS)
 		sl->fails = 0;
 	delay = BACKOFF_MIN_MS << (sl->fails < 7 ? sl->fails : 7);
@@ -394,8 +430,7 @@ close_other_listeners(struct sup *s, int self)
 			close(s->ls[i].https);
 		if (s->ls[i].http >= 0)
 			close(s->ls[i].http);
-		if (s->ls[i].stun >= 0)
-			close(s->ls[i].stun);
+		/* Every slot's STUN socket stays: see stun_lend(). */
 		if (s->ls[i].metrics >= 0)
 			close(s->ls[i].metrics);
 	}
@@ -447,6 +482,7 @@ slot_spawn(struct slot *sl)
 		env.ring_cap = RING_CAP;
 		env.doorbells = s->bells;
 		env.metrics = s->metrics;
+		env.stun_fds = s->stun_fds;
 		close_other_listeners(s, sl->id);
 		rc = worker_main(&s->cfg, s->cfg_path, s->priv,
 		    &s->ls[s->shared ? 0 : sl->id], &env);
@@ -468,6 +504,10 @@ slot_spawn(struct slot *sl)
 	loop_io_init(&sl->io, sl->ctl, on_ctl, sl);
 	if (loop_io_add(s->loop, &sl->io, LOOP_IN) < 0)
 		log_err("ctl_register_failed", "worker=%d", sl->id);
+	/* Siblings that are down now: this one serves their STUN too. */
+	for (i = 0; i < s->n; i++)
+		if (i != sl->id && s->slots[i].stun_lent)
+			stun_tell(s, sl->id, i, true);
 	log_notice("worker_started", "worker=%d pid=%d", sl->id, (int)pid);
 }
 
@@ -499,6 +539,12 @@ shared_setup(struct sup *s)
 	}
 	if (s->n < 2)
 		return 0;
+	if (!s->shared) {
+		if ((s->stun_fds = calloc((size_t)s->n, sizeof(int))) == NULL)
+			return -ENOMEM;
+		for (i = 0; i < s->n; i++)
+			s->stun_fds[i] = s->ls[i].stun;
+	}
 	if ((s->rings = ring_set_create(s->n, RING_CAP)) == NULL ||
 	    (s->bells = calloc((size_t)s->n, sizeof(int))) == NULL)
 		return -ENOMEM;
@@ -523,6 +569,7 @@ shared_teardown(struct sup *s)
 		if (s->bells[i] > 0)
 			close(s->bells[i]);
 	free(s->bells);
+	free(s->stun_fds);
 	ring_set_destroy(s->rings, s->n, RING_CAP);
 	if (s->metrics != NULL)
 		munmap(s->metrics, (size_t)(s->n + 1) * sizeof(struct metrics));

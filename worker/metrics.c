@@ -120,6 +120,10 @@ static const struct {
 	{ "derpd_ring_packets_in", "Packets received from sibling workers." },
 	{ "derpd_ring_drops", "Packets dropped because a sibling ring was "
 	    "full." },
+	{ "derpd_ring_bad_records", "Ring records from a sibling with a bad "
+	    "type or length, skipped." },
+	{ "derpd_ring_resets", "Sibling rings found inconsistent and "
+	    "emptied." },
 	{ "derpd_bus_resyncs", "Presence bus snapshot resynchronisations." },
 	{ "derpd_bus_gaps", "Presence bus sequence gaps seen." },
 	{ "derpd_worker_respawns", "Workers respawned by the supervisor." },
@@ -250,6 +254,8 @@ static const struct series derpd[] = {
 	S("derpd_ring_packets_out", "counter", ring_out),
 	S("derpd_ring_packets_in", "counter", ring_in),
 	S("derpd_ring_drops", "counter", ring_drops),
+	S("derpd_ring_bad_records", "counter", ring_bad),
+	S("derpd_ring_resets", "counter", ring_resets),
 	S("derpd_bus_resyncs", "counter", bus_resyncs),
 	S("derpd_bus_gaps", "counter", bus_gaps),
 	S("derpd_worker_respawns", "counter", respawns),

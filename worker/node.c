@@ -6,6 +6,7 @@
  * ring sib->self).  Routing decisions stay in session.c and registry.c.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -228,42 +229,51 @@ node_send(struct worker *w, int sib, const uint8_t dst[DERP_KEY_LEN],
 	return rc;
 }
 
+bool
+node_ring_drain(struct worker *w, struct ring_ref r, int sib)
+{
+	uint8_t		 keys[2 * DERP_KEY_LEN];
+	const uint8_t	*d;
+	size_t		 len;
+	uint16_t	 type;
+	int		 k, rc;
+
+	for (k = 0; k < RING_BUDGET; k++) {
+		if ((rc = ring_peek(r, &type, &d, &len)) == -EAGAIN)
+			return false;
+		if (rc < 0) {
+			w->m->ring_resets++;
+			log_err("ring_corrupt", "from=%d resets=%" PRIu64, sib,
+			    w->m->ring_resets);
+			ring_reset(r);
+			return false;
+		}
+		if (type != RING_PACKET || len < sizeof(keys) ||
+		    len - sizeof(keys) > DERP_MAX_PACKET) {
+			w->m->ring_bad++;
+		} else {
+			/* The keys decide where it goes: read them once. */
+			memcpy(keys, d, sizeof(keys));
+			session_deliver(w, keys, keys + DERP_KEY_LEN,
+			    d + sizeof(keys), len - sizeof(keys));
+			w->m->ring_in++;
+		}
+		ring_pop(r, len);
+	}
+	return true;
+}
+
 static void
 drain_rings(struct worker *w)
 {
 	struct node	*n = w->node;
-	const uint8_t	*d;
-	size_t		 len;
-	uint16_t	 type;
-	int		 sib, k, rc;
+	int		 sib;
 
 	n->more = false;
-	for (sib = 0; sib < w->nworkers; sib++) {
-		struct ring	*r;
-
-		if (sib == w->id)
-			continue;
-		r = ring_set_get(n->rings, w->nworkers, n->ring_cap, sib,
-		    w->id);
-		for (k = 0; k < RING_BUDGET; k++) {
-			if ((rc = ring_peek(r, &type, &d, &len)) == -EAGAIN)
-				break;
-			if (rc < 0) {
-				log_err("ring_corrupt", "from=%d", sib);
-				ring_reset(r);
-				break;
-			}
-			if (type == RING_PACKET && len >= 2 * DERP_KEY_LEN) {
-				session_deliver(w, d, d + DERP_KEY_LEN,
-				    d + 2 * DERP_KEY_LEN,
-				    len - 2 * DERP_KEY_LEN);
-				w->m->ring_in++;
-			}
-			ring_pop(r);
-		}
-		if (k == RING_BUDGET)
+	for (sib = 0; sib < w->nworkers; sib++)
+		if (sib != w->id && node_ring_drain(w, ring_set_get(n->rings,
+		    w->nworkers, n->ring_cap, sib, w->id), sib))
 			n->more = true;
-	}
 }
 
 static void

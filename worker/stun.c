@@ -6,9 +6,11 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/log.h"
 #include "derp/stun.h"
 #include "worker/stun.h"
 #include "worker/wk.h"
@@ -73,23 +75,72 @@ stun_read(struct loop_io *io, unsigned events)
 	}
 }
 
-int
-stun_init(struct worker *w, int fd)
+static void
+want_pktinfo(int fd)
 {
 	int	on = 1;
 
-	loop_io_init(&w->lis_stun, fd, stun_read, w);
-	if (fd < 0)
-		return 0;
 	/* One of the two applies, depending on the socket family. */
 	(void)setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on));
 	(void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
+}
+
+int
+stun_init(struct worker *w, int fd)
+{
+	int	i;
+
+	loop_io_init(&w->lis_stun, fd, stun_read, w);
+	if (w->stun_fds != NULL) {
+		w->stun_adopted = calloc((size_t)w->nworkers,
+		    sizeof(*w->stun_adopted));
+		if (w->stun_adopted == NULL)
+			return -ENOMEM;
+		for (i = 0; i < w->nworkers; i++)
+			loop_io_init(&w->stun_adopted[i], -1, stun_read, w);
+	}
+	if (fd < 0)
+		return 0;
+	want_pktinfo(fd);
 	return loop_io_add(w->loop, &w->lis_stun, LOOP_IN);
+}
+
+void
+stun_adopt(struct worker *w, int worker, bool on)
+{
+	struct loop_io	*io;
+	int		 fd, rc;
+
+	if (w->stun_adopted == NULL || worker < 0 || worker >= w->nworkers ||
+	    worker == w->id || (fd = w->stun_fds[worker]) < 0)
+		return;
+	io = &w->stun_adopted[worker];
+	if (on && io->fd < 0) {
+		want_pktinfo(fd);
+		loop_io_init(io, fd, stun_read, w);
+		if ((rc = loop_io_add(w->loop, io, LOOP_IN)) < 0) {
+			log_warn("stun_adopt_failed", "sibling=%d err=%s",
+			    worker, strerror(-rc));
+			io->fd = -1;
+			return;
+		}
+		log_info("stun_adopted", "sibling=%d", worker);
+	} else if (!on && io->fd >= 0) {
+		loop_io_del(w->loop, io);
+		io->fd = -1;
+		log_info("stun_released", "sibling=%d", worker);
+	}
 }
 
 void
 stun_fini(struct worker *w)
 {
+	int	i;
+
 	if (w->lis_stun.fd >= 0 && w->loop != NULL)
 		loop_io_del(w->loop, &w->lis_stun);
+	for (i = 0; w->stun_adopted != NULL && i < w->nworkers; i++)
+		stun_adopt(w, i, false);
+	free(w->stun_adopted);
+	w->stun_adopted = NULL;
 }

@@ -197,6 +197,8 @@ struct worker {
 	struct traffic	*traffic;	/* traffic.c: dump, queries */
 	struct bootdns	*bootdns;	/* /bootstrap-dns cache */
 	struct admit	*adm;		/* admission lists + controller */
+	const int	*stun_fds;	/* every slot's STUN socket, or NULL */
+	struct loop_io	*stun_adopted;	/* nworkers; fd -1 = not served */
 };
 
 /* bbuf (worker.c) */
@@ -307,6 +309,11 @@ void	node_close_key(struct worker *w, const uint8_t key[DERP_KEY_LEN]);
 int	node_send(struct worker *w, int sib, const uint8_t dst[DERP_KEY_LEN],
 	    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len);
 void	node_after(struct worker *w);	/* doorbells, ring re-drain */
+/* Deliver up to a budget of records from sibling sib's ring; records of
+ * a bad type or length are skipped and counted, an inconsistent ring is
+ * emptied and counted.  true when the budget ran out first. */
+struct ring_ref;
+bool	node_ring_drain(struct worker *w, struct ring_ref r, int sib);
 bool	node_synced(const struct worker *w);
 /* Sibling `dead` is gone: drop its clients now, resync its successor. */
 void	node_worker_down(struct worker *w, int dead);

@@ -312,7 +312,8 @@ on_beat(struct loop_timer *t)
 	(void)loop_timer_set(w->loop, &w->beat, 1000);
 }
 
-/* WORKER_DOWN from the supervisor; EOF means it is gone. */
+/* WORKER_DOWN and STUN_ADOPT/RELEASE from the supervisor; EOF means
+ * it is gone. */
 static void
 on_ctl(struct loop_io *io, unsigned events)
 {
@@ -324,6 +325,9 @@ on_ctl(struct loop_io *io, unsigned events)
 	while ((rc = ctl_recv(io->fd, &m)) == 0)
 		if (m.type == CTL_WORKER_DOWN)
 			node_worker_down(w, m.worker);
+		else if (m.type == CTL_STUN_ADOPT ||
+		    m.type == CTL_STUN_RELEASE)
+			stun_adopt(w, m.worker, m.type == CTL_STUN_ADOPT);
 	if (rc != -EAGAIN) {
 		loop_io_del(w->loop, io);
 		log_warn("supervisor_gone", "err=%s", strerror(-rc));
@@ -410,6 +414,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	w->id = env != NULL ? env->id : 0;
 	w->nworkers = env != NULL ? env->nworkers : 1;
 	w->shared = env != NULL && env->shared_listeners && w->nworkers > 1;
+	w->stun_fds = env != NULL && !w->shared ? env->stun_fds : NULL;
 	w->m = &w->m_local;
 	if (env != NULL && env->metrics != NULL) {
 		w->m_all = env->metrics;

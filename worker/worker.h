@@ -31,6 +31,8 @@ struct worker_env {
 	const int	*doorbells;	/* eventfd per worker */
 	struct metrics	*metrics;	/* nworkers + 1 shared slots */
 	bool		 shared_listeners; /* one socket for all workers */
+	const int	*stun_fds;	/* each slot's STUN socket (nworkers),
+					 * served for a sibling that is down */
 };
 
 /*

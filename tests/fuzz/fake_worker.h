@@ -2,7 +2,8 @@
  * A worker with no sockets of its own for the fuzz targets that drive
  * the server's connection code in memory (fuzz_conn, fuzz_ws): the
  * node key is 0x42 repeated, the mesh key 0x33; admission is set up as
- * the real worker's (no lists, no URL), /bootstrap-dns with no names.  Test code only: static, in a
+ * the real worker's (no lists, no URL), /bootstrap-dns with no names,
+ * /debug/traffic state (no dump file).  Test code only: static, in a
  * header, so each target stays one .c file.
  */
 #ifndef TESTS_FUZZ_FAKE_WORKER_H
@@ -36,7 +37,7 @@ fake_worker(void)
 	memset(w->mesh_key, 0x33, sizeof(w->mesh_key));
 	if (w->loop == NULL || w->reg == NULL || w->scratch == NULL ||
 	    derp_key_public(w->pub, w->priv) < 0 || admit_init(w) < 0 ||
-	    (w->bootdns = bootdns_new(w)) == NULL) {
+	    (w->bootdns = bootdns_new(w)) == NULL || traffic_init(w) < 0) {
 		loop_free(w->loop);
 		w->loop = NULL;
 		return w;
@@ -114,6 +115,7 @@ fake_worker_free(struct worker *w)
 		w->pool = p->next;
 		free(p);
 	}
+	traffic_fini(w);
 	bootdns_free(w->bootdns);
 	admit_fini(w);
 	registry_free(w->reg);

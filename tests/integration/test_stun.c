@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -138,12 +139,101 @@ test_stun_any_client_with_coturn(void **state)
 	node_free(n);
 }
 
+/* Wait until the supervisor has logged needle want times. */
+static void
+wait_log_count(const struct node *n, const char *needle, int want)
+{
+	uint64_t	deadline = now_ms() + (uint64_t)time_scaled(15000);
+
+	while (node_log_count(n, needle) < want && now_ms() < deadline)
+		(void)poll(NULL, 0, 10);
+	if (node_log_count(n, needle) < want)
+		fail_msg("\"%s\" %d times, want %d (%s)", needle,
+		    node_log_count(n, needle), want, n->log);
+}
+
+/* One request from each of NSOCK source ports at once; all answered
+ * within the deadline.  Returns how many were. */
+static int
+burst(uint16_t port, uint8_t seed)
+{
+	enum { NSOCK = 64 };
+	struct sockaddr_in	local[NSOCK];
+	struct pollfd		p[NSOCK];
+	uint8_t			txid[NSOCK][STUN_TXID_LEN], buf[256];
+	struct sockaddr_storage	got;
+	uint64_t		deadline;
+	int			i, left = NSOCK, ok = 0;
+	ssize_t			r;
+
+	for (i = 0; i < NSOCK; i++) {
+		p[i].fd = udp_to(port, &local[i]);
+		p[i].events = POLLIN;
+		tailscale_request(p[i].fd, txid[i], (uint8_t)(seed + i));
+	}
+	deadline = now_ms() + (uint64_t)time_scaled(1000);
+	while (left > 0 && now_ms() < deadline) {
+		if (poll(p, NSOCK, 50) <= 0)
+			continue;
+		for (i = 0; i < NSOCK; i++) {
+			if (p[i].fd < 0 || !(p[i].revents & POLLIN))
+				continue;
+			r = recv(p[i].fd, buf, sizeof(buf), 0);
+			if (r > 0 && stun_parse_response(buf, (size_t)r,
+			    txid[i], &got) == 0)
+				ok++;
+			close(p[i].fd);
+			p[i].fd = -1;
+			left--;
+		}
+	}
+	for (i = 0; i < NSOCK; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+	return ok;
+}
+
+/* Worker 1 crash-loops: while it is down its UDP socket still takes
+ * about half the requests, so its siblings must answer them. */
+static void
+test_stun_answered_while_worker_down(void **state)
+{
+	enum { KILLS = 6 };
+	struct node	*n;
+	uint16_t	 port;
+	int		 k, ok, started;
+	char		 needle[64];
+
+	(void)state;
+	n = start(false, &port);
+	assert_int_equal(burst(port, 0), 64);
+	for (k = 0; k < KILLS; k++) {
+		wait_log_count(n, "event=worker_ready worker=1 ", k + 1);
+		assert_int_equal(kill(node_worker_pid(n, 1), SIGKILL), 0);
+		wait_log_count(n, "event=worker_exited worker=1 ", k + 1);
+	}
+	/* Down for a 3.2 s backoff now. */
+	snprintf(needle, sizeof(needle), "event=worker_started worker=1 ");
+	started = node_log_count(n, needle);
+	ok = burst(port, 1);
+	print_message("%d of 64 STUN requests answered while worker 1 was "
+	    "down\n", ok);
+	assert_int_equal(node_log_count(n, needle), started);
+	assert_int_equal(ok, 64);
+	/* Back: it serves its own socket again, the others let go. */
+	wait_log_count(n, "event=worker_ready worker=1 ", KILLS + 1);
+	assert_int_equal(burst(port, 2), 64);
+	node_stop_killed(n, KILLS);
+	node_free(n);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stun_tailscale_only_by_default),
 		cmocka_unit_test(test_stun_any_client_with_coturn),
+		cmocka_unit_test(test_stun_answered_while_worker_down),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,8 +5,12 @@
  * sequence-numbered packets.  The node's total RSS and open fds are
  * sampled into bench/results/soak-<stamp>.csv, plotted with gnuplot and
  * summarised; the run fails on growth past the stated bounds after
- * warm-up, on any lost packet and on any err-level log line.
- * SOAK_SECONDS (600), SOAK_IDLE (20000, capped by RLIMIT_NOFILE).
+ * warm-up, on any lost packet, on any idle client that no longer answers
+ * a Ping at the end and on any err-level log line.  Plain DERP (HTTP
+ * upgrade, no TLS).  One process holds at most its RLIMIT_NOFILE of
+ * clients (20,000 hard here), so idle clients past what this process
+ * can hold beside the churn window are held by forked holder processes.
+ * SOAK_SECONDS (600), SOAK_IDLE (20000).
  */
 #include <errno.h>
 #include <poll.h>
@@ -18,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +44,9 @@
 #define RSS_SLACK_PCT	10
 #define RSS_SLACK_KB	(16 * 1024)
 #define FD_SLACK	(WINDOW / 2)
+#define HOLDERS_MAX	4
+#define HOLDER_FIRST	200000	/* holders' client indices (sources) */
+#define PONG_WAIT_MS	20000
 
 static long
 env_long(const char *name, long dflt)
@@ -80,6 +88,136 @@ client_from(const struct node *n, long i)
 	if ((c = client_connect(&o, &err)) == NULL)
 		fail_msg("client %ld from %s: %s", i, src, strerror(-err));
 	return c;
+}
+
+/* Ping every client, then collect the Pongs against one deadline;
+ * returns how many answered.  No cmocka here: holders call it too. */
+static long
+ping_all(struct client **c, long n)
+{
+	struct client_msg	m;
+	uint8_t			ping[DERP_PING_LEN];
+	uint64_t		deadline = now_ms() + (uint64_t)time_scaled(
+				    PONG_WAIT_MS);
+	long			i, alive = 0;
+	int			left, rc;
+
+	for (i = 0; i < n; i++) {
+		memset(ping, 0, sizeof(ping));
+		memcpy(ping, &i, sizeof(i));
+		if (c[i] != NULL && client_ping(c[i], ping) < 0) {
+			client_free(c[i]);
+			c[i] = NULL;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		while (c[i] != NULL) {
+			left = (int)(deadline > now_ms() ? deadline - now_ms() :
+			    0);
+			if ((rc = client_recv(c[i], &m, left)) < 0) {
+				client_free(c[i]);
+				c[i] = NULL;
+			} else if (m.type == DERP_FRAME_PONG &&
+			    memcmp(m.data, &i, sizeof(i)) == 0) {
+				alive++;
+				break;
+			}
+		}
+	}
+	return alive;
+}
+
+/* A forked process holding n idle clients: reports how many connected
+ * on up, reads keepalives until a byte arrives on down, then reports
+ * how many still answer a Ping. */
+struct holder {
+	pid_t	pid;
+	int	up, down;
+	long	n;
+};
+
+static void
+holder_main(const struct node *n, long first, long count, int up, int down)
+{
+	struct client		**c = calloc((size_t)count, sizeof(*c));
+	struct client_opts	 o;
+	struct client_msg	 m;
+	struct pollfd		 p = { .fd = down, .events = POLLIN };
+	char			 src[32];
+	long			 i, got = 0;
+	int			 err;
+
+	if (c == NULL)
+		_exit(1);
+	node_opts(n, &o);
+	for (i = 0; i < count; i++) {
+		snprintf(src, sizeof(src), "127.0.%ld.%ld",
+		    1 + ((first + i) / 250) % 250, 1 + (first + i) % 250);
+		o.bind_addr = src;
+		if ((c[i] = client_connect(&o, &err)) != NULL)
+			got++;
+	}
+	if (write(up, &got, sizeof(got)) != sizeof(got))
+		_exit(1);
+	while (poll(&p, 1, 1000) == 0)
+		for (i = 0; i < count; i++)
+			while (c[i] != NULL && client_recv(c[i], &m, 0) == 0)
+				;	/* keepalives */
+	got = ping_all(c, count);
+	if (write(up, &got, sizeof(got)) != sizeof(got))
+		_exit(1);
+	for (i = 0; i < count; i++)
+		client_free(c[i]);
+	free(c);
+	_exit(0);
+}
+
+static void
+holder_start(const struct node *n, struct holder *h, long first, long count)
+{
+	int	up[2], down[2];
+
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	fflush(stdout);
+	fflush(stderr);
+	assert_true((h->pid = fork()) >= 0);
+	if (h->pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		holder_main(n, first, count, up[1], down[0]);
+	}
+	close(up[1]);
+	close(down[0]);
+	h->up = up[0];
+	h->down = down[1];
+	h->n = count;
+}
+
+/* Read one count from a holder (connected, then alive). */
+static long
+holder_read(const struct holder *h)
+{
+	long	v = -1;
+
+	if (read(h->up, &v, sizeof(v)) != sizeof(v))
+		fail_msg("holder %d died", (int)h->pid);
+	return v;
+}
+
+static long
+holder_finish(struct holder *h)
+{
+	long	alive;
+	int	st;
+
+	assert_int_equal(write(h->down, "c", 1), 1);
+	alive = holder_read(h);
+	assert_int_equal(waitpid(h->pid, &st, 0), h->pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(h->up);
+	close(h->down);
+	return alive;
 }
 
 struct pair {
@@ -133,7 +271,10 @@ test_soak(void **state)
 	char		 extra[128];
 	FILE		*f;
 	time_t		 now = time(NULL);
-	long		 idle_n, i, churned = 0, rss, fds;
+	struct holder	 hs[HOLDERS_MAX];
+	long		 idle_n, idle_held = 0, per, i, churned = 0, rss, fds;
+	long		 alive;
+	int		 nh = 0, h;
 	long		 rss0 = -1, fds0 = -1;
 	long		 rss_start, fds_start, rss_max = 0, fds_max = 0;
 	long		 lost = 0, errs, rss_bound, fd_bound;
@@ -141,12 +282,19 @@ test_soak(void **state)
 	int		 head = 0, p;
 
 	(void)state;
-	/* Each side needs an fd per idle client: stay under the limit. */
+	/* This process holds what its fd limit allows beside the churn
+	 * window; holder processes (as many as needed) the rest. */
 	(void)raise_nofile(idle_want + 4 * WINDOW + 1000);
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	idle_n = idle_want;
 	if (idle_n > (long)rl.rlim_cur - 2 * WINDOW - 1000)
 		idle_n = (long)rl.rlim_cur - 2 * WINDOW - 1000;
+	if (idle_n < 0)
+		idle_n = 0;
+	per = (long)rl.rlim_cur - 200;
+	nh = (int)((idle_want - idle_n + per - 1) / per);
+	if (nh > HOLDERS_MAX)
+		fail_msg("%ld idle clients need %d holders", idle_want, nh);
 	snprintf(extra, sizeof(extra), "workers = %d;\nlog = { level = "
 	    "\"notice\"; };\n", WORKERS);
 	n = node_start(false, extra);
@@ -158,9 +306,20 @@ test_soak(void **state)
 	fprintf(f, "seconds,rss_kb,fds,idle,churned,sent,received\n");
 
 	t0 = now_ms();
+	for (h = 0; h < nh; h++) {
+		long	k = idle_want - idle_n - idle_held;
+
+		holder_start(n, &hs[h], HOLDER_FIRST + idle_held, k < per ?
+		    k : per);
+		idle_held += hs[h].n;
+	}
 	assert_non_null(idle = calloc((size_t)idle_n, sizeof(*idle)));
 	for (i = 0; i < idle_n; i++)
 		idle[i] = client_from(n, i);
+	for (h = 0; h < nh; h++)
+		if (holder_read(&hs[h]) != hs[h].n)
+			fail_msg("holder %d connected fewer than %ld", h,
+			    hs[h].n);
 	for (p = 0; p < PAIRS; p++) {
 		ps[p].s = client_from(n, idle_n + 2 * p);
 		ps[p].r = client_from(n, idle_n + 2 * p + 1);
@@ -169,8 +328,9 @@ test_soak(void **state)
 	}
 	for (i = 0; i < WINDOW; i++)
 		win[i] = client_from(n, idle_n + 2 * PAIRS + i);
-	print_message("%ld idle clients, %d pairs, %d churning, connected in "
-	    "%llu ms; running %ld s\n", idle_n, PAIRS, WINDOW,
+	print_message("%ld idle clients (%ld in %d holder processes), %d "
+	    "pairs, %d churning, connected in %llu ms; running %ld s\n",
+	    idle_n + idle_held, idle_held, nh, PAIRS, WINDOW,
 	    (unsigned long long)(now_ms() - t0), secs);
 	node_sample(n, &rss_start, &fds_start);
 
@@ -204,8 +364,8 @@ test_soak(void **state)
 				got += ps[p].got;
 			}
 			fprintf(f, "%.1f,%ld,%ld,%ld,%ld,%u,%u\n",
-			    (double)(now_ms() - t0) / 1000, rss, fds, idle_n,
-			    churned, sent, got);
+			    (double)(now_ms() - t0) / 1000, rss, fds, idle_n +
+			    idle_held, churned, sent, got);
 			fflush(f);
 			if (rss0 < 0 && now_ms() - t0 >= warm_ms) {
 				rss0 = rss;
@@ -227,6 +387,10 @@ test_soak(void **state)
 		lost += (long)(ps[p].sent - ps[p].got);
 	}
 	node_sample(n, &rss, &fds);
+	/* Every idle client still answers, here and in the holders. */
+	alive = ping_all(idle, idle_n);
+	for (h = 0; h < nh; h++)
+		alive += holder_finish(&hs[h]);
 	fclose(f);
 	plot(csv, png);
 	errs = node_log_count(n, "Z err ") + node_log_count(n, "Z crit ") +
@@ -234,12 +398,14 @@ test_soak(void **state)
 	rss_bound = rss0 + rss0 * RSS_SLACK_PCT / 100 + RSS_SLACK_KB;
 	fd_bound = fds0 + FD_SLACK;
 	assert_non_null(f = fopen(sum, "w"));
-	fprintf(f, "soak %s: %ld s, %ld idle clients, %d relaying pairs, "
-	    "%ld churned (%.0f/s), %d workers\n"
+	fprintf(f, "soak %s: %ld s, %ld idle clients (plain DERP; %ld held "
+	    "by %d holder processes; %ld answer a Ping at the end), %d "
+	    "relaying pairs, %ld churned (%.0f/s), %d workers\n"
 	    "RSS KiB: start %ld, warm-up %ld, end %ld, max %ld (bound %ld)\n"
 	    "fds: start %ld, warm-up %ld, end %ld, max %ld (bound %ld)\n"
 	    "packets lost: %ld of %u; err-level log lines: %ld\n"
-	    "csv %s, plot %s\n", stamp, secs, idle_n, PAIRS, churned,
+	    "csv %s, plot %s\n", stamp, secs, idle_n + idle_held, idle_held,
+	    nh, alive, PAIRS, churned,
 	    (double)churned / (double)secs, WORKERS, rss_start, rss0, rss,
 	    rss_max, rss_bound, fds_start, fds0, fds, fds_max, fd_bound, lost,
 	    ps[0].sent * PAIRS, errs, csv, png);
@@ -257,9 +423,10 @@ test_soak(void **state)
 	assert_true(fds_max <= fd_bound);
 	assert_int_equal(lost, 0);
 	assert_int_equal(errs, 0);
+	assert_int_equal(alive, idle_want);
 	assert_true(churned >= secs * 150);
 	for (i = 0; i < idle_n; i++)
-		client_free(idle[i]);
+		client_free(idle[i]);	/* NULL-safe: ping_all frees the dead */
 	free(idle);
 	for (i = 0; i < WINDOW; i++)
 		client_free(win[i]);

@@ -4,14 +4,17 @@
  * 4.3, 4.4, 15 U6).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <sodium.h>
 
 #include "derp/frame.h"
@@ -278,6 +281,52 @@ test_info_box_key_cache(void **state)
 	    a_pub, b_priv), -EPROTO);
 }
 
+/* Counts freed jansson blocks that still hold the mesh key's hex. */
+static const char	MK_HEX[] =
+    "5c1a9e0f3b7d2468ace13579bdf02468ace13579bdf0246813579bdf02468ace";
+static int		key_blocks;
+
+static void
+probe_free(void *p)
+{
+	if (p != NULL && memmem(p, malloc_usable_size(p), MK_HEX, 16) != NULL)
+		key_blocks++;
+	free(p);
+}
+
+static int
+parse_with_key(void)
+{
+	char			 j[600];
+	struct derp_client_info	 c;
+
+	/* A long AppName after the key: the lexer's buffer grows by
+	 * copying, leaving the key in the blocks it outgrew. */
+	snprintf(j, sizeof(j), "{\"version\":2,\"meshKey\":\"%s\","
+	    "\"AppName\":\"%0400d\"}", MK_HEX, 7);
+	key_blocks = 0;
+	assert_int_equal(derp_client_info_parse(j, strlen(j), &c), 0);
+	assert_true(c.has_mesh_key);
+	sodium_memzero(&c, sizeof(c));
+	return key_blocks;
+}
+
+static void
+test_info_mesh_key_wiped_in_jansson(void **state)
+{
+	(void)state;
+	/* The probe alone sees the key in what jansson frees... */
+	json_set_alloc_funcs(malloc, probe_free);
+	assert_true(parse_with_key() > 0);
+	/* ...and nothing once the wipe sits in front of it. */
+	derp_json_wipe_on_free();
+	assert_int_equal(parse_with_key(), 0);
+	derp_json_wipe_on_free();	/* idempotent: no self-chain */
+	assert_int_equal(parse_with_key(), 0);
+	json_set_alloc_funcs(malloc, free);
+	derp_json_wipe_on_free();
+}
+
 int
 main(void)
 {
@@ -290,6 +339,7 @@ main(void)
 		cmocka_unit_test(test_info_server_json),
 		cmocka_unit_test(test_info_box_bounds),
 		cmocka_unit_test(test_info_box_key_cache),
+		cmocka_unit_test(test_info_mesh_key_wiped_in_jansson),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -24,7 +24,7 @@ static void
 test_ring_push_peek_pop(void **state)
 {
 	void		*set = ring_set_create(2, CAP);
-	struct ring	*r = ring_set_get(set, 2, CAP, 0, 1);
+	struct ring_ref	 r = ring_set_get(set, 2, CAP, 0, 1);
 	const uint8_t	*d;
 	size_t		 len;
 	uint16_t	 type;
@@ -38,11 +38,11 @@ test_ring_push_peek_pop(void **state)
 	assert_int_equal(type, 7);
 	assert_int_equal(len, 5);
 	assert_memory_equal(d, "abcde", 5);
-	ring_pop(r);
+	ring_pop(r, len);
 	assert_int_equal(ring_peek(r, &type, &d, &len), 0);
 	assert_int_equal(type, 8);
 	assert_int_equal(len, 0);
-	ring_pop(r);
+	ring_pop(r, len);
 	assert_int_equal(ring_peek(r, &type, &d, &len), -EAGAIN);
 	/* Rings are independent. */
 	assert_int_equal(ring_peek(ring_set_get(set, 2, CAP, 1, 0), &type, &d,
@@ -54,7 +54,7 @@ static void
 test_ring_wraps_and_fills(void **state)
 {
 	void		*set = ring_set_create(1, CAP);
-	struct ring	*r = ring_set_get(set, 1, CAP, 0, 0);
+	struct ring_ref	 r = ring_set_get(set, 1, CAP, 0, 0);
 	uint8_t		 buf[1500];
 	const uint8_t	*d;
 	size_t		 len, sz;
@@ -78,7 +78,7 @@ test_ring_wraps_and_fills(void **state)
 				    (size_t)(v * 37) % sizeof(buf));
 				if (len > sizeof(v))
 					assert_int_equal(d[len - 1], v & 0xff);
-				ring_pop(r);
+				ring_pop(r, len);
 				popped++;
 				if (popped % 2 == 0)
 					break;
@@ -98,7 +98,7 @@ static void
 test_ring_detects_corruption(void **state)
 {
 	void		*set = ring_set_create(1, CAP);
-	struct ring	*r = ring_set_get(set, 1, CAP, 0, 0);
+	struct ring_ref	 r = ring_set_get(set, 1, CAP, 0, 0);
 	const uint8_t	*d;
 	size_t		 len;
 	uint16_t	 type;
@@ -117,12 +117,47 @@ test_ring_detects_corruption(void **state)
 	ring_set_destroy(set, 1, CAP);
 }
 
+/* A hostile producer: a pad that does not fill the rest of the buffer,
+ * and a length rewritten between peek and pop. */
+static void
+test_ring_hostile_producer(void **state)
+{
+	void		*set = ring_set_create(1, CAP);
+	struct ring_ref	 r = ring_set_get(set, 1, CAP, 0, 0);
+	const uint8_t	*d;
+	size_t		 len;
+	uint16_t	 type;
+	uint8_t		*hdr;
+	uint32_t	 l;
+	uint16_t	 pad = 0xffff;
+
+	(void)state;
+	assert_int_equal(ring_push(r, 1, "abcdefgh", 8, NULL, 0), 0);
+	assert_int_equal(ring_push(r, 2, "x", 1, NULL, 0), 0);
+	assert_int_equal(ring_peek(r, &type, &d, &len), 0);
+	hdr = (uint8_t *)(uintptr_t)d - 8;
+	/* Rewritten after the peek: pop still steps over 8 bytes. */
+	l = 0;
+	memcpy(hdr, &l, 4);
+	ring_pop(r, len);
+	assert_int_equal(ring_peek(r, &type, &d, &len), 0);
+	assert_int_equal(type, 2);
+	assert_memory_equal(d, "x", 1);
+	/* A short pad mid-buffer is not a pad. */
+	hdr = (uint8_t *)(uintptr_t)d - 8;
+	memcpy(hdr + 4, &pad, 2);
+	assert_int_equal(ring_peek(r, &type, &d, &len), -EPROTO);
+	ring_reset(r);
+	assert_int_equal(ring_peek(r, &type, &d, &len), -EAGAIN);
+	ring_set_destroy(set, 1, CAP);
+}
+
 static void
 test_ring_across_processes(void **state)
 {
 	enum { N = 300000 };
 	void		*set = ring_set_create(2, 1 << 16);
-	struct ring	*r = ring_set_get(set, 2, 1 << 16, 0, 1);
+	struct ring_ref	 r = ring_set_get(set, 2, 1 << 16, 0, 1);
 	int		 efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	const uint8_t	*d;
 	size_t		 len;
@@ -157,7 +192,7 @@ test_ring_across_processes(void **state)
 			assert_int_equal(len, 4 + expect % sizeof(pkt));
 			if (len > 4)
 				assert_int_equal(d[len - 1], expect & 0xff);
-			ring_pop(r);
+			ring_pop(r, len);
 			expect++;
 		}
 		if (expect < N) {
@@ -179,6 +214,7 @@ main(void)
 		cmocka_unit_test(test_ring_push_peek_pop),
 		cmocka_unit_test(test_ring_wraps_and_fills),
 		cmocka_unit_test(test_ring_detects_corruption),
+		cmocka_unit_test(test_ring_hostile_producer),
 		cmocka_unit_test(test_ring_across_processes),
 	};
 
