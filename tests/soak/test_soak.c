@@ -6,11 +6,12 @@
  * sampled into bench/results/soak-<stamp>.csv, plotted with gnuplot and
  * summarised; the run fails on growth past the stated bounds after
  * warm-up, on any lost packet, on any idle client that no longer answers
- * a Ping at the end and on any err-level log line.  Plain DERP (HTTP
- * upgrade, no TLS).  One process holds at most its RLIMIT_NOFILE of
+ * a Ping at the end and on any err-level log line.  Over TLS, as
+ * clients reach a production node (SOAK_TLS=0: plain DERP over the HTTP
+ * upgrade).  One process holds at most its RLIMIT_NOFILE of
  * clients (20,000 hard here), so idle clients past what this process
  * can hold beside the churn window are held by forked holder processes.
- * SOAK_SECONDS (600), SOAK_IDLE (20000).
+ * SOAK_SECONDS (600), SOAK_IDLE (20000), SOAK_TLS (1).
  */
 #include <errno.h>
 #include <poll.h>
@@ -297,7 +298,8 @@ test_soak(void **state)
 		fail_msg("%ld idle clients need %d holders", idle_want, nh);
 	snprintf(extra, sizeof(extra), "workers = %d;\nlog = { level = "
 	    "\"notice\"; };\n", WORKERS);
-	n = node_start(false, extra);
+	n = node_start(getenv("SOAK_TLS") == NULL ||
+	    strcmp(getenv("SOAK_TLS"), "0") != 0, extra);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", gmtime(&now));
 	snprintf(csv, sizeof(csv), "bench/results/soak-%s.csv", stamp);
 	snprintf(png, sizeof(png), "bench/results/soak-%s.png", stamp);
@@ -398,13 +400,14 @@ test_soak(void **state)
 	rss_bound = rss0 + rss0 * RSS_SLACK_PCT / 100 + RSS_SLACK_KB;
 	fd_bound = fds0 + FD_SLACK;
 	assert_non_null(f = fopen(sum, "w"));
-	fprintf(f, "soak %s: %ld s, %ld idle clients (plain DERP; %ld held "
+	fprintf(f, "soak %s: %ld s, %ld idle clients (%s; %ld held "
 	    "by %d holder processes; %ld answer a Ping at the end), %d "
 	    "relaying pairs, %ld churned (%.0f/s), %d workers\n"
 	    "RSS KiB: start %ld, warm-up %ld, end %ld, max %ld (bound %ld)\n"
 	    "fds: start %ld, warm-up %ld, end %ld, max %ld (bound %ld)\n"
 	    "packets lost: %ld of %u; err-level log lines: %ld\n"
-	    "csv %s, plot %s\n", stamp, secs, idle_n + idle_held, idle_held,
+	    "csv %s, plot %s\n", stamp, secs, idle_n + idle_held,
+	    n->tls ? "TLS" : "plain DERP", idle_held,
 	    nh, alive, PAIRS, churned,
 	    (double)churned / (double)secs, WORKERS, rss_start, rss0, rss,
 	    rss_max, rss_bound, fds_start, fds0, fds, fds_max, fd_bound, lost,
