@@ -67,6 +67,14 @@ struct bbuf {
 	size_t		 off, len, cap;
 };
 
+/* membuf.c: the idle-buffer scan in bounded steps (one per loop turn). */
+struct membuf {
+	const struct conn *cursor;	/* next to count; NULL: idle */
+	bool		 active;
+	uint64_t	 in, out, ctrl, http;	/* counted so far */
+	struct loop_timer step;
+};
+
 struct peer;
 struct saw_edge;
 struct ws;
@@ -196,6 +204,7 @@ struct worker {
 	struct traffic	*traffic;	/* traffic.c: dump, queries */
 	struct bootdns	*bootdns;	/* /bootstrap-dns cache */
 	struct admit	*adm;		/* admission lists + controller */
+	struct membuf	 mb;		/* membuf.c */
 };
 
 /* bbuf (worker.c) */
@@ -419,8 +428,16 @@ void	certwatch_stop(struct worker *w);
 
 /* metrics.c */
 void	metrics_snapshot(struct worker *w, struct metrics *out);
-/* membuf.c: count the DERP connections holding buffers into w->m. */
+/* membuf.c: count the DERP connections holding buffers into w->m, at
+ * most MEMBUF_STEP per loop turn; the gauges change once a scan has
+ * covered every connection.  membuf_scan starts one (no-op while one
+ * runs); membuf_step counts up to budget more, true when done (tests
+ * call it directly); membuf_forget before c leaves w->conns. */
+#define MEMBUF_STEP	1024
 void	membuf_scan(struct worker *w);
+bool	membuf_step(struct worker *w, size_t budget);
+void	membuf_forget(struct worker *w, const struct conn *c);
+void	membuf_stop(struct worker *w);
 
 /* pool (worker.c) */
 struct pkt	*pkt_alloc(struct worker *w, size_t frame_len);

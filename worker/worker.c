@@ -347,6 +347,7 @@ worker_free(struct worker *w)
 		}
 	}
 	traffic_fini(w);	/* after the connections' final lines */
+	membuf_stop(w);
 	while ((p = w->pool) != NULL) {
 		w->pool = p->next;
 		free(p);
