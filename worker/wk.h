@@ -433,7 +433,7 @@ void	metrics_snapshot(struct worker *w, struct metrics *out);
  * covered every connection.  membuf_scan starts one (no-op while one
  * runs); membuf_step counts up to budget more, true when done (tests
  * call it directly); membuf_forget before c leaves w->conns. */
-#define MEMBUF_STEP	1024
+#define MEMBUF_STEP	256
 void	membuf_scan(struct worker *w);
 bool	membuf_step(struct worker *w, size_t budget);
 void	membuf_forget(struct worker *w, const struct conn *c);
