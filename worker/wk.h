@@ -384,6 +384,8 @@ void	traffic_reload(struct worker *w);	/* after w->cfg changed */
 void	traffic_http(struct conn *c);	/* GET /debug/traffic, allowed */
 /* c is closing: its final dump line; a waiting query is dropped. */
 void	traffic_conn_closed(struct conn *c);
+/* Before c leaves w->conns: the dump's walk moves past it. */
+void	traffic_forget(struct worker *w, const struct conn *c);
 /* A sibling asked for this worker's table (node.c, bus callback). */
 void	traffic_answer(struct worker *w, uint32_t req);
 void	traffic_on_data(struct worker *w, int sib, uint32_t req,
