@@ -2,10 +2,11 @@
  * derpbench: load generator for a DERP server.  Relay mode: N client
  * pairs, each a sender thread and a receiver thread on their own
  * connections, on one node (any, same or different workers) or across
- * two meshed nodes; fixed packet size; closed loop, open loop or a fixed
- * rate; reports packets/s, MB/s, Gbit/s, loss, one-way latency
- * percentiles and, given the server's pids, server CPU seconds per GB
- * relayed.  Idle mode (derpbench_idle.c): many silent clients, the
+ * two meshed nodes; fixed packet size; closed loop or open loop; reports
+ * packets/s, MB/s, Gbit/s, loss, one-way latency percentiles and, given
+ * the server's pids, server CPU seconds per GB relayed.  Paced mode
+ * (derpbench_paced.c): open loop at a fixed rate, latency histogram,
+ * stalls.  Idle mode (derpbench_idle.c): many silent clients, the
  * server's memory per connection.
  */
 #include <errno.h>
@@ -253,11 +254,14 @@ usage(FILE *f, int status)
 {
 	fprintf(f,
 "usage: derpbench [options] HOST:PORT [PEER_HOST:PORT]\n"
+"       derpbench --rate PPS [options] HOST:PORT [PEER_HOST:PORT]\n"
 "       derpbench --idle N [options] HOST:PORT\n"
 "       derpbench --storm N [options] HOST:PORT\n"
 "\n"
 "Relay mode (default): --pairs sender/receiver client pairs send packets\n"
 "through the DERP server for --seconds and report what arrived.\n"
+"Paced mode: the same pairs, open loop at a fixed rate; latency\n"
+"percentiles, stalls and the generator's own lateness.\n"
 "Idle mode: open N clients that stay silent, hold them, check each still\n"
 "answers a Ping, report the server's RSS growth per connection.\n"
 "Storm mode: N times connect, finish the TLS and DERP handshakes and\n"

@@ -25,7 +25,7 @@
 #define REQS_MAX	4		/* queries waiting, per worker */
 #define DUMP_CHUNK	(64 * 1024)	/* bytes per write(2) */
 #define WORKERS_MAX	256		/* conf: workers <= 256 */
-#define DUMP_STEP	256		/* connections per loop turn */
+#define DUMP_STEP	128		/* connections per loop turn */
 #define STEP_DELAY_MS	1		/* 0 would run in the same turn */
 
 struct traffic_req {
@@ -439,8 +439,8 @@ dump_links(struct traffic *t, int64_t now)
  * One step of a period: up to DUMP_STEP connections, their lines
  * written at once; the last step adds the mesh links and arms the next
  * period.  Formatting and writing every connection in one turn would
- * hold every client of the worker (about 0.3 ms per 1,000
- * connections, measured).
+ * hold every client of the worker: up to about 3 us per connection
+ * whose counters changed (measured), 30 ms for 10,000.
  */
 static void
 dump_step(struct loop_timer *tm)
