@@ -23,7 +23,8 @@
 #include "derp/info.h"
 #include "worker/metrics.h"
 
-#define WK_READ_BUDGET		(256 * 1024)	/* bytes per wakeup per conn */
+#define WK_READ_BUDGET		(64 * 1024)	/* bytes per wakeup per conn:
+						 * bounds a turn's work */
 #define WK_ACCEPTS_PER_WAKEUP	64
 #define WK_OUT_CAP		(16 * 1024)	/* coalesced write size */
 #define WK_IN_CAP		(DERP_FRAME_HDR_LEN + 64 + DERP_MAX_PACKET + 64)
