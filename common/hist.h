@@ -15,7 +15,7 @@
 
 struct hist {
 	uint64_t	n;		/* values recorded */
-	uint64_t	min, max;	/* exact; min is UINT64_MAX when empty */
+	uint64_t	min, max;	/* exact; min UINT64_MAX when empty */
 	uint64_t	sum;		/* saturating */
 	uint64_t	c[HIST_NBUCKETS];
 };

@@ -122,7 +122,8 @@ receiver(void *arg)
 		if (atomic_load(&b->stop)) {
 			/* Stragglers count as delivered, not as lost. */
 			if (quiet == 0)
-				quiet = bench_now_ns() + DRAIN_QUIET_MS * 1000000ull;
+				quiet = bench_now_ns() +
+				    DRAIN_QUIET_MS * 1000000ull;
 			if ((atomic_load(&p->tx_done) && atomic_load(
 			    &p->precv) >= atomic_load(&p->psent)) ||
 			    bench_now_ns() > quiet)
@@ -216,7 +217,8 @@ static int
 warm_up(struct bench *b, struct pair *p)
 {
 	struct client_msg	 m;
-	uint64_t		 deadline = bench_now_ns() + WARMUP_MS * 1000000ull;
+	uint64_t		 deadline = bench_now_ns() +
+				    WARMUP_MS * 1000000ull;
 	uint8_t			*pkt;
 	bool			 got = false;
 	int			 rc = 0;
@@ -410,7 +412,8 @@ report(struct bench *b, double secs, double cpu)
 		    PRIu64 ",\"delivered\":%" PRIu64 ",\"lost\":%" PRIu64 ","
 		    "\"pps\":%.0f,\"gbps\":%.4f,\"mbytes_per_s\":%.2f,"
 		    "\"loss_pct\":%.3f,\"lat_ms\":{\"p50\":%.3f,\"p90\":%.3f,"
-		    "\"p99\":%.3f,\"max\":%.3f},", bench_topo_names[b->topology],
+		    "\"p99\":%.3f,\"max\":%.3f},",
+		    bench_topo_names[b->topology],
 		    b->co.tls ? "true" : "false", b->pairs, b->size,
 		    b->window, b->rate, secs, sent, recv, deliv, lost, pps,
 		    gbps, (double)bytes / secs / 1e6, loss, p50, p90, p99,
@@ -532,7 +535,7 @@ parse_topology(const char *s)
 {
 	size_t	i;
 
-	for (i = 0; i < sizeof(bench_topo_names) / sizeof(bench_topo_names[0]); i++)
+	for (i = 0; i < TOPO_N; i++)
 		if (strcmp(s, bench_topo_names[i]) == 0)
 			return (enum topology)i;
 	bad("--topology", s);

@@ -1,7 +1,8 @@
 /*
  * derpbench's parts: the relay benchmark and main (derpbench.c), the
  * idle-connection benchmark (derpbench_idle.c), the reconnect storm
- * (derpbench_storm.c), and the /proc readers they use for the server's CPU time and memory.
+ * (derpbench_storm.c), the paced latency mode (derpbench_paced.c), and
+ * the /proc readers they use for the server's CPU time and memory.
  */
 #ifndef TOOLS_DERPBENCH_H
 #define TOOLS_DERPBENCH_H
@@ -56,7 +57,7 @@ struct pair {
 	atomic_bool		 tx_done;
 	struct client		*tx, *rx;
 	pthread_t		 ttx, trx;
-	void			*paced;		/* paced mode's receiver state */
+	void			*paced;		/* paced mode's receiver */
 };
 
 /* CLOCK_MONOTONIC in ns: the one clock both ends of a pair stamp with. */
