@@ -76,7 +76,7 @@ $(B)/derpcat: $(B)/tools/derpcat.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(B)/derpbench: $(B)/tools/derpbench.o $(B)/tools/derpbench_idle.o \
-    $(B)/tools/derpbench_storm.o $(ARCHIVES)
+    $(B)/tools/derpbench_storm.o $(B)/tools/derpbench_paced.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
 $(B)/stunbench: $(B)/tools/stunbench.o $(ARCHIVES)

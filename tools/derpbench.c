@@ -2,10 +2,11 @@
  * derpbench: load generator for a DERP server.  Relay mode: N client
  * pairs, each a sender thread and a receiver thread on their own
  * connections, on one node (any, same or different workers) or across
- * two meshed nodes; fixed packet size; closed loop, open loop or a fixed
- * rate; reports packets/s, MB/s, Gbit/s, loss, one-way latency
- * percentiles and, given the server's pids, server CPU seconds per GB
- * relayed.  Idle mode (derpbench_idle.c): many silent clients, the
+ * two meshed nodes; fixed packet size; closed loop or open loop; reports
+ * packets/s, MB/s, Gbit/s, loss, one-way latency percentiles and, given
+ * the server's pids, server CPU seconds per GB relayed.  Paced mode
+ * (derpbench_paced.c): open loop at a fixed rate, latency histogram,
+ * stalls.  Idle mode (derpbench_idle.c): many silent clients, the
  * server's memory per connection.
  */
 #include <errno.h>
@@ -28,50 +29,15 @@
 #include "derp/key.h"
 #include "tools/derpbench.h"
 
+const char *const bench_topo_names[TOPO_N] = { "any", "same", "cross",
+    "mesh" };
+
 #define LAT_MAX		(1 << 20)
 #define WARMUP_MS	15000	/* a pair must deliver one packet by then */
 #define DRAIN_QUIET_MS	500	/* after the run: wait for stragglers */
 
-enum topology {
-	TOPO_ANY,
-	TOPO_SAME,	/* both ends on one worker (needs the server log) */
-	TOPO_CROSS,	/* ends on different workers */
-	TOPO_MESH,	/* senders on one node, receivers on its peer */
-};
-
-static const char *const topo_names[] = { "any", "same", "cross", "mesh" };
-
-struct bench {
-	struct client_opts	 co;		/* senders (and receivers) */
-	struct client_opts	 co_rx;		/* receivers */
-	int			 pairs;
-	size_t			 size;
-	double			 seconds;
-	double			 rate;		/* per pair, 0 = max */
-	unsigned		 window;	/* max in flight per pair */
-	int			 server_pids[BENCH_MAX_PIDS];	/* summed */
-	int			 npids;
-	const char		*server_log;	/* to classify connections */
-	enum topology		 topology;
-	bool			 json;
-	atomic_bool		 stop;
-	/* recv, recv_bytes and lat: inside the timed window only;
-	 * delivered: also the stragglers after it, for the loss. */
-	atomic_uint_fast64_t	 sent, recv, recv_bytes, delivered;
-	uint64_t		*lat;		/* ns samples */
-	atomic_size_t		 nlat;
-};
-
-struct pair {
-	struct bench		*b;
-	atomic_uint_fast64_t	 psent, precv, pwritten_off;
-	atomic_bool		 tx_done;
-	struct client		*tx, *rx;
-	pthread_t		 ttx, trx;
-};
-
-static uint64_t
-now_ns(void)
+uint64_t
+bench_now_ns(void)
 {
 	struct timespec	ts;
 
@@ -92,11 +58,11 @@ static void
 wait_window(struct pair *p)
 {
 	struct bench	*b = p->b;
-	uint64_t	 give_up = now_ns() + 200000000u;
+	uint64_t	 give_up = bench_now_ns() + 200000000u;
 
 	(void)client_flush(p->tx, 5000);	/* a failure shows next send */
 	while (!atomic_load(&b->stop) && in_flight(p) >= b->window / 2) {
-		if (now_ns() > give_up) {
+		if (bench_now_ns() > give_up) {
 			/* Lost in the relay: stop waiting for them. */
 			atomic_fetch_add(&p->pwritten_off, in_flight(p));
 			break;
@@ -111,34 +77,24 @@ sender(void *arg)
 	struct pair	*p = arg;
 	struct bench	*b = p->b;
 	uint8_t		*pkt;
-	uint64_t	 t, next = now_ns(), gap;
+	uint64_t	 t;
 	int		 rc;
 
 	if ((pkt = calloc(1, b->size < 8 ? 8 : b->size)) == NULL)
 		goto out;
-	gap = b->rate > 0 ? (uint64_t)(1e9 / b->rate) : 0;
 	while (!atomic_load(&b->stop)) {
-		if (gap > 0) {
-			while ((t = now_ns()) < next) {
-				struct timespec	ts = { 0, (long)(next - t) };
-
-				nanosleep(&ts, NULL);
-			}
-			next += gap;
-		}
 		if (b->window > 0 && in_flight(p) >= b->window) {
 			wait_window(p);
 			continue;
 		}
-		t = now_ns();	/* never 0: 0 marks warm-up packets */
+		t = bench_now_ns();	/* never 0: 0 marks warm-up packets */
 		memcpy(pkt, &t, b->size >= 8 ? 8 : 0);
 		rc = client_queue_packet(p->tx, client_public_key(p->rx), pkt,
 		    b->size);
-		if (rc == -ENOBUFS || gap > 0) {
+		if (rc == -ENOBUFS) {
 			if (client_flush(p->tx, 5000) < 0)
 				break;
-			if (rc == -ENOBUFS)
-				continue;
+			continue;
 		} else if (rc < 0) {
 			break;
 		}
@@ -166,10 +122,11 @@ receiver(void *arg)
 		if (atomic_load(&b->stop)) {
 			/* Stragglers count as delivered, not as lost. */
 			if (quiet == 0)
-				quiet = now_ns() + DRAIN_QUIET_MS * 1000000ull;
+				quiet = bench_now_ns() +
+				    DRAIN_QUIET_MS * 1000000ull;
 			if ((atomic_load(&p->tx_done) && atomic_load(
 			    &p->precv) >= atomic_load(&p->psent)) ||
-			    now_ns() > quiet)
+			    bench_now_ns() > quiet)
 				break;
 		}
 		rc = client_recv(p->rx, &m, 100);
@@ -187,7 +144,7 @@ receiver(void *arg)
 		atomic_fetch_add(&p->precv, 1);
 		atomic_fetch_add(&b->delivered, 1);
 		if (quiet != 0) {
-			quiet = now_ns() + DRAIN_QUIET_MS * 1000000ull;
+			quiet = bench_now_ns() + DRAIN_QUIET_MS * 1000000ull;
 			continue;
 		}
 		atomic_fetch_add(&b->recv, 1);
@@ -195,7 +152,7 @@ receiver(void *arg)
 		if (t != 0) {
 			i = atomic_fetch_add(&b->nlat, 1);
 			if (i < LAT_MAX)
-				b->lat[i] = now_ns() - t;
+				b->lat[i] = bench_now_ns() - t;
 		}
 	}
 	return NULL;
@@ -260,14 +217,15 @@ static int
 warm_up(struct bench *b, struct pair *p)
 {
 	struct client_msg	 m;
-	uint64_t		 deadline = now_ns() + WARMUP_MS * 1000000ull;
+	uint64_t		 deadline = bench_now_ns() +
+				    WARMUP_MS * 1000000ull;
 	uint8_t			*pkt;
 	bool			 got = false;
 	int			 rc = 0;
 
 	if ((pkt = calloc(1, b->size < 8 ? 8 : b->size)) == NULL)
 		return -ENOMEM;
-	while (!got && now_ns() < deadline) {
+	while (!got && bench_now_ns() < deadline) {
 		if ((rc = client_send_packet(p->tx, client_public_key(p->rx),
 		    pkt, b->size)) < 0)
 			break;
@@ -298,11 +256,14 @@ usage(FILE *f, int status)
 {
 	fprintf(f,
 "usage: derpbench [options] HOST:PORT [PEER_HOST:PORT]\n"
+"       derpbench --rate PPS [options] HOST:PORT [PEER_HOST:PORT]\n"
 "       derpbench --idle N [options] HOST:PORT\n"
 "       derpbench --storm N [options] HOST:PORT\n"
 "\n"
 "Relay mode (default): --pairs sender/receiver client pairs send packets\n"
 "through the DERP server for --seconds and report what arrived.\n"
+"Paced mode: the same pairs, open loop at a fixed rate; latency\n"
+"percentiles, stalls and the generator's own lateness.\n"
 "Idle mode: open N clients that stay silent, hold them, check each still\n"
 "answers a Ping, report the server's RSS growth per connection.\n"
 "Storm mode: N times connect, finish the TLS and DERP handshakes and\n"
@@ -321,7 +282,15 @@ usage(FILE *f, int status)
 "  --seconds S         measured time (default 5)\n"
 "  --window N          closed loop: at most N packets in flight per pair\n"
 "                      (default 64); 0 = open loop, as fast as possible\n"
-"  --rate PPS          fixed rate per pair instead (packets/s)\n"
+"Paced (latency) mode:\n"
+"  --rate PPS          open loop: PPS packets/s in all (spread evenly over\n"
+"                      the pairs) on a fixed schedule, whatever arrives;\n"
+"                      reports latency percentiles, stalls and the load\n"
+"                      generator's own lateness\n"
+"  --senders G         sender threads, each pacing its share of the pairs\n"
+"                      (default: pairs or CPUs, the smaller)\n"
+"  --stall-ms MS       stall threshold (default 10): arrival gaps while\n"
+"                      packets were due, and packets slower than it\n"
 "  --topology T        any (default) | same | cross | mesh:\n"
 "                      same/cross put the two ends of each pair on one\n"
 "                      worker / on different workers (needs --server-log);\n"
@@ -443,7 +412,8 @@ report(struct bench *b, double secs, double cpu)
 		    PRIu64 ",\"delivered\":%" PRIu64 ",\"lost\":%" PRIu64 ","
 		    "\"pps\":%.0f,\"gbps\":%.4f,\"mbytes_per_s\":%.2f,"
 		    "\"loss_pct\":%.3f,\"lat_ms\":{\"p50\":%.3f,\"p90\":%.3f,"
-		    "\"p99\":%.3f,\"max\":%.3f},", topo_names[b->topology],
+		    "\"p99\":%.3f,\"max\":%.3f},",
+		    bench_topo_names[b->topology],
 		    b->co.tls ? "true" : "false", b->pairs, b->size,
 		    b->window, b->rate, secs, sent, recv, deliv, lost, pps,
 		    gbps, (double)bytes / secs / 1e6, loss, p50, p90, p99,
@@ -457,7 +427,7 @@ report(struct bench *b, double secs, double cpu)
 		return;
 	}
 	printf("topology %s  pairs %d  size %zu B  %.1f s\n",
-	    topo_names[b->topology], b->pairs, b->size, secs);
+	    bench_topo_names[b->topology], b->pairs, b->size, secs);
 	printf("  sent %" PRIu64 "  delivered %" PRIu64 "  lost %" PRIu64
 	    "  loss %.3f%%\n", sent, deliv, lost, loss);
 	printf("  %.0f packets/s  %.1f MB/s  %.3f Gbit/s\n", pps,
@@ -470,8 +440,8 @@ report(struct bench *b, double secs, double cpu)
 }
 
 /* Connect every pair and see a packet through each; 0 or -1 (said). */
-static int
-connect_pairs(struct bench *b, struct pair *ps)
+int
+bench_connect_pairs(struct bench *b, struct pair *ps)
 {
 	int	i, err = 0;
 
@@ -503,7 +473,7 @@ run_pairs(struct bench *b, struct pair *ps, double *cpu)
 
 	if (b->npids > 0)
 		cpu0 = procs_cpu_seconds(b->server_pids, b->npids);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (started = 0; started < b->pairs; started++) {
 		if (pthread_create(&ps[started].trx, NULL, receiver,
 		    &ps[started]) != 0)
@@ -520,7 +490,7 @@ run_pairs(struct bench *b, struct pair *ps, double *cpu)
 		usleep((useconds_t)(b->seconds * 1e6));
 	atomic_store(&b->stop, true);
 	if (started == b->pairs)
-		secs = (double)(now_ns() - t0) / 1e9;
+		secs = (double)(bench_now_ns() - t0) / 1e9;
 	if (b->npids > 0)
 		cpu1 = procs_cpu_seconds(b->server_pids, b->npids);
 	for (i = 0; i < started; i++) {
@@ -541,7 +511,7 @@ relay_run(struct bench *b)
 	if ((ps = calloc((size_t)b->pairs, sizeof(*ps))) == NULL ||
 	    (b->lat = calloc(LAT_MAX, sizeof(*b->lat))) == NULL)
 		goto out;
-	if (connect_pairs(b, ps) < 0)
+	if (bench_connect_pairs(b, ps) < 0)
 		goto out;
 	if ((secs = run_pairs(b, ps, &cpu)) < 0) {
 		fprintf(stderr, "derpbench: cannot start threads\n");
@@ -565,8 +535,8 @@ parse_topology(const char *s)
 {
 	size_t	i;
 
-	for (i = 0; i < sizeof(topo_names) / sizeof(topo_names[0]); i++)
-		if (strcmp(s, topo_names[i]) == 0)
+	for (i = 0; i < TOPO_N; i++)
+		if (strcmp(s, bench_topo_names[i]) == 0)
 			return (enum topology)i;
 	bad("--topology", s);
 	return TOPO_ANY;
@@ -595,7 +565,9 @@ apply_opt(struct args *a, int ch, char *arg)
 	case 's': b->size = (size_t)num(arg, 0, DERP_MAX_PACKET, "--size");
 		break;
 	case 'd': b->seconds = num(arg, 0.1, 86400, "--seconds"); break;
-	case 'r': b->rate = num(arg, 0, 1e9, "--rate"); break;
+	case 'r': b->rate = num(arg, 1, 1e8, "--rate"); break;
+	case 'G': b->senders = (int)num(arg, 1, 1024, "--senders"); break;
+	case 'L': b->stall_ms = num(arg, 0.1, 60000, "--stall-ms"); break;
 	case 'p': parse_pids(b, arg); break;
 	case 'j': b->json = a->io.json = true; break;
 	case 'w': b->window = (unsigned)num(arg, 0, 1 << 20, "--window");
@@ -635,6 +607,8 @@ parse_args(struct args *a, int argc, char **argv)
 		{ "size", required_argument, NULL, 's' },
 		{ "seconds", required_argument, NULL, 'd' },
 		{ "rate", required_argument, NULL, 'r' },
+		{ "senders", required_argument, NULL, 'G' },
+		{ "stall-ms", required_argument, NULL, 'L' },
 		{ "server-pid", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "window", required_argument, NULL, 'w' },
@@ -662,7 +636,7 @@ parse_args(struct args *a, int argc, char **argv)
 	if (a->peer != NULL) {
 		if (a->topo_set && b->topology != TOPO_MESH)
 			bad("--topology with a peer node",
-			    topo_names[b->topology]);
+			    bench_topo_names[b->topology]);
 		if (a->io.n > 0 || a->so.n > 0)
 			bad("--idle or --storm with a peer node", a->peer);
 		b->topology = TOPO_MESH;
@@ -674,7 +648,7 @@ parse_args(struct args *a, int argc, char **argv)
 	if ((b->topology == TOPO_SAME || b->topology == TOPO_CROSS) &&
 	    b->server_log == NULL)
 		bad("--topology same/cross without --server-log",
-		    topo_names[b->topology]);
+		    bench_topo_names[b->topology]);
 }
 
 int
@@ -693,6 +667,7 @@ main(int argc, char **argv)
 	b.size = 1200;
 	b.seconds = 5;
 	b.window = 64;
+	b.stall_ms = 10;
 	parse_args(&a, argc, argv);
 	set_addr(&b.co, argv[optind], host, sizeof(host));
 	b.co.info.can_ack_pings = true;
@@ -716,5 +691,7 @@ main(int argc, char **argv)
 		a.so.json = b.json;
 		return storm_run(&a.so);
 	}
+	if (b.rate > 0)
+		return paced_run(&b);
 	return relay_run(&b);
 }

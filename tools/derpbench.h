@@ -1,17 +1,80 @@
 /*
  * derpbench's parts: the relay benchmark and main (derpbench.c), the
  * idle-connection benchmark (derpbench_idle.c), the reconnect storm
- * (derpbench_storm.c), and the /proc readers they use for the server's CPU time and memory.
+ * (derpbench_storm.c), the paced latency mode (derpbench_paced.c), and
+ * the /proc readers they use for the server's CPU time and memory.
  */
 #ifndef TOOLS_DERPBENCH_H
 #define TOOLS_DERPBENCH_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mesh/client.h"
 
 #define BENCH_MAX_PIDS	64
+
+enum topology {
+	TOPO_ANY,
+	TOPO_SAME,	/* both ends on one worker (needs the server log) */
+	TOPO_CROSS,	/* ends on different workers */
+	TOPO_MESH,	/* senders on one node, receivers on its peer */
+	TOPO_N
+};
+
+extern const char *const bench_topo_names[TOPO_N];
+
+/* Relay and paced (latency) modes. */
+struct bench {
+	struct client_opts	 co;		/* senders (and receivers) */
+	struct client_opts	 co_rx;		/* receivers */
+	int			 pairs;
+	size_t			 size;
+	double			 seconds;
+	double			 rate;		/* paced: packets/s in all */
+	int			 senders;	/* paced: sender threads */
+	double			 stall_ms;	/* paced: stall threshold */
+	unsigned		 window;	/* max in flight per pair */
+	int			 server_pids[BENCH_MAX_PIDS];	/* summed */
+	int			 npids;
+	const char		*server_log;	/* to classify connections */
+	enum topology		 topology;
+	bool			 json;
+	atomic_bool		 stop;
+	/* recv, recv_bytes and lat: inside the timed window only;
+	 * delivered: also the stragglers after it, for the loss. */
+	atomic_uint_fast64_t	 sent, recv, recv_bytes, delivered;
+	uint64_t		*lat;		/* ns samples */
+	atomic_size_t		 nlat;
+};
+
+struct pair {
+	struct bench		*b;
+	atomic_uint_fast64_t	 psent, precv, pwritten_off;
+	atomic_bool		 tx_done;
+	struct client		*tx, *rx;
+	pthread_t		 ttx, trx;
+	void			*paced;		/* paced mode's receiver */
+};
+
+/* CLOCK_MONOTONIC in ns: the one clock both ends of a pair stamp with. */
+uint64_t	bench_now_ns(void);
+/*
+ * Connect b->pairs pairs into ps (zeroed by the caller) as b->topology
+ * asks, and see a warm-up packet (all-zero stamp) through each: 0, or
+ * -1 (said on stderr).  The caller frees the clients.
+ */
+int	bench_connect_pairs(struct bench *b, struct pair *ps);
+/*
+ * Paced open-loop run (derpbench_paced.c): b->rate packets/s in all on
+ * a fixed schedule, b->senders threads; one-way latency histogram,
+ * stalls, generator lateness; prints the report.  Returns the exit
+ * status: 0 if packets arrived, 1 otherwise.
+ */
+int	paced_run(struct bench *b);
 
 struct idle_opts {
 	struct client_opts	 co;		/* server, TLS; no bind_addr */

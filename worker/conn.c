@@ -689,6 +689,8 @@ conn_free(struct conn *c)
 		bbuf_free(&c->in);
 	bbuf_free(&c->out);
 	bbuf_free(&c->ctrl);
+	membuf_forget(w, c);
+	traffic_forget(w, c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else

@@ -17,7 +17,8 @@
 #include "worker/worker.h"
 #include "worker/wk.h"
 
-#define RING_BUDGET	4096	/* records per wakeup per sibling */
+#define RING_BUDGET	512	/* records per wakeup per sibling: a few
+				 * ms of work at most */
 #define BUS_FDS_MAX	300
 #define RING_PACKET	1
 

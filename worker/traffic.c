@@ -25,6 +25,8 @@
 #define REQS_MAX	4		/* queries waiting, per worker */
 #define DUMP_CHUNK	(64 * 1024)	/* bytes per write(2) */
 #define WORKERS_MAX	256		/* conf: workers <= 256 */
+#define DUMP_STEP	128		/* connections per loop turn */
+#define STEP_DELAY_MS	1		/* 0 would run in the same turn */
 
 struct traffic_req {
 	struct traffic_req	*next;
@@ -54,6 +56,11 @@ struct traffic {
 	int			 nlines;
 	bool			 failing;	/* last write failed */
 	struct traffic_ctr	 link_dumped[CONF_MAX_PEERS];
+	/* A period's walk over w->conns, DUMP_STEP per turn. */
+	struct conn		*cursor;
+	bool			 walking;
+	int64_t			 walk_ms;	/* the period's time stamp */
+	struct loop_timer	 step;
 };
 
 /* A line sink: 0, or -ENOSPC once it is full (later lines dropped). */
@@ -428,25 +435,67 @@ dump_links(struct traffic *t, int64_t now)
 	}
 }
 
+/*
+ * One step of a period: up to DUMP_STEP connections, their lines
+ * written at once; the last step adds the mesh links and arms the next
+ * period.  Formatting and writing every connection in one turn would
+ * hold every client of the worker: up to about 3 us per connection
+ * whose counters changed (measured), 30 ms for 10,000.
+ */
+static void
+dump_step(struct loop_timer *tm)
+{
+	struct traffic		*t = tm->arg;
+	struct traffic_rec	 r;
+	struct conn		*c = t->cursor;
+	size_t			 n, budget = DUMP_STEP;
+
+	for (;;) {
+		for (n = 0; c != NULL && n < budget; c = c->next, n++) {
+			if (!reportable(c) ||
+			    traffic_equal(&c->tr, &c->tr_dumped))
+				continue;
+			rec_conn(c, &r, t->walk_ms);
+			dump_add(t, &r, &c->tr_dumped);
+			c->tr_dumped = c->tr;
+		}
+		t->cursor = c;
+		if (c == NULL)
+			break;
+		if (loop_timer_set(t->w->loop, &t->step, STEP_DELAY_MS) == 0) {
+			dump_write(t);
+			return;
+		}
+		budget = SIZE_MAX;	/* no memory for the timer: finish */
+	}
+	t->walking = false;
+	dump_links(t, t->walk_ms);
+	dump_write(t);
+	dump_arm(t);
+}
+
 static void
 dump_tick(struct loop_timer *tm)
 {
 	struct traffic		*t = tm->arg;
-	struct worker		*w = t->w;
-	struct traffic_rec	 r;
-	struct conn		*c;
-	int64_t			 now = unix_ms();
 
-	for (c = w->conns; c != NULL; c = c->next) {
-		if (!reportable(c) || traffic_equal(&c->tr, &c->tr_dumped))
-			continue;
-		rec_conn(c, &r, now);
-		dump_add(t, &r, &c->tr_dumped);
-		c->tr_dumped = c->tr;
+	if (t->walking) {	/* the last period is still being written */
+		dump_arm(t);
+		return;
 	}
-	dump_links(t, now);
-	dump_write(t);
-	dump_arm(t);
+	t->walking = true;
+	t->cursor = t->w->conns;
+	t->walk_ms = unix_ms();
+	dump_step(&t->step);
+}
+
+void
+traffic_forget(struct worker *w, const struct conn *c)
+{
+	struct traffic	*t = w->traffic;
+
+	if (t != NULL && t->cursor == c)
+		t->cursor = c->next;
 }
 
 void
@@ -495,6 +544,7 @@ traffic_init(struct worker *w)
 		return -ENOMEM;
 	t->w = w;
 	loop_timer_init(&t->tick, dump_tick, t);
+	loop_timer_init(&t->step, dump_step, t);
 	w->traffic = t;
 	traffic_reload(w);
 	return 0;
@@ -515,6 +565,7 @@ traffic_fini(struct worker *w)
 		dump_links(t, unix_ms());
 	dump_write(t);
 	loop_timer_cancel(w->loop, &t->tick);
+	loop_timer_cancel(w->loop, &t->step);
 	free(t->chunk);
 	free(t);
 	w->traffic = NULL;

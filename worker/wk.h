@@ -23,7 +23,8 @@
 #include "derp/info.h"
 #include "worker/metrics.h"
 
-#define WK_READ_BUDGET		(256 * 1024)	/* bytes per wakeup per conn */
+#define WK_READ_BUDGET		(64 * 1024)	/* bytes per wakeup per conn:
+						 * bounds a turn's work */
 #define WK_ACCEPTS_PER_WAKEUP	64
 #define WK_OUT_CAP		(16 * 1024)	/* coalesced write size */
 #define WK_IN_CAP		(DERP_FRAME_HDR_LEN + 64 + DERP_MAX_PACKET + 64)
@@ -65,6 +66,14 @@ struct pktq {
 struct bbuf {
 	uint8_t		*p;
 	size_t		 off, len, cap;
+};
+
+/* membuf.c: the idle-buffer scan in bounded steps (one per loop turn). */
+struct membuf {
+	const struct conn *cursor;	/* next to count; NULL: idle */
+	bool		 active;
+	uint64_t	 in, out, ctrl, http;	/* counted so far */
+	struct loop_timer step;
 };
 
 struct peer;
@@ -199,6 +208,7 @@ struct worker {
 	struct admit	*adm;		/* admission lists + controller */
 	const int	*stun_fds;	/* every slot's STUN socket, or NULL */
 	struct loop_io	*stun_adopted;	/* nworkers; fd -1 = not served */
+	struct membuf	 mb;		/* membuf.c */
 };
 
 /* bbuf (worker.c) */
@@ -383,6 +393,8 @@ void	traffic_reload(struct worker *w);	/* after w->cfg changed */
 void	traffic_http(struct conn *c);	/* GET /debug/traffic, allowed */
 /* c is closing: its final dump line; a waiting query is dropped. */
 void	traffic_conn_closed(struct conn *c);
+/* Before c leaves w->conns: the dump's walk moves past it. */
+void	traffic_forget(struct worker *w, const struct conn *c);
 /* A sibling asked for this worker's table (node.c, bus callback). */
 void	traffic_answer(struct worker *w, uint32_t req);
 void	traffic_on_data(struct worker *w, int sib, uint32_t req,
@@ -427,8 +439,16 @@ void	certwatch_stop(struct worker *w);
 
 /* metrics.c */
 void	metrics_snapshot(struct worker *w, struct metrics *out);
-/* membuf.c: count the DERP connections holding buffers into w->m. */
+/* membuf.c: count the DERP connections holding buffers into w->m, at
+ * most MEMBUF_STEP per loop turn; the gauges change once a scan has
+ * covered every connection.  membuf_scan starts one (no-op while one
+ * runs); membuf_step counts up to budget more, true when done (tests
+ * call it directly); membuf_forget before c leaves w->conns. */
+#define MEMBUF_STEP	256
 void	membuf_scan(struct worker *w);
+bool	membuf_step(struct worker *w, size_t budget);
+void	membuf_forget(struct worker *w, const struct conn *c);
+void	membuf_stop(struct worker *w);
 
 /* pool (worker.c) */
 struct pkt	*pkt_alloc(struct worker *w, size_t frame_len);

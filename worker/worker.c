@@ -59,11 +59,33 @@ pkt_free(struct worker *w, struct pkt *p)
 }
 
 static void
+flush_all(struct worker *w)
+{
+	struct conn	*c;
+
+	while ((c = w->flush_list) != NULL) {
+		w->flush_list = c->flush_next;
+		c->flush_pending = false;
+		conn_flush(c);
+	}
+}
+
+/*
+ * After each dispatch round: write what the round queued, then read
+ * once more from the connections that used up their read budget (bytes
+ * left inside TLS never wake epoll), then write what that queued.
+ * Writing first keeps a packet's wait to one read pass: re-reading
+ * before writing held every packet of the round behind a second budget
+ * of reads from every busy sender (measured: turns of 9 ms of worker
+ * CPU under backlog, about 40 % of it in the second pass).
+ */
+static void
 after_dispatch(void *arg)
 {
 	struct worker	*w = arg;
 	struct conn	*c, *again;
 
+	flush_all(w);
 	again = w->again_list;
 	w->again_list = NULL;
 	while ((c = again) != NULL) {
@@ -74,11 +96,7 @@ after_dispatch(void *arg)
 	}
 	if (w->again_list != NULL)
 		loop_wake(w->loop);
-	while ((c = w->flush_list) != NULL) {
-		w->flush_list = c->flush_next;
-		c->flush_pending = false;
-		conn_flush(c);
-	}
+	flush_all(w);
 	node_after(w);
 	admit_after(w);
 	while ((c = w->close_list) != NULL) {
@@ -351,6 +369,7 @@ worker_free(struct worker *w)
 		}
 	}
 	traffic_fini(w);	/* after the connections' final lines */
+	membuf_stop(w);
 	while ((p = w->pool) != NULL) {
 		w->pool = p->next;
 		free(p);

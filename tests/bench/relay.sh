@@ -3,6 +3,10 @@
 # derpd over TLS on loopback:
 #   relay, one node of WORKERS (2) workers: 10 pairs of 1,200-byte and of
 #     64-byte packets, both ends on the same worker and on different ones;
+#   latency: open loop (derpbench --rate) at half the packet rate the
+#     same-worker 1,200-byte closed-loop runs reached (their median), for
+#     LAT_SECS (60) s, 10 pairs, both ends on one worker: p50..max,
+#     stalls over 10 ms, the load generator's own lateness;
 #   relay across a 2-node mesh region: senders on node A, receivers on B;
 #   IDLE (20,000) idle clients on a fresh node each run: RSS growth per
 #     connection, connect rate;
@@ -17,6 +21,8 @@
 # Usage: tests/bench/relay.sh BUILD_DIR [SECONDS]
 # Environment: RUNS, SECS (3), WORKERS (2), IDLE (20000, 0 = skip),
 # IDLE_RUNS (RUNS), HOLD (6), STORM (3000, 0 = skip), STORM_C (16),
+# LAT_SECS (60, 0 = skip), LAT_RUNS (1), LAT_RATE (packets/s in all;
+# default: half the measured maximum),
 # STUN_ONLY=1 (just STUN).  100,000 clients: tests/bench/scale.sh.
 set -eu
 B=${1:-build}
@@ -28,6 +34,8 @@ IDLE_RUNS=${IDLE_RUNS:-$RUNS}
 HOLD=${HOLD:-6}
 STORM=${STORM:-3000}
 STORM_C=${STORM_C:-16}
+LAT_SECS=${LAT_SECS:-60}
+LAT_RUNS=${LAT_RUNS:-1}
 
 need() {
 	command -v "$1" >/dev/null 2>&1 || {
@@ -133,6 +141,31 @@ if [ -z "${STUN_ONLY:-}" ]; then
 		    --topology "$topo" --server-log "$dir/a.log" \
 		    "127.0.0.1:$port"
 	done
+fi
+if [ -z "${STUN_ONLY:-}" ] && [ "$LAT_SECS" != 0 ]; then
+	# Half the maximum: the median packet rate of the same-worker
+	# 1,200 B closed-loop runs above (or LAT_RATE).
+	topo=same
+	[ "$WORKERS" -gt 1 ] || topo=any
+	rate=${LAT_RATE:-$(python3 -c 'import json, statistics, sys
+r = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+p = [x["pps"] for x in r if x.get("mode") == "relay" and
+     x["size"] == 1200 and x["topology"] == sys.argv[2]]
+print(int(statistics.median(p) / 2) if p else 0)' "$out.jsonl" "$topo")}
+	if [ "$rate" -gt 0 ]; then
+		echo "latency: open loop at $rate packets/s, 10 pairs, 1200 B," \
+		    "$LAT_RUNS x $LAT_SECS s" >&2
+		r=0
+		while [ $r -lt "$LAT_RUNS" ]; do
+			"$B/derpbench" $tls --pairs 10 --size 1200 \
+			    --rate "$rate" --seconds "$LAT_SECS" \
+			    --server-pid "$a_pids" --json --topology "$topo" \
+			    --server-log "$dir/a.log" "127.0.0.1:$port" \
+			    >> "$out.jsonl" || echo "relay.sh: latency run" \
+			    "$((r + 1)): nothing arrived" >&2
+			r=$((r + 1))
+		done
+	fi
 fi
 echo "stun: $RUNS x $SECS s" >&2
 repeat "$RUNS" "$B/stunbench" --seconds "$SECS" --server-pid "$a_pids" \

@@ -42,6 +42,7 @@ def main():
     idle = [r for r in rows if r.get("mode") == "idle"]
     stun = [r for r in rows if r.get("bench") == "stun"]
     storm = [r for r in rows if r.get("mode") == "storm"]
+    lat = [r for r in rows if r.get("mode") == "latency"]
     speed = [r for r in rows if r.get("bench") == "openssl_speed"]
     out = []
     out.append(f"Machine: {machine}")
@@ -92,6 +93,30 @@ def main():
                        + (f"; cross node / same worker: "
                           f"{cpu['mesh'] / cpu['same']:.2f} (both nodes' "
                           "CPU)" if "mesh" in cpu else ""))
+    if lat:
+        out.append("")
+        out.append(f"Latency over TLS, open loop at a fixed rate ({lat[0]['pairs']} "
+                   f"pairs, {lat[0]['size']} B, {lat[0]['seconds']:.0f} s "
+                   "runs, one-way, send time to arrival; target: p99 at "
+                   "most 2x p50, no stall over 10 ms), each run:")
+        out.append("")
+        out.append("| scenario | rate packets/s | received/s | p50 ms "
+                   "| p99 ms | p99/p50 | p99.9 ms | max ms | stalls>10ms "
+                   "(server) | slow packets | generator lateness p99 / "
+                   "max ms |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in lat:
+            g = r["generator"]
+            behind = " (fell behind)" if g["fell_behind"] else ""
+            out.append(
+                f"| {TOPO.get(r['topology'], r['topology'])} "
+                f"| {r['rate']:.0f} | {r['pps']:.0f} "
+                f"| {r['lat_ms']['p50']:.3f} | {r['lat_ms']['p99']:.3f} "
+                f"| {r['p99_over_p50']:.2f} | {r['lat_ms']['p999']:.3f} "
+                f"| {r['lat_ms']['max']:.3f} "
+                f"| {r['stalls']} ({r['stalls_server']}) | {r['slow']} "
+                f"| {g['late_ms']['p99']:.3f} / {g['late_ms']['max']:.3f}"
+                f"{behind} |")
     if idle:
         out.append("")
         out.append(f"Idle clients over TLS, held {idle[0]['hold_s']:.0f} s "

@@ -2,7 +2,8 @@
  * The built derpbench binary (DERPBENCH_BIN) against a real derpd: a
  * short closed-loop relay run whose JSON adds up with the server's own
  * counters, the idle mode holding clients from several source addresses,
- * the mesh topology across a 2-node region, and usage errors.  Function,
+ * the mesh topology across a 2-node region, the paced (latency) mode's
+ * schedule and report, and usage errors.  Function,
  * not speed: no assertion depends on how fast anything ran.
  */
 #include <errno.h>
@@ -281,6 +282,68 @@ test_derpbench_mesh_topology(void **state)
 	}
 }
 
+/* Paced mode: the schedule is exact (every packet due inside the window
+ * is sent, late or not), nothing is lost at a rate far below the
+ * server's queues, and the report is self-consistent. */
+static void
+test_derpbench_paced_json(void **state)
+{
+	struct node	*n = node_start(true, "workers = 2;\n");
+	static char	 out[16384];
+	char		 args[1024], tls[512];
+	json_t		*j, *lat, *gen, *list;
+	long		 sent0;
+
+	(void)state;
+	tls_args(n, tls, sizeof(tls));
+	sent0 = node_metric(n, "derp_packets_sent");
+	/* 2 senders of one pair each: 200 packets/s, every 5 ms, for 1 s. */
+	snprintf(args, sizeof(args), "%s --pairs 2 --size 100 --seconds 1 "
+	    "--rate 400 --senders 2 --json --server-pid %d,%d,%d "
+	    "127.0.0.1:%u", tls, n->pid, node_worker_pid(n, 0),
+	    node_worker_pid(n, 1), n->port);
+	assert_int_equal(run_bench(args, out, sizeof(out)), 0);
+	j = parse(out);
+	assert_string_equal(json_string_value(json_object_get(j, "mode")),
+	    "latency");
+	assert_int_equal(jint(j, "senders"), 2);
+	assert_int_equal(jint(j, "scheduled"), 400);
+	assert_int_equal(jint(j, "sent"), 400);
+	assert_int_equal(jint(j, "delivered"), 400);
+	assert_int_equal(jint(j, "lost"), 0);
+	assert_true(jint(j, "received") <= 400);
+	lat = json_object_get(j, "lat_ms");
+	assert_true(jnum(lat, "p50") > 0);
+	assert_true(jnum(lat, "p50") <= jnum(lat, "p90"));
+	assert_true(jnum(lat, "p90") <= jnum(lat, "p99"));
+	assert_true(jnum(lat, "p99") <= jnum(lat, "p999"));
+	assert_true(jnum(lat, "p999") <= jnum(lat, "max"));
+	assert_true(jnum(j, "p99_over_p50") >= 1);
+	assert_true(jnum(j, "stall_ms") == 10);
+	assert_int_equal(jint(j, "stalls"), jint(j, "stalls_server") +
+	    jint(j, "stalls_generator"));
+	list = json_object_get(j, "stall_list");
+	assert_true(json_is_array(list));
+	assert_true((long long)json_array_size(list) <= jint(j, "stalls"));
+	list = json_object_get(j, "slow_list");
+	assert_true(json_is_array(list));
+	assert_true((long long)json_array_size(list) <= jint(j, "slow"));
+	gen = json_object_get(j, "generator");
+	assert_true(json_is_object(gen));
+	assert_true(json_is_boolean(json_object_get(gen, "fell_behind")));
+	assert_true(jnum(json_object_get(gen, "late_ms"), "max") >= 0);
+	assert_true(jnum(j, "server_cpu_s") >= 0);
+	assert_true(node_metric(n, "derp_packets_sent") - sent0 >= 400);
+	json_decref(j);
+	/* Packets too small for the two stamps: a usage error. */
+	snprintf(args, sizeof(args), "%s --size 8 --rate 10 127.0.0.1:%u "
+	    "2>&1", tls, n->port);
+	assert_int_equal(run_bench(args, out, sizeof(out)), 2);
+	assert_non_null(strstr(out, "--size >= 16"));
+	node_stop(n);
+	node_free(n);
+}
+
 static void
 test_derpbench_usage_errors(void **state)
 {
@@ -303,6 +366,9 @@ test_derpbench_usage_errors(void **state)
 	assert_int_equal(run_bench("--size 70000 127.0.0.1:1 2>&1", out,
 	    sizeof(out)), 2);
 	assert_int_equal(run_bench("nonsense 2>&1", out, sizeof(out)), 2);
+	assert_int_equal(run_bench("--rate 0 127.0.0.1:1 2>&1", out,
+	    sizeof(out)), 2);
+	assert_non_null(strstr(out, "bad --rate"));
 	assert_int_equal(run_bench("--help", out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "--idle N"));
 	/* Nothing listens on port 1: a clear error, status 1. */
@@ -319,6 +385,7 @@ main(void)
 		cmocka_unit_test(test_derpbench_idle_holds_clients),
 		cmocka_unit_test(test_derpbench_storm),
 		cmocka_unit_test(test_derpbench_mesh_topology),
+		cmocka_unit_test(test_derpbench_paced_json),
 		cmocka_unit_test(test_derpbench_usage_errors),
 	};
 

@@ -3,7 +3,8 @@
  * the packets and bytes two clients exchanged, node-wide with the
  * clients on different workers, and refuses forwarded requests; the
  * periodic dump gets lines whose deltas add up to the totals; a small
- * max_entries flushes early and counts it; a mesh link and the peer's
+ * max_entries flushes early and counts it; a walk over more connections
+ * than one step covers dumps each once; a mesh link and the peer's
  * inbound mesh connection show the forwarded packets.
  */
 #include <arpa/inet.h>
@@ -360,6 +361,62 @@ test_traffic_dump_interval(void **state)
 	node_free(n);
 }
 
+/* The dump walks the connections a bounded step per loop turn: more of
+ * them than several steps take still get one line each per period. */
+#define WALK_CONNS	600
+static void
+test_traffic_dump_walks_every_conn(void **state)
+{
+	static struct client	*c[WALK_CONNS];
+	struct node		*n = node_new();
+	char			 path[400], extra[800], kt[80], line[8192];
+	json_t			*keys, *j, *k;
+	json_error_t		 e;
+	uint64_t		 deadline;
+	FILE			*f;
+	int			 i, lines = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/traffic.jsonl", n->dir);
+	snprintf(extra, sizeof(extra), "traffic = { dump_file = \"%s\"; "
+	    "interval_s = 1; max_entries = 100000; };\n", path);
+	node_start_in(n, false, extra);
+	for (i = 0; i < WALK_CONNS; i++)
+		assert_non_null(c[i] = node_client(n));
+	/* Idle after the handshake: each is dumped once, in the first
+	 * period that finds it. */
+	deadline = now_ms() + 20000;
+	while (now_ms() < deadline &&
+	    node_metric(n, "derpd_traffic_dump_lines") < WALK_CONNS)
+		usleep(50 * 1000);	/* polling the metric */
+	assert_non_null(keys = json_object());
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if ((j = json_loads(line, 0, &e)) == NULL)
+			fail_msg("bad dump line (%s): %s", e.text, line);
+		k = json_object_get(j, "Key");
+		if (json_object_get(j, "Conn") != NULL && k != NULL) {
+			lines++;
+			assert_int_equal(json_object_set_new(keys,
+			    json_string_value(k), json_true()), 0);
+		}
+		json_decref(j);
+	}
+	fclose(f);
+	for (i = 0; i < WALK_CONNS; i++) {
+		keytext(kt, client_public_key(c[i]));
+		if (json_object_get(keys, kt) == NULL)
+			fail_msg("client %d never dumped", i);
+	}
+	assert_int_equal(lines, WALK_CONNS);
+	assert_int_equal(json_object_size(keys), WALK_CONNS);
+	json_decref(keys);
+	for (i = 0; i < WALK_CONNS; i++)
+		client_free(c[i]);
+	node_stop(n);
+	node_free(n);
+}
+
 static int
 count_lines(const char *path, int *closed)
 {
@@ -574,6 +631,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_traffic_debug_two_workers),
 		cmocka_unit_test(test_traffic_dump_interval),
+		cmocka_unit_test(test_traffic_dump_walks_every_conn),
 		cmocka_unit_test(test_traffic_dump_early_flush),
 		cmocka_unit_test(test_traffic_dump_reload),
 		cmocka_unit_test(test_traffic_mesh_link),
