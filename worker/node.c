@@ -17,8 +17,6 @@
 #include "worker/worker.h"
 #include "worker/wk.h"
 
-#define RING_BUDGET	512	/* records per wakeup per sibling: a few
-				 * ms of work at most */
 #define BUS_FDS_MAX	300
 #define RING_PACKET	1
 
@@ -239,7 +237,7 @@ node_ring_drain(struct worker *w, struct ring_ref r, int sib)
 	uint16_t	 type;
 	int		 k, rc;
 
-	for (k = 0; k < RING_BUDGET; k++) {
+	for (k = 0; k < NODE_RING_BUDGET; k++) {
 		if ((rc = ring_peek(r, &type, &d, &len)) == -EAGAIN)
 			return false;
 		if (rc < 0) {

@@ -319,10 +319,12 @@ void	node_close_key(struct worker *w, const uint8_t key[DERP_KEY_LEN]);
 int	node_send(struct worker *w, int sib, const uint8_t dst[DERP_KEY_LEN],
 	    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len);
 void	node_after(struct worker *w);	/* doorbells, ring re-drain */
-/* Deliver up to a budget of records from sibling sib's ring; records of
- * a bad type or length are skipped and counted, an inconsistent ring is
- * emptied and counted.  true when the budget ran out first. */
+/* Deliver up to NODE_RING_BUDGET records (a few ms of work at most)
+ * from sibling sib's ring; records of a bad type or length are skipped
+ * and counted, an inconsistent ring is emptied and counted.  true when
+ * the budget ran out first. */
 struct ring_ref;
+#define NODE_RING_BUDGET	512
 bool	node_ring_drain(struct worker *w, struct ring_ref r, int sib);
 bool	node_synced(const struct worker *w);
 /* Sibling `dead` is gone: drop its clients now, resync its successor. */

@@ -22,7 +22,8 @@
 #include "tests/fuzz/fake_worker.h"
 
 #define CAP	(1u << 18)	/* room for a record past DERP_MAX_PACKET */
-#define ROUNDS	((int)(CAP / 8 / 4096) + 2)	/* budgets to drain the most */
+/* Budgets to drain the most records a ring can hold. */
+#define ROUNDS	((int)(CAP / 8 / NODE_RING_BUDGET) + 2)
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
