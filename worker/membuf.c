@@ -5,6 +5,7 @@
  * bytes wait and freed when they are gone (conn.c), so an idle
  * connection counts nowhere; the gauges show when one does.
  */
+#include "worker/tlsrec.h"
 #include "worker/wk.h"
 
 void
@@ -12,14 +13,18 @@ membuf_scan(struct worker *w)
 {
 	const struct conn	*c;
 	uint64_t		 in = 0, out = 0, ctrl = 0, http = 0;
+	size_t			 rrx, rtx;
 
 	for (c = w->conns; c != NULL; c = c->next) {
 		if (c->state != ST_DERP || c->closing)
 			continue;
 		/* The worker's scratch buffer is lent while reading, never
 		 * held. */
-		in += c->in.cap > 0 && c->in.p != w->scratch;
-		out += c->out.cap > 0 || c->cur != NULL;
+		rrx = rtx = 0;
+		if (c->rec != NULL)	/* tlsrec's partial records */
+			tlsrec_held(c->rec, &rrx, &rtx);
+		in += (c->in.cap > 0 && c->in.p != w->scratch) || rrx > 0;
+		out += c->out.cap > 0 || c->cur != NULL || rtx > 0;
 		ctrl += c->ctrl.cap > 0;
 		http += c->req != NULL;
 	}
