@@ -193,7 +193,7 @@ hdr_put(uint8_t *h, size_t clen)
 }
 
 ssize_t
-tlsrec_seal(struct tlsrec *t, uint8_t type, const uint8_t *p, size_t n,
+tlsrec_seal(struct tlsrec *t, uint8_t type, const void *p, size_t n,
     size_t pad, uint8_t *out, size_t cap)
 {
 	EVP_CIPHER_CTX	*ctx;
@@ -683,10 +683,9 @@ tlsrec_write(struct tlsrec *t, int fd, const uint8_t *p, size_t n)
 	if (t->err != 0)
 		return t->err;
 	if (t->th_len > 0) {
+		done = t->th_pt;	/* tx_push forgets it */
 		if ((rc = tx_push(t, fd)) < 0)
 			return rc;
-		done = t->th_pt;
-		t->th_pt = 0;
 		if (done > n)	/* not a retry of the same bytes */
 			return fail(t, AD_NONE, -EPROTO);
 		if (done > 0)

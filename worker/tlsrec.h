@@ -92,7 +92,7 @@ ssize_t		 tlsrec_write(struct tlsrec *t, int fd, const uint8_t *p,
  * out[0..cap).  Returns the record's length or -EMSGSIZE / -EOVERFLOW /
  * -EIO.  For tests and fuzzing; tlsrec_write uses it. */
 ssize_t		 tlsrec_seal(struct tlsrec *t, uint8_t type,
-		    const uint8_t *p, size_t n, size_t pad, uint8_t *out,
+		    const void *p, size_t n, size_t pad, uint8_t *out,
 		    size_t cap);
 
 /* Start a KeyUpdate of our own before the next record (update_requested
