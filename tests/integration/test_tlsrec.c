@@ -258,6 +258,18 @@ test_tlsrec_gnutls_client(void **state)
 		/* Its connection and this scrape's. */
 		assert_true(node_metric(n, OFFLOADED) >= before + 2);
 	}
+	/* GnuTLS's KeyUpdate (update_requested) between two requests: the
+	 * second answer comes under derpd's next key. */
+	gnutls_get(n, prio[0], "GET /derp/probe HTTP/1.1\\r\\nHost: "
+	    "localhost\\r\\n\\r\\n^rekey^\\nGET /derp/probe HTTP/1.1\\r\\n"
+	    "Host: localhost\\r\\nConnection: close\\r\\n\\r\\n",
+	    "--inline-commands", out, sizeof(out));
+	if (strstr(out, "Rekey was completed") == NULL ||
+	    strstr(out, "HTTP/1.1 200") == NULL ||
+	    strstr(strstr(out, "HTTP/1.1 200") + 1, "HTTP/1.1 200") == NULL)
+		fail_msg("gnutls-cli ^rekey^:\n%s", out);
+	assert_int_equal(node_metric(n, "derpd_tls_key_updates_received"),
+	    1);
 	assert_int_equal(node_metric(n, OTHER), 0);
 	node_stop(n);
 	node_free(n);
