@@ -73,10 +73,11 @@ struct tlsrec {
 	const struct suite *s;
 	size_t		 si;
 	struct dir	 rx, tx;
-	/* Received: rh[rh_off..+rh_pt) plaintext not yet taken, then raw
-	 * bytes (a partial record, or records not yet opened) to rh_len. */
+	/* Received and held (rh_cap bytes): rh[pt_off..+rh_pt) plaintext
+	 * not yet taken, then rh[raw_off..+rh_raw) bytes not yet opened
+	 * (records, the last possibly partial), opened where they lie. */
 	uint8_t		*rh;
-	size_t		 rh_off, rh_len, rh_pt;
+	size_t		 rh_cap, pt_off, rh_pt, raw_off, rh_raw;
 	/* To send: th[th_off..th_len) of records the socket has not taken,
 	 * standing for th_pt bytes of the caller's plaintext. */
 	uint8_t		*th;
@@ -364,12 +365,14 @@ static void
 rhold_free(struct tlsrec *t)
 {
 	if (t->rh != NULL && t->rh_pt > 0)
-		OPENSSL_cleanse(t->rh + t->rh_off, t->rh_pt);
+		OPENSSL_cleanse(t->rh + t->pt_off, t->rh_pt);
 	free(t->rh);
 	t->rh = NULL;
-	t->rh_off = t->rh_len = t->rh_pt = 0;
+	t->rh_cap = t->pt_off = t->rh_pt = t->raw_off = t->rh_raw = 0;
 }
 
+/* Hold plaintext pt[0..ptn) and raw bytes raw[0..rawn) in a new
+ * buffer (nothing is held before). */
 static int
 rhold_put(struct tlsrec *t, const uint8_t *pt, size_t ptn,
     const uint8_t *raw, size_t rawn)
@@ -378,11 +381,15 @@ rhold_put(struct tlsrec *t, const uint8_t *pt, size_t ptn,
 		return 0;
 	if ((t->rh = malloc(ptn + rawn)) == NULL)
 		return -ENOMEM;
-	memcpy(t->rh, pt, ptn);
-	memcpy(t->rh + ptn, raw, rawn);
-	t->rh_off = 0;
+	if (ptn > 0)
+		memcpy(t->rh, pt, ptn);
+	if (rawn > 0)
+		memcpy(t->rh + ptn, raw, rawn);
+	t->rh_cap = ptn + rawn;
+	t->pt_off = 0;
 	t->rh_pt = ptn;
-	t->rh_len = ptn + rawn;
+	t->raw_off = ptn;
+	t->rh_raw = rawn;
 	return 0;
 }
 
@@ -391,11 +398,11 @@ rhold_take(struct tlsrec *t, uint8_t *p, size_t n)
 {
 	size_t	k = n < t->rh_pt ? n : t->rh_pt;
 
-	memcpy(p, t->rh + t->rh_off, k);
-	OPENSSL_cleanse(t->rh + t->rh_off, k);
-	t->rh_off += k;
+	memcpy(p, t->rh + t->pt_off, k);
+	OPENSSL_cleanse(t->rh + t->pt_off, k);
+	t->pt_off += k;
 	t->rh_pt -= k;
-	if (t->rh_off == t->rh_len)
+	if (t->rh_pt == 0 && t->rh_raw == 0)
 		rhold_free(t);
 	return k;
 }
@@ -534,8 +541,9 @@ tlsrec_free(struct tlsrec *t)
 
 /* Open the complete record at rec (rl bytes): its application bytes go
  * to p[*out..n), or, when they may not fit, are opened in place and
- * what does not fit is held with the raw bytes after it.  1: go on,
- * 0: stop (p full or EOF), <0 error. */
+ * what does not fit is held: where it lies when rec is in the hold,
+ * else copied with the rest[0..restn) of the bytes read.  1: go on,
+ * 0: stop (p full or EOF), 2: plaintext held, <0 error. */
 static int
 rx_one(struct tlsrec *t, uint8_t *rec, size_t rl, uint8_t *p, size_t n,
     size_t *out, const uint8_t *rest, size_t restn)
@@ -555,14 +563,86 @@ rx_one(struct tlsrec *t, uint8_t *rec, size_t rl, uint8_t *p, size_t n,
 		memcpy(p + *out, dst, k);
 		*out += k;
 		if (k < (size_t)r) {
+			if (t->rh != NULL && rec >= t->rh &&
+			    rec < t->rh + t->rh_cap) {
+				t->pt_off = (size_t)(dst + k - t->rh);
+				t->rh_pt = (size_t)r - k;
+				return 2;
+			}
 			if (rhold_put(t, dst + k, (size_t)r - k, rest, restn)
 			    < 0)
 				return fail(t, AD_NONE, -ENOMEM);
 			OPENSSL_cleanse(dst, (size_t)r);
-			return 2;	/* the rest is held */
+			return 2;
 		}
 	}
 	return t->eof || *out == n ? 0 : 1;
+}
+
+/* Records complete in the hold, opened where they lie.  1: go on to the
+ * socket, 0: return *out, <0 error. */
+static int
+rx_held(struct tlsrec *t, uint8_t *p, size_t n, size_t *out)
+{
+	uint8_t	*b;
+	ssize_t	 rl;
+	int	 rc;
+
+	while (t->rh_raw > 0) {
+		b = t->rh + t->raw_off;
+		if ((rl = rec_len(t, b, t->rh_raw)) < 0)
+			return (int)rl;
+		if (rl == 0 || (size_t)rl > t->rh_raw)
+			break;
+		t->raw_off += (size_t)rl;
+		t->rh_raw -= (size_t)rl;
+		if ((rc = rx_one(t, b, (size_t)rl, p, n, out, NULL, 0)) < 0)
+			return rc;
+		if (rc == 2)
+			return 0;
+		if (t->rh_raw == 0)
+			rhold_free(t);
+		if (rc == 0) {
+			if (t->eof)
+				rhold_free(t);
+			return 0;
+		}
+	}
+	return *out > 0 ? 0 : 1;
+}
+
+/* A partial record with a whole header is held: read the rest of that
+ * record into the hold (no copy per read).  1: it is complete, 0: not
+ * yet (-EAGAIN for the caller), <0 error. */
+static int
+rx_fill(struct tlsrec *t, int fd)
+{
+	ssize_t	 rl, r;
+	uint8_t	*np;
+
+	rl = rec_len(t, t->rh + t->raw_off, t->rh_raw);
+	if (rl <= 0)
+		return rl < 0 ? (int)rl : fail(t, AD_NONE, -EIO);
+	if (t->raw_off > 0) {
+		memmove(t->rh, t->rh + t->raw_off, t->rh_raw);
+		t->raw_off = 0;
+	}
+	if (t->rh_cap < (size_t)rl) {
+		if ((np = realloc(t->rh, (size_t)rl)) == NULL)
+			return fail(t, AD_NONE, -ENOMEM);
+		t->rh = np;
+		t->rh_cap = (size_t)rl;
+	}
+	r = read(fd, t->rh + t->rh_raw, (size_t)rl - t->rh_raw);
+	if (r > 0) {
+		t->rh_raw += (size_t)r;
+		return t->rh_raw == (size_t)rl ? 1 : 0;
+	}
+	if (r == 0)	/* EOF inside a record */
+		return fail(t, AD_NONE, -EPROTO);
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	return fail(t, AD_NONE, -errno);
 }
 
 ssize_t
@@ -582,9 +662,23 @@ tlsrec_read(struct tlsrec *t, int fd, uint8_t *p, size_t n)
 		return (ssize_t)rhold_take(t, p, n);
 	if (t->eof)
 		return 0;
-	if (t->rh_len > 0) {
-		len = t->rh_len - t->rh_off;
-		memcpy(w, t->rh + t->rh_off, len);
+	if ((rc = rx_held(t, p, n, &out)) <= 0)
+		return rc < 0 ? die(t, fd) : out > 0 ? (ssize_t)out :
+		    t->eof ? 0 : -EAGAIN;
+	if (t->rh_raw >= TLSREC_HDR) {
+		if ((rc = rx_fill(t, fd)) < 0)
+			return die(t, fd);
+		if (rc == 0)
+			return -EAGAIN;
+		if ((rc = rx_held(t, p, n, &out)) < 0)
+			return die(t, fd);
+		if (out > 0 || t->eof || t->rh_pt > 0)
+			return out > 0 ? (ssize_t)out : t->eof ? 0 : -EAGAIN;
+		did_read = true;	/* once per call: back to epoll */
+	}
+	if (t->rh_raw > 0) {	/* less than a header */
+		len = t->rh_raw;
+		memcpy(w, t->rh + t->raw_off, len);
 		rhold_free(t);
 	}
 	for (;;) {
@@ -741,7 +835,7 @@ tlsrec_key_updates(const struct tlsrec *t)
 void
 tlsrec_held(const struct tlsrec *t, size_t *rx, size_t *tx)
 {
-	*rx = t->rh != NULL ? t->rh_len : 0;
+	*rx = t->rh != NULL ? t->rh_cap : 0;
 	*tx = t->th != NULL ? t->th_len : 0;
 }
 
