@@ -42,12 +42,14 @@ CONF
 	"$B/derpd" -c "$dir/n.conf" 2> "$dir/n.log" &
 	pid=$!
 	i=0
-	until grep -q event=node_ready "$dir/n.log"; do
+	until grep -q event=node_ready "$dir/n.log" &&
+	    [ "$(grep -c event=worker_started "$dir/n.log")" -ge "$WORKERS" ]; do
 		i=$((i + 1))
 		[ $i -lt 1000 ] && kill -0 $pid 2>/dev/null ||
 		    { cat "$dir/n.log" >&2; exit 1; }
 		sleep 0.01
 	done
+	sleep 0.2
 	pids=$pid,$(sed -n 's/.*event=worker_started worker=[0-9]* pid=\([0-9]*\).*/\1/p' \
 	    "$dir/n.log" | paste -sd, -)
 }
