@@ -33,7 +33,7 @@ struct client_opts {
 	int		 timeout_ms;	/* whole connect + handshake; 0 = 10 s */
 	bool		 websocket;	/* DERP in WebSocket binary messages
 					 * (PROTOCOL.md 2.7): no fast start */
-	int		 tls_max_version;	/* e.g. TLS1_2_VERSION; 0 = any */
+	int		 tls_max_version; /* e.g. TLS1_2_VERSION; 0 = any */
 };
 
 /* A received frame.  Pointers borrow from the client until the next

@@ -84,7 +84,7 @@ struct tlsrec {
 	size_t		 th_off, th_len, th_pt;
 	uint8_t		 hs[KU_LEN];	/* a handshake message so far */
 	size_t		 hs_len;
-	bool		 ku_send;	/* our KeyUpdate before the next record */
+	bool		 ku_send;	/* our KeyUpdate before the next one */
 	bool		 ku_req;	/* ... with update_requested */
 	bool		 eof;
 	int		 err;		/* sticky, negative */

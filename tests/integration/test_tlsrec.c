@@ -248,7 +248,8 @@ test_tlsrec_gnutls_client(void **state)
 	for (i = 0; i < sizeof(prio) / sizeof(prio[0]); i++) {
 		before = node_metric(n, OFFLOADED);
 		gnutls_get(n, prio[i], "GET /derp/probe HTTP/1.1\\r\\nHost: "
-		    "localhost\\r\\n\\r\\nGET /derp/latency-check HTTP/1.1\\r\\n"
+		    "localhost\\r\\n\\r\\nGET /derp/latency-check "
+		    "HTTP/1.1\\r\\n"
 		    "Host: localhost\\r\\nConnection: close\\r\\n\\r\\n", "",
 		    out, sizeof(out));
 		if (strstr(out, "HTTP/1.1 200") == NULL ||
