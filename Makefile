@@ -195,7 +195,7 @@ BUILD_PKGS := build-essential pkg-config libssl-dev libsodium-dev \
 	    openssl
 # The tests' real peers: clang (libFuzzer), STUN, Prometheus, ACME, a browser.
 TEST_PKGS := clang libcmocka-dev curl coturn python3 prometheus pebble uacme \
-	    chromium node-tweetnacl gnuplot-nox
+	    chromium node-tweetnacl gnuplot-nox gnutls-bin
 DEB_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 # Install what is missing of $(1) (root), or print the command.
 define install_pkgs

@@ -62,6 +62,9 @@ static const struct conf_item conf_items[] = {
 	S("tls.private_key", tls_private_key, "/etc/derpd/tls/privkey.pem",
 	    CONF_RELOAD),
 	B("tls.watch", tls_watch, 1, CONF_RELOAD),
+	/* "derpd": TLS 1.3 records framed by derpd after the handshake
+	 * (worker/tlsrec.c); "openssl": OpenSSL keeps the connection. */
+	S("tls.record_layer", tls_record_layer, "derpd", CONF_RELOAD),
 	G("acme"),
 	S("acme.webroot", acme_webroot, "", CONF_RELOAD),
 	S("node_key_file", node_key_file, "/var/lib/derpd/derpd.key",
@@ -461,6 +464,10 @@ load_setting(config_setting_t *s, const char *path, struct config *c,
 			return fail(err, errlen, file, line,
 			    "\"%s\": bad address \"%s\" (ip:port or "
 			    "[ip6]:port)", path, v);
+		if (strcmp(path, "tls.record_layer") == 0 &&
+		    strcmp(v, "derpd") != 0 && strcmp(v, "openssl") != 0)
+			return fail(err, errlen, file, line, "\"%s\" must be "
+			    "\"derpd\" or \"openssl\", not \"%s\"", path, v);
 		if (strcmp(path, "acme.webroot") == 0 && v[0] != '\0' &&
 		    v[0] != '/')
 			return fail(err, errlen, file, line, "\"%s\" must be an "

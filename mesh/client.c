@@ -361,6 +361,9 @@ tls_start(struct client *c, const struct client_opts *o, const char *name,
 	if ((c->ssl = SSL_new(c->ctx)) == NULL ||
 	    SSL_set_fd(c->ssl, c->fd) != 1)
 		return -ENOMEM;
+	if (o->tls_max_version != 0 &&
+	    SSL_set_max_proto_version(c->ssl, o->tls_max_version) != 1)
+		return -EINVAL;
 	if (!ip)
 		SSL_set_tlsext_host_name(c->ssl, name);
 	if (!o->tls_insecure) {
@@ -581,6 +584,12 @@ int
 client_fd(const struct client *c)
 {
 	return c->fd;
+}
+
+SSL *
+client_ssl(const struct client *c)
+{
+	return c->ssl;
 }
 
 const uint8_t *

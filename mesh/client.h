@@ -33,6 +33,7 @@ struct client_opts {
 	int		 timeout_ms;	/* whole connect + handshake; 0 = 10 s */
 	bool		 websocket;	/* DERP in WebSocket binary messages
 					 * (PROTOCOL.md 2.7): no fast start */
+	int		 tls_max_version; /* e.g. TLS1_2_VERSION; 0 = any */
 };
 
 /* A received frame.  Pointers borrow from the client until the next
@@ -57,6 +58,8 @@ struct client	*client_connect(const struct client_opts *o, int *err);
 void		 client_free(struct client *c);
 
 int		 client_fd(const struct client *c);
+/* The TLS connection (NULL in plain mode), e.g. for SSL_key_update. */
+struct ssl_st	*client_ssl(const struct client *c);
 const uint8_t	*client_public_key(const struct client *c);
 const uint8_t	*client_server_key(const struct client *c);
 bool		 client_fast_started(const struct client *c);

@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 
 #include "common/log.h"
+#include "worker/tlsrec.h"
 #include "worker/wk.h"
 
 static void	conn_io(struct loop_io *io, unsigned events);
@@ -270,9 +271,16 @@ bbuf_free(struct bbuf *b)
 ssize_t
 conn_sock_read(struct conn *c, uint8_t *p, size_t n)
 {
-	ssize_t	r;
-	int	e;
+	ssize_t		r;
+	int		e;
+	uint64_t	ku;
 
+	if (c->rec != NULL) {
+		ku = tlsrec_key_updates(c->rec);
+		r = tlsrec_read(c->rec, c->fd, p, n);
+		c->w->m->tls_key_updates += tlsrec_key_updates(c->rec) - ku;
+		return r;
+	}
 	if (c->ssl == NULL) {
 		r = recv(c->fd, p, n, 0);
 		if (r >= 0)
@@ -304,6 +312,8 @@ conn_sock_write(struct conn *c, const uint8_t *p, size_t n)
 	int	e;
 
 	c->want_write_on_read = false;
+	if (c->rec != NULL)
+		return tlsrec_write(c->rec, c->fd, p, n);
 	if (c->ssl == NULL) {
 		r = send(c->fd, p, n, MSG_NOSIGNAL);
 		if (r >= 0)
@@ -576,9 +586,11 @@ tls_step(struct conn *c)
 
 	ERR_clear_error();
 	errno = 0;
+	SSL_set_app_data(c->ssl, c);	/* for the key log callback */
 	r = SSL_do_handshake(c->ssl);
 	sys_errno = errno;
 	if (r == 1) {
+		tls_offload(c);
 		c->state = ST_HTTP;
 		(void)loop_io_mod(c->w->loop, &c->io, LOOP_IN);
 		return;
@@ -684,6 +696,7 @@ conn_free(struct conn *c)
 		pkt_free(w, c->cur);
 	SSL_free(c->ssl);
 	derp_box_wipe(&c->box);
+	tls_conn_end(c);
 	close(c->fd);
 	if (c->in.p != w->scratch)
 		bbuf_free(&c->in);

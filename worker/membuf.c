@@ -9,6 +9,7 @@
  * all of them at once: 100,000 connections in one turn would hold
  * every client of the worker for tens of milliseconds.
  */
+#include "worker/tlsrec.h"
 #include "worker/wk.h"
 
 #define STEP_DELAY_MS	1	/* 0 would run again in the same turn */
@@ -42,6 +43,7 @@ membuf_step(struct worker *w, size_t budget)
 {
 	struct membuf		*mb = &w->mb;
 	const struct conn	*c;
+	size_t			 rrx, rtx;
 
 	if (!mb->active)
 		return true;
@@ -51,8 +53,11 @@ membuf_step(struct worker *w, size_t budget)
 			continue;
 		/* The worker's scratch buffer is lent while reading, never
 		 * held. */
-		mb->in += c->in.cap > 0 && c->in.p != w->scratch;
-		mb->out += c->out.cap > 0 || c->cur != NULL;
+		rrx = rtx = 0;
+		if (c->rec != NULL)	/* tlsrec's partial records */
+			tlsrec_held(c->rec, &rrx, &rtx);
+		mb->in += (c->in.cap > 0 && c->in.p != w->scratch) || rrx > 0;
+		mb->out += c->out.cap > 0 || c->cur != NULL || rtx > 0;
 		mb->ctrl += c->ctrl.cap > 0;
 		mb->http += c->req != NULL;
 	}

@@ -115,6 +115,11 @@ static const struct {
 	    "served certificate; the earliest over the workers." },
 	{ "derpd_acme_challenges_served", "ACME HTTP-01 challenge files "
 	    "served from acme.webroot." },
+	{ "derpd_tls_record_offload", "Completed TLS handshakes by who frames "
+	    "the records next: derpd (offloaded), OpenSSL for TLS 1.2, or "
+	    "OpenSSL for another reason (other)." },
+	{ "derpd_tls_key_updates_received", "TLS 1.3 KeyUpdate messages "
+	    "received on offloaded connections." },
 	{ "derpd_http_requests", "HTTP requests served." },
 	{ "derpd_ring_packets_out", "Packets sent to sibling workers." },
 	{ "derpd_ring_packets_in", "Packets received from sibling workers." },
@@ -283,6 +288,7 @@ static const struct series derpd[] = {
 	S("derpd_admission_in_flight", "gauge", admission_inflight),
 	S("derpd_admission_list_refused", "counter", admission_list_refused),
 	S("derpd_clients_refused_max", "counter", clients_refused_max),
+	S("derpd_tls_key_updates_received", "counter", tls_key_updates),
 };
 
 #undef S
@@ -355,6 +361,11 @@ metrics_render(const struct metrics *m, char *buf, size_t cap)
 	for (r = 0; r < TLS_FAIL_N; r++)
 		put(&o, "derpd_tls_handshake_failures{reason=\"%s\"} %" PRIu64
 		    "\n", tls_fail_names[r], m->tls_handshake_failures[r]);
+	head(&o, "derpd_tls_record_offload", "counter");
+	put(&o, "derpd_tls_record_offload{result=\"offloaded\"} %" PRIu64 "\n"
+	    "derpd_tls_record_offload{result=\"tls12\"} %" PRIu64 "\n"
+	    "derpd_tls_record_offload{result=\"other\"} %" PRIu64 "\n",
+	    m->tls_rec_offloaded, m->tls_rec_tls12, m->tls_rec_other);
 	head(&o, "derpd_tls_cert_reloads", "counter");
 	put(&o, "derpd_tls_cert_reloads{result=\"ok\"} %" PRIu64 "\n"
 	    "derpd_tls_cert_reloads{result=\"refused\"} %" PRIu64 "\n",

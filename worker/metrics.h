@@ -130,6 +130,11 @@ struct metrics {
 	uint64_t	conn_buf_ctrl;		/* queued control frames */
 	uint64_t	conn_buf_http;		/* request state kept */
 	uint64_t	conn_buf_scans;
+	/* tls.c, tlsrec.c: the record layer after TLS handshakes */
+	uint64_t	tls_rec_offloaded;	/* derpd frames the records */
+	uint64_t	tls_rec_tls12;		/* TLS 1.2: OpenSSL keeps it */
+	uint64_t	tls_rec_other;		/* another reason, or off */
+	uint64_t	tls_key_updates;	/* KeyUpdates received */
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at

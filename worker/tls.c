@@ -11,11 +11,13 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include "derp/key.h"
+#include "worker/tlsrec.h"
 #include "worker/wk.h"
 
 #define METACERT_DAYS	30
@@ -133,6 +135,151 @@ is_ip_literal(const char *s)
 	    == 1;
 }
 
+/* ---- record layer hand-off (worker/tlsrec.c, doc/design.md) ---- */
+
+/* The two application traffic secrets while the handshake runs. */
+struct tls_secrets {
+	struct tlsrec_keys k;
+	unsigned	 got;		/* 1 client's, 2 server's */
+};
+
+static int
+unhex(const char *s, size_t n, uint8_t *out)
+{
+	size_t	i;
+	int	hi, lo;
+
+	for (i = 0; i < n; i++) {
+		hi = OPENSSL_hexchar2int((unsigned char)s[2 * i]);
+		lo = OPENSSL_hexchar2int((unsigned char)s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/*
+ * NSS key log lines ("LABEL <client_random hex> <secret hex>"): keep the
+ * two application traffic secrets, ignore the rest.  What is copied is
+ * wiped when the hand-off is done or refused; nothing is logged.
+ */
+static void
+keylog_cb(const SSL *ssl, const char *line)
+{
+	struct conn		*c = SSL_get_app_data(ssl);
+	struct tls_secrets	*ts;
+	uint8_t			 cr[SSL3_RANDOM_SIZE], want[SSL3_RANDOM_SIZE];
+	uint8_t			*dst;
+	const char		*p;
+	size_t			 n;
+	unsigned		 bit;
+
+	if (c == NULL)
+		return;
+	if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0)
+		bit = 1;
+	else if (strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0)
+		bit = 2;
+	else
+		return;
+	p = line + 24;
+	n = strlen(p);
+	/* The client random, a space, then a 32- or 48-byte secret. */
+	if (n < 2 * SSL3_RANDOM_SIZE + 1 || p[2 * SSL3_RANDOM_SIZE] != ' ')
+		return;
+	n = (n - 2 * SSL3_RANDOM_SIZE - 1) / 2;
+	if ((n != 32 && n != 48) || unhex(p, SSL3_RANDOM_SIZE, cr) < 0 ||
+	    SSL_get_client_random(ssl, want, sizeof(want)) != sizeof(want) ||
+	    memcmp(cr, want, sizeof(cr)) != 0)
+		return;
+	if ((ts = c->rec_keys) == NULL &&
+	    (ts = c->rec_keys = calloc(1, sizeof(*ts))) == NULL)
+		return;		/* no offload: OpenSSL keeps it */
+	if (ts->got != 0 && ts->k.secret_len != n) {
+		ts->got = 0;	/* inconsistent: refuse the hand-off */
+		return;
+	}
+	dst = bit == 1 ? ts->k.rx_secret : ts->k.tx_secret;
+	if (unhex(p + 2 * SSL3_RANDOM_SIZE + 1, n, dst) < 0) {
+		ts->got = 0;
+		return;
+	}
+	ts->k.secret_len = n;
+	ts->got |= bit;
+}
+
+static void
+secrets_free(struct conn *c)
+{
+	if (c->rec_keys == NULL)
+		return;
+	OPENSSL_cleanse(c->rec_keys, sizeof(*c->rec_keys));
+	free(c->rec_keys);
+	c->rec_keys = NULL;
+}
+
+/* Whether OpenSSL's state after this handshake is exactly what tlsrec
+ * starts from: TLS 1.3, both secrets, nothing buffered, nothing sent. */
+static bool
+offload_ok(struct conn *c)
+{
+	const SSL_CIPHER	*ci = SSL_get_current_cipher(c->ssl);
+
+	return c->rec_keys != NULL && c->rec_keys->got == 3 && ci != NULL &&
+	    SSL_has_pending(c->ssl) == 0 &&
+	    SSL_get_num_tickets(c->ssl) == 0 &&
+	    SSL_get_early_data_status(c->ssl) != SSL_EARLY_DATA_ACCEPTED &&
+	    BIO_wpending(SSL_get_wbio(c->ssl)) == 0;
+}
+
+void
+tls_offload(struct conn *c)
+{
+	struct worker		*w = c->w;
+	struct tls_secrets	*ts = c->rec_keys;
+	struct tlsrec		*t;
+
+	if (SSL_version(c->ssl) != TLS1_3_VERSION) {
+		if (SSL_version(c->ssl) == TLS1_2_VERSION)
+			w->m->tls_rec_tls12++;
+		else
+			w->m->tls_rec_other++;
+		secrets_free(c);
+		return;
+	}
+	if (!offload_ok(c)) {
+		w->m->tls_rec_other++;
+		secrets_free(c);
+		return;
+	}
+	ts->k.suite = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(
+	    c->ssl));
+	ts->k.rx_seq = ts->k.tx_seq = 0;
+	if (w->recpool == NULL)
+		w->recpool = tlsrec_pool_new();
+	t = w->recpool != NULL ? tlsrec_new(w->recpool, &ts->k) : NULL;
+	secrets_free(c);
+	if (t == NULL) {
+		w->m->tls_rec_other++;
+		return;
+	}
+	/* The fd stays open; OpenSSL sends nothing more. */
+	SSL_set_quiet_shutdown(c->ssl, 1);
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	c->rec = t;
+	w->m->tls_rec_offloaded++;
+}
+
+void
+tls_conn_end(struct conn *c)
+{
+	secrets_free(c);
+	tlsrec_free(c->rec);
+	c->rec = NULL;
+}
+
 SSL_CTX *
 tls_ctx_new(const struct config *cfg, const uint8_t pub[DERP_KEY_LEN],
     char *err, size_t errlen)
@@ -189,6 +336,10 @@ tls_ctx_new(const struct config *cfg, const uint8_t pub[DERP_KEY_LEN],
 		goto fail;
 	}
 	X509_free(meta);
+	/* The record layer hand-off needs the traffic secrets; the key log
+	 * callback is OpenSSL's only way to them for a server. */
+	if (strcmp(cfg->tls_record_layer, "openssl") != 0)
+		SSL_CTX_set_keylog_callback(ctx, keylog_cb);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 	if (!is_ip_literal(cfg->hostname)) {
 		SSL_CTX_set_tlsext_servername_callback(ctx, sni_check);

@@ -82,6 +82,9 @@ struct ws;
 struct mesh_link;
 struct traffic;
 struct traffic_req;
+struct tlsrec;
+struct tls_secrets;
+struct tlsrec_pool;
 
 struct conn {
 	struct loop_io	 io;
@@ -154,6 +157,10 @@ struct conn {
 	struct ws	*ws;		/* WebSocket framing, or NULL */
 	struct admit_req *admit;	/* admission request in flight */
 	bool		 admit_hold;	/* reads paused while it is */
+	/* tls.c, tlsrec.c: the record layer once OpenSSL is freed; the
+	 * secrets captured during the handshake until then. */
+	struct tlsrec	*rec;
+	struct tls_secrets *rec_keys;
 };
 
 struct worker {
@@ -209,6 +216,7 @@ struct worker {
 	const int	*stun_fds;	/* every slot's STUN socket, or NULL */
 	struct loop_io	*stun_adopted;	/* nworkers; fd -1 = not served */
 	struct membuf	 mb;		/* membuf.c */
+	struct tlsrec_pool *recpool;	/* tlsrec scratch + AEAD contexts */
 };
 
 /* bbuf (worker.c) */
@@ -414,6 +422,10 @@ void	http_respond_debug(struct conn *c, int status, const char *reason,
 	    size_t blen);
 
 /* tls.c */
+/* The handshake finished: hand the record layer to tlsrec (c->ssl is
+ * then freed and NULL, c->rec set) when TLS 1.3 allows it. */
+void	tls_offload(struct conn *c);
+void	tls_conn_end(struct conn *c);	/* conn_free: drop rec state */
 SSL_CTX	*tls_ctx_new(const struct config *cfg, const uint8_t pub[32],
 	    char *err, size_t errlen);
 /* The leaf's notAfter (Unix time), 0 if unknown. */

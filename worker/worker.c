@@ -24,6 +24,7 @@
 #include "worker/sandbox.h"
 #include "worker/stun.h"
 #include "worker/worker.h"
+#include "worker/tlsrec.h"
 #include "worker/wk.h"
 
 #define STOP_GRACE_MS	5000
@@ -389,6 +390,7 @@ worker_free(struct worker *w)
 	limits_fini(w);
 	certwatch_stop(w);
 	SSL_CTX_free(w->ssl_ctx);
+	tlsrec_pool_free(w->recpool);	/* after the last conn_free */
 	loop_free(w->loop);
 	free(w->scratch);
 	sodium_memzero(w->priv, sizeof(w->priv));

@@ -139,7 +139,13 @@ write_conf(struct node *n, const char *extra)
 	/* extra may name the user and group to drop to (test_privs). */
 	if (extra == NULL || strstr(extra, "user =") == NULL)
 		fprintf(f, "user = \"\";\ngroup = \"\";\n");
-	if (n->tls)
+	/* extra may list the tls group whole (with n->cert and
+	 * dir/key.pem, from node_make_cert). */
+	if (n->tls && extra != NULL && strstr(extra, "tls = {") != NULL)
+		fprintf(f, "listen = { https = \"127.0.0.1:%u\"; http = "
+		    "\"127.0.0.1:%u\"; stun = \"%s\"; };\n", n->port,
+		    n->http_port, stun);
+	else if (n->tls)
 		fprintf(f, "listen = { https = \"127.0.0.1:%u\"; http = "
 		    "\"127.0.0.1:%u\"; stun = \"%s\"; };\ntls = { certificate "
 		    "= \"%s\"; private_key = \"%s/key.pem\"; };\n", n->port,

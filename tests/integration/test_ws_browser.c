@@ -54,6 +54,7 @@ browser_start(const struct node *n, const char *url)
 		    "--disable-background-networking",
 		    "--disable-component-update", "--disable-sync",
 		    "--disable-dev-shm-usage", "--enable-logging=stderr",
+		    "--ignore-certificate-errors",
 		    "--v=0", udd, url,
 		    (char *)NULL);
 		_exit(127);
@@ -81,7 +82,7 @@ browser_log(const struct node *n)
 }
 
 static void
-test_ws_browser_echo(void **state)
+browser_echo(void **state, bool tls)
 {
 	struct fixture		*fx = *state;
 	struct client		*c;
@@ -98,12 +99,12 @@ test_ws_browser_echo(void **state)
 		fail_msg("%s is missing: install node-tweetnacl", NACL_JS);
 	if (realpath(PAGE, page) == NULL)
 		fail_msg("%s not found (run from the tree root)", PAGE);
-	fx->n = node_start(false, NULL);
+	fx->n = node_start(tls, NULL);
 	derp_key_generate(priv);
 	assert_int_equal(derp_key_public(pub, priv), 0);
 	derp_key_format_hex(hex, priv);
-	snprintf(url, sizeof(url), "file://%s?port=%u&priv=%s&nacl=file://%s",
-	    page, fx->n->port, hex, NACL_JS);
+	snprintf(url, sizeof(url), "file://%s?port=%u&priv=%s&nacl=file://%s"
+	    "&tls=%d", page, fx->n->port, hex, NACL_JS, tls);
 	c = node_client(fx->n);
 	fx->browser = browser_start(fx->n, url);
 	/* Resend until the browser is up and registered, then echoes. */
@@ -131,7 +132,27 @@ test_ws_browser_echo(void **state)
 	assert_memory_equal(m.data, "echo:hello browser ", 19);
 	assert_true(node_metric(fx->n, "derp_websocket_accepts") >= 1);
 	assert_true(node_log_count(fx->n, "event=client_registered") >= 2);
+	/* BoringSSL's records through derpd's record layer: the browser's
+	 * connection, the native client's and this scrape's. */
+	if (tls) {
+		assert_true(node_metric(fx->n,
+		    "derpd_tls_record_offload{result=\"offloaded\"}") >= 3);
+		assert_int_equal(node_metric(fx->n,
+		    "derpd_tls_record_offload{result=\"other\"}"), 0);
+	}
 	client_free(c);
+}
+
+static void
+test_ws_browser_echo(void **state)
+{
+	browser_echo(state, false);
+}
+
+static void
+test_ws_browser_echo_wss(void **state)
+{
+	browser_echo(state, true);
 }
 
 static int
@@ -165,6 +186,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ws_browser_echo, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ws_browser_echo_wss, setup,
 		    teardown),
 	};
 
