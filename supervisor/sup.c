@@ -389,11 +389,10 @@ on_signal(struct loop_io *io, unsigned events)
  * threads waits in (an operator can report that; SIGKILL leaves no
  * other trace). */
 static void
-slot_hung(struct sup *s, struct slot *sl, uint64_t now)
+slot_hung(struct slot *sl, uint64_t now)
 {
 	char	threads[600];
 
-	(void)s;
 	if (procdiag_threads(sl->pid, threads, sizeof(threads)) < 0)
 		snprintf(threads, sizeof(threads), "?");
 	log_warn("worker_hung", "worker=%d pid=%d silent_ms=%" PRIu64
@@ -437,7 +436,7 @@ on_tick(struct loop_timer *t)
 		if (!s->stopping && now - sl->beat_ms >
 		    (uint64_t)s->cfg.worker_hang_timeout_ms) {
 			all_alive = false;
-			slot_hung(s, sl, now);
+			slot_hung(sl, now);
 		} else if (now - sl->beat_ms > 2 * BEAT_MS) {
 			all_alive = false;
 		}

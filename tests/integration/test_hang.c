@@ -20,7 +20,18 @@
 
 #include "harness.h"
 
-#define HANG_CONF	"workers = 2;\nworker_hang_timeout_ms = 2000;\n"
+/* A 2 s limit (scaled with the harness's time, e.g. under valgrind);
+ * every stimulus below holds for 3 s, scaled alike. */
+static const char *
+hang_conf(void)
+{
+	static char	conf[96];
+	int		ms = time_scaled(2000);
+
+	snprintf(conf, sizeof(conf), "workers = 2;\n"
+	    "worker_hang_timeout_ms = %d;\n", ms > 600000 ? 600000 : ms);
+	return conf;
+}
 
 /* A stimulus (how long something stays stopped), not a wait. */
 static void
@@ -36,7 +47,7 @@ hold_ms(int ms)
 static void
 test_hang_machine_pause(void **state)
 {
-	struct node	*n = node_start(false, HANG_CONF);
+	struct node	*n = node_start(false, hang_conf());
 	struct client	*a, *b;
 	pid_t		 w[2];
 	uint64_t	 deadline;
@@ -80,7 +91,7 @@ test_hang_machine_pause(void **state)
 static void
 test_hang_slow_exit_on_stop(void **state)
 {
-	struct node	*n = node_start(false, HANG_CONF);
+	struct node	*n = node_start(false, hang_conf());
 	pid_t		 w0, r = 0;
 	uint64_t	 deadline;
 	int		 status = -1;
@@ -114,7 +125,7 @@ test_hang_slow_exit_on_stop(void **state)
 static void
 test_hang_killed_with_threads(void **state)
 {
-	struct node	*n = node_start(false, HANG_CONF);
+	struct node	*n = node_start(false, hang_conf());
 	char		 needle[64];
 	uint64_t	 deadline;
 	pid_t		 w1;
