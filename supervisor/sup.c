@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "supervisor/privs.h"
+#include "supervisor/procdiag.h"
 #include "supervisor/listen.h"
 #include "supervisor/sd.h"
 #include "supervisor/sup.h"
@@ -75,6 +76,7 @@ struct sup {
 	bool			 stopping;
 	struct loop_io		 sig_io;
 	struct loop_timer	 tick, kill_timer;
+	uint64_t		 tick_due;	/* when on_tick should run */
 	uint64_t		 wd_usec;
 	uint64_t		 respawns;
 	char			 run_dir[PATH_MAX];
@@ -383,15 +385,44 @@ on_signal(struct loop_io *io, unsigned events)
 	}
 }
 
+/* Kill a worker that stopped beating, after logging what each of its
+ * threads waits in (an operator can report that; SIGKILL leaves no
+ * other trace). */
+static void
+slot_hung(struct slot *sl, uint64_t now)
+{
+	char	threads[600];
+
+	if (procdiag_threads(sl->pid, threads, sizeof(threads)) < 0)
+		snprintf(threads, sizeof(threads), "?");
+	log_warn("worker_hung", "worker=%d pid=%d silent_ms=%" PRIu64
+	    " threads=\"%s\"", sl->id, (int)sl->pid, now - sl->beat_ms,
+	    threads);
+	kill(sl->pid, SIGKILL);
+}
+
 /* Once a second: hung-worker detection and the systemd watchdog. */
 static void
 on_tick(struct loop_timer *t)
 {
 	struct sup	*s = t->arg;
-	uint64_t	 now = loop_now(s->loop);
+	uint64_t	 now = loop_now(s->loop), late, ms;
 	bool		 all_alive = true;
 	int		 i;
 
+	/* Late by more than a beat: this process did not run (the VM was
+	 * paused, the machine starved, the clock jumped), so no beat could
+	 * reach it either.  That time is nobody's silence: without this,
+	 * every worker of every node is "hung" at the first tick after a
+	 * pause, before the workers have run again. */
+	if (now > s->tick_due + BEAT_MS) {
+		late = now - s->tick_due;
+		log_notice("supervisor_stalled", "late_ms=%" PRIu64, late);
+		for (i = 0; i < s->n; i++) {
+			ms = s->slots[i].beat_ms + late;
+			s->slots[i].beat_ms = ms < now ? ms : now;
+		}
+	}
 	for (i = 0; i < s->n; i++) {
 		struct slot	*sl = &s->slots[i];
 
@@ -399,20 +430,23 @@ on_tick(struct loop_timer *t)
 			all_alive = false;
 			continue;
 		}
-		if (now - sl->beat_ms >
+		/* Stopping, a worker that left its loop beats no more
+		 * while it exits: the stop deadline (kill_timer) is its
+		 * limit, not the hang timeout. */
+		if (!s->stopping && now - sl->beat_ms >
 		    (uint64_t)s->cfg.worker_hang_timeout_ms) {
 			all_alive = false;
-			log_warn("worker_hung", "worker=%d pid=%d silent_ms=%"
-			    PRIu64, sl->id, (int)sl->pid, now - sl->beat_ms);
-			kill(sl->pid, SIGKILL);
+			slot_hung(sl, now);
 		} else if (now - sl->beat_ms > 2 * BEAT_MS) {
 			all_alive = false;
 		}
 	}
 	if (s->wd_usec > 0 && all_alive && !s->stopping)
 		sd_watchdog_ping();
-	(void)loop_timer_set(s->loop, &s->tick, s->wd_usec > 0 &&
-	    s->wd_usec / 2000 < BEAT_MS ? s->wd_usec / 2000 : BEAT_MS);
+	ms = s->wd_usec > 0 && s->wd_usec / 2000 < BEAT_MS ?
+	    s->wd_usec / 2000 : BEAT_MS;
+	s->tick_due = now + ms;
+	(void)loop_timer_set(s->loop, &s->tick, ms);
 }
 
 /* A worker keeps only its own listening sockets. */
@@ -632,6 +666,7 @@ sup_run(const struct config *cfg, const char *cfg_path,
 		return 1;
 	s.wd_usec = sd_watchdog_usec();
 	loop_timer_init(&s.tick, on_tick, &s);
+	s.tick_due = loop_now(s.loop) + BEAT_MS;
 	(void)loop_timer_set(s.loop, &s.tick, BEAT_MS);
 	for (i = 0; i < s.n; i++) {
 		s.slots[i].s = &s;

@@ -154,7 +154,11 @@ test_sandbox_session(void **state)
 	    "cp cert.pem ca-old.pem && mv k.tmp key.pem && mv c.tmp cert.pem",
 	    a->dir);
 	assert_int_equal(system(cmd), 0);
-	assert_true(node_log_wait(a, "event=tls_cert_reloaded", 10000));
+	/* Both workers: a client below may land on either. */
+	assert_true(node_log_wait(a, "worker=0 event=tls_cert_reloaded",
+	    10000));
+	assert_true(node_log_wait(a, "worker=1 event=tls_cert_reloaded",
+	    10000));
 	for (i = 0; i < 4; i++)
 		client_free(c[i]);
 	c[0] = node_client(a);	/* trusts the new cert.pem */
