@@ -81,6 +81,8 @@ struct metrics {
 	uint64_t	ring_drops;		/* sibling ring full */
 	uint64_t	ring_in;		/* packets from siblings */
 	uint64_t	ring_out;
+	uint64_t	ring_doorbells;		/* sibling woken (eventfd) */
+	uint64_t	ring_wakeups;		/* woken by a sibling */
 	uint64_t	bus_resyncs;
 	uint64_t	bus_gaps;
 	uint64_t	respawns;		/* supervisor slot */

@@ -305,7 +305,10 @@ void	node_publish(struct worker *w, const struct conn *c, int ev);
 void	node_close_key(struct worker *w, const uint8_t key[DERP_KEY_LEN]);
 int	node_send(struct worker *w, int sib, const uint8_t dst[DERP_KEY_LEN],
 	    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len);
-void	node_after(struct worker *w);	/* doorbells, ring re-drain */
+/* Each round: deliver sibling packets (before the flush), then ring
+ * doorbells and raise the sleep flags (after it). */
+void	node_drain(struct worker *w);
+void	node_after(struct worker *w);
 bool	node_synced(const struct worker *w);
 /* Sibling `dead` is gone: drop its clients now, resync its successor. */
 void	node_worker_down(struct worker *w, int dead);

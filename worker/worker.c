@@ -74,6 +74,7 @@ after_dispatch(void *arg)
 	}
 	if (w->again_list != NULL)
 		loop_wake(w->loop);
+	node_drain(w);	/* sibling packets, flushed with the rest */
 	while ((c = w->flush_list) != NULL) {
 		w->flush_list = c->flush_next;
 		c->flush_pending = false;
