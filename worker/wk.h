@@ -367,6 +367,9 @@ void		 registry_foreach_present(struct registry *r,
 		    void *arg);
 void		 registry_note_saw(struct worker *w, struct conn *dst,
 		    struct peer *src);
+/* The same, by source key (a sibling's packet): cached per dst. */
+void		 registry_note_saw_key(struct worker *w, struct conn *dst,
+		    const uint8_t src[DERP_KEY_LEN]);
 void		 registry_forget_saw(struct conn *c);
 /* Close every conn of key (ClosePeer). */
 void		 registry_close_key(struct worker *w, const uint8_t key[32]);

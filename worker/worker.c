@@ -63,6 +63,7 @@ after_dispatch(void *arg)
 {
 	struct worker	*w = arg;
 	struct conn	*c, *again;
+	int		 i;
 
 	again = w->again_list;
 	w->again_list = NULL;
@@ -80,6 +81,9 @@ after_dispatch(void *arg)
 		c->flush_pending = false;
 		conn_flush(c);
 	}
+	for (i = 0; i < w->nlinks; i++)
+		if (w->links[i] != NULL)
+			mesh_link_flush(w->links[i]);
 	node_after(w);
 	admit_after(w);
 	while ((c = w->close_list) != NULL) {
