@@ -243,6 +243,11 @@ bool	admit_full(struct conn *c);
 
 /* conn.c: transport */
 void	conn_accept(struct worker *w, int lfd, enum listen_role role);
+/* TCP options of accepted connections (PROTOCOL.md 2.8), set on the
+ * listeners, which Linux copies into every accepted socket (TCP_NODELAY,
+ * SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT, TCP_USER_TIMEOUT: test_tcp reads
+ * them back): at start and on reload, for connections accepted after. */
+void	conn_tune_listeners(struct worker *w);
 void	conn_close(struct conn *c, const char *reason);
 void	conn_free(struct conn *c);
 void	conn_flush(struct conn *c);

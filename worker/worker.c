@@ -179,6 +179,7 @@ reload(struct worker *w)
 		return;
 	}
 	w->cfg = nc;
+	conn_tune_listeners(w);
 	traffic_reload(w);
 	admit_lists_set(w, al);
 	if (ctx != NULL) {
@@ -455,6 +456,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	    (rc = add_listener(w, &w->lis_metrics, ls->metrics, on_accept)) < 0 ||
 	    (rc = stun_init(w, ls->stun)) < 0)
 		return rc;
+	conn_tune_listeners(w);
 	if ((rc = admit_init(w)) < 0)
 		return rc;
 	if ((rc = node_init(w, env)) < 0 || (rc = links_start(w)) < 0)
