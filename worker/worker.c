@@ -18,6 +18,7 @@
 
 #include "common/ctl.h"
 #include "common/log.h"
+#include "common/rand.h"
 #include "derp/key.h"
 #include "mesh/link.h"
 #include "worker/bootdns.h"
@@ -407,6 +408,12 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	int		rc, sfd;
 	struct cert_ident id;
 
+	/* Nonces and jitter from a per-worker stream, not a getrandom()
+	 * each (common/rand.c). */
+	if ((rc = rand_install()) < 0) {
+		log_err("rand_failed", "err=%s", strerror(-rc));
+		return rc;
+	}
 	w->cfg = *cfg;
 	w->cfg_path = cfg_path;
 	w->sig_io.fd = -1;
