@@ -185,7 +185,7 @@ on_bus_fd(struct loop_io *io, unsigned events)
 	struct worker	*w = io->arg;
 
 	(void)events;
-	bus_process(w->node->bus);
+	bus_process_fd(w->node->bus, io->fd);
 }
 
 static void
