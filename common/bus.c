@@ -55,6 +55,7 @@ struct bus {
 	uint8_t			 snap_id[256];
 	size_t			 snap_idlen;
 	uint8_t			*tbuf;		/* traffic reply, lazily */
+	bool			 all;		/* next process: every socket */
 };
 
 static uint64_t
@@ -378,6 +379,7 @@ request_sync(struct bus *b, int w)
 	m.worker = (uint16_t)b->self;
 	log_debug("bus_sync_request", "publisher=%d", w);
 	(void)send_msg(ps->dealer, &m, NULL, 0, &b->st);
+	b->all = true;	/* the send may have taken the dealer's edge */
 }
 
 static void
@@ -497,6 +499,7 @@ bus_traffic_request(struct bus *b, uint32_t req)
 		if (b->ps[i].dealer != NULL &&
 		    send_msg(b->ps[i].dealer, &m, NULL, 0, &b->st) == 0)
 			asked++;
+	b->all = true;
 	return asked;
 }
 
@@ -532,6 +535,7 @@ bus_traffic_reply(struct bus *b, uint32_t req, const void *p, size_t n,
 		b->st.send_dropped++;
 		return -errno;
 	}
+	b->all = true;
 	return 0;
 }
 
@@ -563,16 +567,6 @@ serve_snapshot(struct bus *b, const uint8_t *id, size_t idlen)
 	b->st.snapshots_served++;
 }
 
-static bool
-readable(void *s)
-{
-	int	ev = 0;
-	size_t	sl = sizeof(ev);
-
-	return zmq_getsockopt(s, ZMQ_EVENTS, &ev, &sl) == 0 &&
-	    (ev & ZMQ_POLLIN) != 0;
-}
-
 static void
 drain_router(struct bus *b)
 {
@@ -581,7 +575,10 @@ drain_router(struct bus *b)
 	int		idn, n, more;
 	size_t		ml;
 
-	while (readable(b->router)) {
+	/* Until EAGAIN, which is where libzmq processes its pending
+	 * commands (as ZMQ_EVENTS would): one such pass per drain, not one
+	 * per message (each is a poll() and a getpid() in libzmq). */
+	for (;;) {
 		if ((idn = zmq_recv(b->router, id, sizeof(id), ZMQ_DONTWAIT))
 		    < 0)
 			return;
@@ -644,7 +641,7 @@ drain(struct bus *b, void *s)
 	struct bus_msg	m;
 	int		n;
 
-	while (readable(s)) {
+	for (;;) {	/* until EAGAIN: see drain_router */
 		if (zmq_msg_init(&zm) != 0)
 			return;
 		/* Whole messages: a traffic answer is larger than MSG_MAX. */
@@ -671,6 +668,7 @@ bus_process(struct bus *b)
 
 	if (b->sub == NULL)
 		return;
+	b->all = false;
 	now = mono_ms();
 	for (i = 0; i < b->n; i++) {
 		if (i == b->self)
@@ -685,6 +683,48 @@ bus_process(struct bus *b)
 	for (i = 0; i < b->n; i++)
 		if (b->ps[i].dealer != NULL)
 			drain(b, b->ps[i].dealer);
+}
+
+static bool
+is_fd(void *s, int fd)
+{
+	int	f = -1;
+	size_t	sl = sizeof(f);
+
+	return s != NULL && zmq_getsockopt(s, ZMQ_FD, &f, &sl) == 0 &&
+	    f == fd;
+}
+
+void
+bus_process_fd(struct bus *b, int fd)
+{
+	uint64_t	now;
+	int		i;
+
+	if (b->sub == NULL)
+		return;
+	now = mono_ms();
+	for (i = 0; !b->all && i < b->n; i++)
+		if (i != b->self && (b->ps[i].state == S_UNSYNCED ||
+		    (b->ps[i].state == S_SYNCING &&
+		    now - b->ps[i].asked_ms > SYNC_RETRY_MS)))
+			b->all = true;
+	if (b->all) {
+		bus_process(b);
+		return;
+	}
+	/* Only the socket that signalled: draining the others would
+	 * cost a poll() and a getpid() each inside libzmq, per event. */
+	if (is_fd(b->sub, fd))
+		drain(b, b->sub);
+	else if (is_fd(b->router, fd))
+		drain_router(b);
+	else
+		for (i = 0; i < b->n; i++)
+			if (is_fd(b->ps[i].dealer, fd))
+				drain(b, b->ps[i].dealer);
+	if (b->all)	/* a resync was asked meanwhile */
+		bus_process(b);
 }
 
 const struct bus_stats *

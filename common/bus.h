@@ -76,6 +76,10 @@ int		 bus_fds(struct bus *b, int *fds, int max);
 /* Drain everything readable; call on any bus fd wakeup and from a
  * periodic tick.  Also retries stalled snapshot requests. */
 void		 bus_process(struct bus *b);
+/* The same for a wakeup of one of bus_fds(): drains only the socket
+ * behind fd, unless a send or a resync since the last full pass may
+ * have taken another socket's edge (then everything, as bus_process). */
+void		 bus_process_fd(struct bus *b, int fd);
 /* Once a second: heartbeat with the current sequence number. */
 void		 bus_tick(struct bus *b);
 

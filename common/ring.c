@@ -9,6 +9,15 @@
  * that dies mid-push leaves nothing half-visible.  One producer and one
  * consumer at a time: a respawned worker simply continues from the
  * positions in shared memory.
+ *
+ * Doorbells: the consumer raises `waiting` (and re-checks the ring)
+ * before it may sleep; a producer signals only when it finds the flag
+ * up, clearing it, so a busy consumer is never woken and a sleeping one
+ * is woken once however many records arrive.  Both sides order the flag
+ * and the position with seq_cst fences (a store then a load each, as in
+ * Dekker's protocol), so either the consumer sees the record or the
+ * producer sees the flag.  A consumer that died with the flag down
+ * costs nothing: its successor checks the ring on its first round.
  */
 #include <errno.h>
 #include <stdalign.h>
@@ -27,6 +36,7 @@ struct ring {
 	alignas(64) _Atomic uint64_t	tail;
 	alignas(64) _Atomic uint64_t	drops;
 	_Atomic uint64_t		pushed;
+	alignas(64) _Atomic uint32_t	waiting;	/* consumer may sleep */
 	alignas(64) uint8_t		data[];
 };
 
@@ -72,6 +82,7 @@ ring_set_create(int n, size_t capacity)
 			atomic_init(&r->tail, 0);
 			atomic_init(&r->drops, 0);
 			atomic_init(&r->pushed, 0);
+			atomic_init(&r->waiting, 1);
 		}
 	return mem;
 }
@@ -207,6 +218,40 @@ ring_reset(struct ring_ref rr)
 {
 	atomic_store_explicit(&rr.r->head, atomic_load_explicit(&rr.r->tail,
 	    memory_order_acquire), memory_order_release);
+}
+
+bool
+ring_sleep(struct ring_ref rr)
+{
+	struct ring	*r = rr.r;
+	uint64_t	 head, tail;
+
+	atomic_store_explicit(&r->waiting, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	return head == tail;
+}
+
+void
+ring_awake(struct ring_ref rr)
+{
+	struct ring	*r = rr.r;
+
+	if (atomic_load_explicit(&r->waiting, memory_order_relaxed) != 0)
+		atomic_store_explicit(&r->waiting, 0, memory_order_relaxed);
+}
+
+bool
+ring_need_signal(struct ring_ref rr)
+{
+	struct ring	*r = rr.r;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&r->waiting, memory_order_relaxed) == 0)
+		return false;
+	return atomic_exchange_explicit(&r->waiting, 0,
+	    memory_order_acq_rel) != 0;
 }
 
 uint64_t

@@ -55,6 +55,19 @@ void	ring_pop(struct ring_ref r, size_t len);
 /* Consumer side: drop everything queued (after -EPROTO). */
 void	ring_reset(struct ring_ref r);
 
+/*
+ * Wakeups (see ring.c).  Consumer, before it may sleep: ring_sleep()
+ * raises the ring's waiting flag and returns true when the ring is
+ * empty (sleep; a producer will signal), false when records arrived
+ * meanwhile (drain again first).  Consumer, awake and about to drain:
+ * ring_awake() lowers the flag so producers skip the doorbell.
+ * Producer, after its pushes: ring_need_signal() is true exactly once
+ * per raised flag (it lowers it): then write the consumer's doorbell.
+ */
+bool	ring_sleep(struct ring_ref r);
+void	ring_awake(struct ring_ref r);
+bool	ring_need_signal(struct ring_ref r);
+
 uint64_t ring_drops(struct ring_ref r);
 uint64_t ring_pushed(struct ring_ref r);
 

@@ -338,6 +338,28 @@ meta_key(SSL *ssl, uint8_t key[DERP_KEY_LEN])
 	return false;
 }
 
+SSL_CTX *
+client_tls_ctx_new(const struct client_opts *o)
+{
+	SSL_CTX	*ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* Every connection a full handshake, shared context or not. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (!o->tls_insecure) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		if ((o->ca_file != NULL ? SSL_CTX_load_verify_locations(ctx,
+		    o->ca_file, NULL) : SSL_CTX_set_default_verify_paths(ctx))
+		    != 1) {
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	}
+	return ctx;
+}
+
 static int
 tls_start(struct client *c, const struct client_opts *o, const char *name,
     int64_t deadline)
@@ -348,15 +370,12 @@ tls_start(struct client *c, const struct client_opts *o, const char *name,
 	short		want;
 	int		r;
 
-	if ((c->ctx = SSL_CTX_new(TLS_client_method())) == NULL)
-		return -ENOMEM;
-	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-	if (!o->tls_insecure) {
-		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-		if ((o->ca_file != NULL ? SSL_CTX_load_verify_locations(c->ctx,
-		    o->ca_file, NULL) : SSL_CTX_set_default_verify_paths(
-		    c->ctx)) != 1)
-			return -EINVAL;
+	if (o->tls_ctx != NULL) {
+		if (SSL_CTX_up_ref(o->tls_ctx) != 1)
+			return -ENOMEM;
+		c->ctx = o->tls_ctx;
+	} else if ((c->ctx = client_tls_ctx_new(o)) == NULL) {
+		return -EINVAL;
 	}
 	if ((c->ssl = SSL_new(c->ctx)) == NULL ||
 	    SSL_set_fd(c->ssl, c->fd) != 1)

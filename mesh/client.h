@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #include "derp/derp.h"
 #include "derp/frame.h"
 #include "derp/info.h"
@@ -34,7 +36,16 @@ struct client_opts {
 	bool		 websocket;	/* DERP in WebSocket binary messages
 					 * (PROTOCOL.md 2.7): no fast start */
 	int		 tls_max_version; /* e.g. TLS1_2_VERSION; 0 = any */
+	SSL_CTX		*tls_ctx;	/* shared, from client_tls_ctx_new
+					 * (borrowed); NULL = one per
+					 * connection, CA file read each time */
 };
+
+/* A client TLS context for o's verification settings (tls_insecure,
+ * ca_file), to share between connections: set it as o->tls_ctx, free
+ * it with SSL_CTX_free after the last client.  No session resumption:
+ * every connection does a full handshake.  NULL on failure. */
+SSL_CTX		*client_tls_ctx_new(const struct client_opts *o);
 
 /* A received frame.  Pointers borrow from the client until the next
  * client_recv or client_free. */

@@ -184,7 +184,8 @@ queue(struct mesh_link *lk, const void *p, size_t n)
 		return -ENOBUFS;
 	memcpy(lk->out + lk->out_len, p, n);
 	lk->out_len += n;
-	(void)loop_io_mod(lk->loop, &lk->io, LOOP_RW);
+	/* Written by mesh_link_flush at the end of the round, coalesced
+	 * with whatever else is queued by then; EPOLLOUT only on EAGAIN. */
 	return 0;
 }
 
@@ -206,8 +207,12 @@ flush(struct mesh_link *lk)
 			continue;
 		}
 		e = SSL_get_error(lk->ssl, r);
-		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+		if (e == SSL_ERROR_WANT_WRITE) {
+			(void)loop_io_mod(lk->loop, &lk->io, LOOP_RW);
 			return;
+		}
+		if (e == SSL_ERROR_WANT_READ)
+			return;	/* retried after the next read or round */
 		link_fail(lk, "write_error");
 		return;
 	}
@@ -695,6 +700,15 @@ mesh_link_forward(struct mesh_link *lk, const uint8_t src[DERP_KEY_LEN],
 	lk->tr.sent_packets++;
 	lk->tr.sent_bytes += len;
 	return 0;
+}
+
+void
+mesh_link_flush(struct mesh_link *lk)
+{
+	if (lk->fd < 0 || lk->ssl == NULL || lk->st < L_UPGRADE ||
+	    lk->st == L_SELF || lk->out_off == lk->out_len)
+		return;
+	flush(lk);
 }
 
 void

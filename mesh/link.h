@@ -51,6 +51,10 @@ int			 mesh_link_forward(struct mesh_link *lk,
 			    const uint8_t src[DERP_KEY_LEN],
 			    const uint8_t dst[DERP_KEY_LEN], const uint8_t *pkt,
 			    size_t len);
+/* Write what is queued (ForwardPackets, handshake) in as few TLS
+ * records as the socket takes; call once per loop round, after the
+ * round's packets were routed.  EPOLLOUT is armed only on EAGAIN. */
+void			 mesh_link_flush(struct mesh_link *lk);
 bool			 mesh_link_up(const struct mesh_link *lk);
 /* What /debug/traffic and the traffic dump report about a link. */
 struct mesh_link_stats {

@@ -657,6 +657,7 @@ main(int argc, char **argv)
 	static struct bench	 b;
 	struct args		 a;
 	char			 host[CONF_STR_MAX], peer[CONF_STR_MAX];
+	int			 rc;
 
 	memset(&a, 0, sizeof(a));
 	a.b = &b;
@@ -678,20 +679,29 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (derp_crypto_init() < 0)
 		return 1;
+	/* One TLS context (CA file read once) for every connection. */
+	if (b.co.tls && (b.co.tls_ctx = client_tls_ctx_new(&b.co)) == NULL) {
+		fprintf(stderr, "derpbench: TLS setup failed (CA file %s)\n",
+		    b.co.ca_file != NULL ? b.co.ca_file : "system store");
+		return 1;
+	}
+	b.co_rx.tls_ctx = b.co.tls_ctx;
 	if (a.io.n > 0) {
 		a.io.co = b.co;
 		a.io.pids = b.server_pids;
 		a.io.npids = b.npids;
-		return idle_run(&a.io);
-	}
-	if (a.so.n > 0) {
+		rc = idle_run(&a.io);
+	} else if (a.so.n > 0) {
 		a.so.co = b.co;
 		a.so.pids = b.server_pids;
 		a.so.npids = b.npids;
 		a.so.json = b.json;
-		return storm_run(&a.so);
+		rc = storm_run(&a.so);
+	} else if (b.rate > 0) {
+		rc = paced_run(&b);
+	} else {
+		rc = relay_run(&b);
 	}
-	if (b.rate > 0)
-		return paced_run(&b);
-	return relay_run(&b);
+	SSL_CTX_free(b.co.tls_ctx);
+	return rc;
 }

@@ -59,24 +59,33 @@ addr_format(struct conn *c, const struct sockaddr_storage *ss)
 static void
 sock_tune(const struct config *cfg, int fd)
 {
-	int	on = 1, v;
+	int	on = 1, ka = cfg->tcp_keepalive_s > 0, v;
 
-	/* Best effort: a socket that refuses an option still works. */
+	/* Best effort: a socket that refuses an option still works.  Off
+	 * is set too: a reload may turn an option off. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	if (cfg->tcp_keepalive_s > 0) {
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &ka, sizeof(ka));
+	if (ka) {
 		v = cfg->tcp_keepalive_s;
-		(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v));
 		v = 15;
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
 		v = 9;
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
 	}
-	if (cfg->tcp_user_timeout_ms > 0) {
-		v = cfg->tcp_user_timeout_ms;
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v,
-		    sizeof(v));
-	}
+	v = cfg->tcp_user_timeout_ms > 0 ? cfg->tcp_user_timeout_ms : 0;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof(v));
+}
+
+void
+conn_tune_listeners(struct worker *w)
+{
+	if (w->lis_https.fd >= 0)
+		sock_tune(&w->cfg, w->lis_https.fd);
+	if (w->lis_http.fd >= 0)
+		sock_tune(&w->cfg, w->lis_http.fd);
+	if (w->lis_metrics.fd >= 0)
+		sock_tune(&w->cfg, w->lis_metrics.fd);
 }
 
 static void
@@ -186,7 +195,8 @@ conn_accept(struct worker *w, int lfd, enum listen_role role)
 		}
 		if (tls)
 			w->m->tls_accepted++;
-		sock_tune(&w->cfg, fd);
+		/* TCP options: inherited from the listener (see
+		 * conn_tune_listeners), no setsockopt per accept. */
 		if ((c = conn_new(w, fd, role, tls)) == NULL) {
 			log_warn("conn_alloc_failed", "err=%s",
 			    strerror(ENOMEM));

@@ -123,6 +123,10 @@ static const struct {
 	{ "derpd_http_requests", "HTTP requests served." },
 	{ "derpd_ring_packets_out", "Packets sent to sibling workers." },
 	{ "derpd_ring_packets_in", "Packets received from sibling workers." },
+	{ "derpd_ring_doorbells", "Doorbells rung to wake a sleeping sibling "
+	    "worker for its ring (one per sleep at most, not per packet)." },
+	{ "derpd_ring_wakeups", "Times this node's workers were woken by a "
+	    "sibling's doorbell." },
 	{ "derpd_ring_drops", "Packets dropped because a sibling ring was "
 	    "full." },
 	{ "derpd_ring_bad_records", "Ring records from a sibling with a bad "
@@ -261,6 +265,8 @@ static const struct series derpd[] = {
 	S("derpd_ring_drops", "counter", ring_drops),
 	S("derpd_ring_bad_records", "counter", ring_bad),
 	S("derpd_ring_resets", "counter", ring_resets),
+	S("derpd_ring_doorbells", "counter", ring_doorbells),
+	S("derpd_ring_wakeups", "counter", ring_wakeups),
 	S("derpd_bus_resyncs", "counter", bus_resyncs),
 	S("derpd_bus_gaps", "counter", bus_gaps),
 	S("derpd_worker_respawns", "counter", respawns),

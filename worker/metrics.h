@@ -83,6 +83,8 @@ struct metrics {
 	uint64_t	ring_out;
 	uint64_t	ring_bad;		/* bad type or length, skipped */
 	uint64_t	ring_resets;		/* inconsistent ring dropped */
+	uint64_t	ring_doorbells;		/* sibling woken (eventfd) */
+	uint64_t	ring_wakeups;		/* woken by a sibling */
 	uint64_t	bus_resyncs;
 	uint64_t	bus_gaps;
 	uint64_t	respawns;		/* supervisor slot */

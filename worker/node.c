@@ -185,7 +185,7 @@ on_bus_fd(struct loop_io *io, unsigned events)
 	struct worker	*w = io->arg;
 
 	(void)events;
-	bus_process(w->node->bus);
+	bus_process_fd(w->node->bus, io->fd);
 }
 
 static void
@@ -269,10 +269,18 @@ drain_rings(struct worker *w)
 	int		 sib;
 
 	n->more = false;
-	for (sib = 0; sib < w->nworkers; sib++)
-		if (sib != w->id && node_ring_drain(w, ring_set_get(n->rings,
-		    w->nworkers, n->ring_cap, sib, w->id), sib))
+	for (sib = 0; sib < w->nworkers; sib++) {
+		struct ring_ref	r;
+
+		if (sib == w->id)
+			continue;
+		r = ring_set_get(n->rings, w->nworkers, n->ring_cap, sib,
+		    w->id);
+		/* Awake: producers need not ring until we sleep again. */
+		ring_awake(r);
+		if (node_ring_drain(w, r, sib))
 			n->more = true;
+	}
 }
 
 static void
@@ -285,7 +293,17 @@ on_bell(struct loop_io *io, unsigned events)
 	if (read(io->fd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: another wakeup already consumed the count */
 	}
-	drain_rings(w);
+	w->m->ring_wakeups++;
+	/* The packets are delivered by node_drain, before the flush. */
+}
+
+void
+node_drain(struct worker *w)
+{
+	/* Every round, rung or not: a producer skips the doorbell while
+	 * we are awake, so its packets wait for this look. */
+	if (w->node != NULL)
+		drain_rings(w);
 }
 
 void
@@ -294,22 +312,32 @@ node_after(struct worker *w)
 	struct node	*n = w->node;
 	uint64_t	 one = 1;
 	int		 sib;
+	bool		 busy;
 
 	if (n == NULL)
 		return;
-	if (n->more) {
-		drain_rings(w);
-		if (n->more)
-			loop_wake(w->loop);
-	}
-	/* One doorbell per sibling per round, not per packet. */
+	/* A doorbell per sibling per round at most, and only for one that
+	 * said it may sleep. */
 	for (sib = 0; sib < w->nworkers; sib++)
 		if (n->dirty[sib]) {
 			n->dirty[sib] = false;
+			if (!ring_need_signal(ring_set_get(n->rings,
+			    w->nworkers, n->ring_cap, w->id, sib)))
+				continue;
+			w->m->ring_doorbells++;
 			if (write(n->doorbells[sib], &one, sizeof(one)) < 0) {
 				/* counter saturated: the sibling is awake */
 			}
 		}
+	/* About to sleep: raise every incoming ring's flag, and go round
+	 * again at once if something arrived meanwhile. */
+	busy = n->more;
+	for (sib = 0; sib < w->nworkers; sib++)
+		if (sib != w->id && !ring_sleep(ring_set_get(n->rings,
+		    w->nworkers, n->ring_cap, sib, w->id)))
+			busy = true;
+	if (busy)
+		loop_wake(w->loop);
 }
 
 void

@@ -708,6 +708,18 @@ registry_note_saw(struct worker *w, struct conn *dst, struct peer *src)
 }
 
 void
+registry_note_saw_key(struct worker *w, struct conn *dst,
+    const uint8_t src[DERP_KEY_LEN])
+{
+	/* A run of packets from one source: no hash lookup after the
+	 * first (saw_last is cleared whenever its edge goes). */
+	if (dst->saw_last != NULL &&
+	    memcmp(dst->saw_last->key, src, DERP_KEY_LEN) == 0)
+		return;
+	registry_note_saw(w, dst, registry_get(w->reg, src));
+}
+
+void
 registry_forget_saw(struct conn *c)
 {
 	while (c->saw != NULL)

@@ -445,7 +445,7 @@ session_deliver(struct worker *w, const uint8_t dst[DERP_KEY_LEN],
 		drop(w, DROP_GONE_DISCONNECTED, kind, len);
 		return;
 	}
-	registry_note_saw(w, to, registry_get(w->reg, src));
+	registry_note_saw_key(w, to, src);
 	enqueue(to, src, pkt, len, kind);
 }
 

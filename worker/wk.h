@@ -264,6 +264,11 @@ bool	admit_full(struct conn *c);
 
 /* conn.c: transport */
 void	conn_accept(struct worker *w, int lfd, enum listen_role role);
+/* TCP options of accepted connections (PROTOCOL.md 2.8), set on the
+ * listeners, which Linux copies into every accepted socket (TCP_NODELAY,
+ * SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT, TCP_USER_TIMEOUT: test_tcp reads
+ * them back): at start and on reload, for connections accepted after. */
+void	conn_tune_listeners(struct worker *w);
 void	conn_close(struct conn *c, const char *reason);
 void	conn_free(struct conn *c);
 void	conn_flush(struct conn *c);
@@ -326,7 +331,10 @@ void	node_publish(struct worker *w, const struct conn *c, int ev);
 void	node_close_key(struct worker *w, const uint8_t key[DERP_KEY_LEN]);
 int	node_send(struct worker *w, int sib, const uint8_t dst[DERP_KEY_LEN],
 	    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len);
-void	node_after(struct worker *w);	/* doorbells, ring re-drain */
+/* Each round: deliver sibling packets (before the flush), then ring
+ * doorbells and raise the sleep flags (after it). */
+void	node_drain(struct worker *w);
+void	node_after(struct worker *w);
 /* Deliver up to NODE_RING_BUDGET records (a few ms of work at most)
  * from sibling sib's ring; records of a bad type or length are skipped
  * and counted, an inconsistent ring is emptied and counted.  true when
@@ -392,6 +400,9 @@ void		 registry_foreach_present(struct registry *r,
 		    void *arg);
 void		 registry_note_saw(struct worker *w, struct conn *dst,
 		    struct peer *src);
+/* The same, by source key (a sibling's packet): cached per dst. */
+void		 registry_note_saw_key(struct worker *w, struct conn *dst,
+		    const uint8_t src[DERP_KEY_LEN]);
 void		 registry_forget_saw(struct conn *c);
 /* Close every conn of key (ClosePeer). */
 void		 registry_close_key(struct worker *w, const uint8_t key[32]);

@@ -18,6 +18,7 @@
 
 #include "common/ctl.h"
 #include "common/log.h"
+#include "common/rand.h"
 #include "derp/key.h"
 #include "mesh/link.h"
 #include "worker/bootdns.h"
@@ -85,7 +86,9 @@ after_dispatch(void *arg)
 {
 	struct worker	*w = arg;
 	struct conn	*c, *again;
+	int		 i;
 
+	node_drain(w);	/* sibling packets, flushed with the round's own */
 	flush_all(w);
 	again = w->again_list;
 	w->again_list = NULL;
@@ -98,6 +101,9 @@ after_dispatch(void *arg)
 	if (w->again_list != NULL)
 		loop_wake(w->loop);
 	flush_all(w);
+	for (i = 0; i < w->nlinks; i++)
+		if (w->links[i] != NULL)
+			mesh_link_flush(w->links[i]);
 	node_after(w);
 	admit_after(w);
 	while ((c = w->close_list) != NULL) {
@@ -193,6 +199,7 @@ reload(struct worker *w)
 		return;
 	}
 	w->cfg = nc;
+	conn_tune_listeners(w);
 	traffic_reload(w);
 	admit_lists_set(w, al);
 	if (ctx != NULL) {
@@ -426,6 +433,12 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	int		rc, sfd;
 	struct cert_ident id;
 
+	/* Nonces and jitter from a per-worker stream, not a getrandom()
+	 * each (common/rand.c). */
+	if ((rc = rand_install()) < 0) {
+		log_err("rand_failed", "err=%s", strerror(-rc));
+		return rc;
+	}
 	w->cfg = *cfg;
 	w->cfg_path = cfg_path;
 	w->sig_io.fd = -1;
@@ -476,6 +489,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	    (rc = add_listener(w, &w->lis_metrics, ls->metrics, on_accept)) < 0 ||
 	    (rc = stun_init(w, ls->stun)) < 0)
 		return rc;
+	conn_tune_listeners(w);
 	if ((rc = admit_init(w)) < 0)
 		return rc;
 	if ((rc = node_init(w, env)) < 0 || (rc = links_start(w)) < 0)

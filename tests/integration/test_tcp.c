@@ -4,7 +4,9 @@
  * TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT
  * with getsockopt on a duplicate of the worker's socket (pidfd_getfd:
  * the worker is this test's descendant).  Reload changes them for new
- * connections.
+ * connections.  The worker sets them on its listeners, which the kernel
+ * copies into each accepted socket, so these also check that they are
+ * inherited and that a reload can turn them off again.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -179,12 +181,33 @@ test_tcp_settings_off(void **state)
 	node_free(n);
 }
 
+/* On, then off by reload: the listener must be reset, not left as it
+ * was (accepted sockets inherit whatever it has). */
+static void
+test_tcp_settings_reload_off(void **state)
+{
+	struct node	*n = node_start(false, NULL);
+	char		 cmd[600];
+
+	(void)state;
+	check_conn(n, 600, 15000);
+	snprintf(cmd, sizeof(cmd), "printf 'derp = { tcp_keepalive_s = 0; "
+	    "tcp_user_timeout_ms = 0; };\\n' >> %s", n->conf);
+	assert_int_equal(system(cmd), 0);
+	kill(n->pid, SIGHUP);
+	assert_true(node_log_wait(n, "worker=0 event=reloaded", 5000));
+	check_conn(n, 0, 0);
+	node_stop(n);
+	node_free(n);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tcp_settings_defaults_and_reload),
 		cmocka_unit_test(test_tcp_settings_off),
+		cmocka_unit_test(test_tcp_settings_reload_off),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
