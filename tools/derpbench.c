@@ -34,7 +34,6 @@ const char *const bench_topo_names[TOPO_N] = { "any", "same", "cross",
 
 #define LAT_MAX		(1 << 20)
 #define WARMUP_MS	15000	/* a pair must deliver one packet by then */
-#define DRAIN_QUIET_MS	500	/* after the run: wait for stragglers */
 
 uint64_t
 bench_now_ns(void)
@@ -108,6 +107,28 @@ out:
 	return NULL;
 }
 
+int
+pair_recv(struct pair *p, struct client_msg *m, uint64_t *quiet)
+{
+	int	rc;
+
+	if (atomic_load(&p->b->stop)) {
+		/* Stragglers count as delivered, not as lost; *quiet is
+		 * pushed on by the caller at each one. */
+		if (*quiet == 0)
+			*quiet = bench_now_ns() + DRAIN_QUIET_MS * 1000000ull;
+		if ((atomic_load(&p->tx_done) && atomic_load(&p->precv) >=
+		    atomic_load(&p->psent)) || bench_now_ns() > *quiet)
+			return -1;
+	}
+	rc = client_recv(p->rx, m, 100);
+	if (rc == -ETIMEDOUT || rc == -EAGAIN)
+		return 0;
+	if (rc < 0)
+		return -1;
+	return m->type == DERP_FRAME_RECV_PACKET;
+}
+
 static void *
 receiver(void *arg)
 {
@@ -119,22 +140,9 @@ receiver(void *arg)
 	int			 rc;
 
 	for (;;) {
-		if (atomic_load(&b->stop)) {
-			/* Stragglers count as delivered, not as lost. */
-			if (quiet == 0)
-				quiet = bench_now_ns() +
-				    DRAIN_QUIET_MS * 1000000ull;
-			if ((atomic_load(&p->tx_done) && atomic_load(
-			    &p->precv) >= atomic_load(&p->psent)) ||
-			    bench_now_ns() > quiet)
-				break;
-		}
-		rc = client_recv(p->rx, &m, 100);
-		if (rc == -ETIMEDOUT || rc == -EAGAIN)
-			continue;
-		if (rc < 0)
+		if ((rc = pair_recv(p, &m, &quiet)) < 0)
 			break;
-		if (m.type != DERP_FRAME_RECV_PACKET)
+		if (rc == 0)
 			continue;
 		t = 0;
 		if (m.len >= 8)

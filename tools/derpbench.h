@@ -68,6 +68,14 @@ uint64_t	bench_now_ns(void);
  * -1 (said on stderr).  The caller frees the clients.
  */
 int	bench_connect_pairs(struct bench *b, struct pair *ps);
+#define DRAIN_QUIET_MS	500	/* after the run: wait for stragglers */
+
+/*
+ * A receiver's next message: 1 a packet in *m, 0 nothing yet (or not a
+ * packet), -1 stop (the run ended and the pair is drained or quiet past
+ * *quiet, which starts 0; or the connection failed).
+ */
+int	pair_recv(struct pair *p, struct client_msg *m, uint64_t *quiet);
 /*
  * Paced open-loop run (derpbench_paced.c): b->rate packets/s in all on
  * a fixed schedule, b->senders threads; one-way latency histogram,

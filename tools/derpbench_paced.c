@@ -26,7 +26,6 @@
 #define BATCH_MAX	256	/* packets per wakeup of a sender */
 #define REC_MAX		16	/* stalls / slow packets kept per pair */
 #define REPORT_MAX	32	/* ... and listed in the report */
-#define DRAIN_QUIET_MS	500
 #define START_DELAY_NS	20000000ull	/* threads up before the schedule */
 #define LATE_NS		1000000ull	/* "behind": 1 ms off the schedule */
 
@@ -150,23 +149,11 @@ receiver(void *arg)
 	int			 rc;
 
 	for (;;) {
-		if (atomic_load(&b->stop)) {
-			/* Stragglers still count, latency and all: they
-			 * were sent inside the window. */
-			if (quiet == 0)
-				quiet = bench_now_ns() +
-				    DRAIN_QUIET_MS * 1000000ull;
-			if ((atomic_load(&p->tx_done) && atomic_load(
-			    &p->precv) >= atomic_load(&p->psent)) ||
-			    bench_now_ns() > quiet)
-				break;
-		}
-		rc = client_recv(p->rx, &m, 100);
-		if (rc == -ETIMEDOUT || rc == -EAGAIN)
-			continue;
-		if (rc < 0)
+		/* Stragglers still count, latency and all: they were sent
+		 * inside the window. */
+		if ((rc = pair_recv(p, &m, &quiet)) < 0)
 			break;
-		if (m.type != DERP_FRAME_RECV_PACKET || m.len < STAMP_LEN)
+		if (rc == 0 || m.len < STAMP_LEN)
 			continue;
 		now = bench_now_ns();
 		memcpy(&sent, m.data, 8);

@@ -222,8 +222,9 @@ if [ -z "${STUN_ONLY:-}" ] && [ "$IDLE" -gt 0 ]; then
 		    "or set WORKERS or IDLE)" >&2
 		exit 1
 	fi
+	# derp.max_clients is node-wide; the check above saw to each
+	# worker's descriptors.
 	maxc=$IDLE
-	[ "$hard" = unlimited ] || maxc=$((hard - 100))
 	r=0
 	while [ $r -lt "$IDLE_RUNS" ]; do
 		echo "idle: $IDLE clients, hold $HOLD s, run $((r + 1))" \
