@@ -641,20 +641,27 @@ node_mesh_client(const struct node *n, const char *psk, bool watch)
 }
 
 long
-proc_rss_kb(pid_t pid)
+proc_status_kb(pid_t pid, const char *field)
 {
 	char	path[64], line[256];
 	FILE	*f;
+	size_t	n = strlen(field);
 	long	v = -1;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	if ((f = fopen(path, "r")) == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, "VmRSS:", 6) == 0)
-			v = strtol(line + 6, NULL, 10);
+		if (strncmp(line, field, n) == 0)
+			v = strtol(line + n, NULL, 10);
 	fclose(f);
 	return v;
+}
+
+long
+proc_rss_kb(pid_t pid)
+{
+	return proc_status_kb(pid, "VmRSS:");
 }
 
 long

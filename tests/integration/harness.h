@@ -116,6 +116,8 @@ struct client	*node_mesh_client(const struct node *n, const char *psk,
 		    bool watch);
 /* Resident set (VmRSS, KiB) and open fds of a process; -1 on error. */
 long		 proc_rss_kb(pid_t pid);
+/* A line of /proc/pid/status in KiB ("RssAnon:", "RssShmem:"), or -1. */
+long		 proc_status_kb(pid_t pid, const char *field);
 long		 proc_fd_count(pid_t pid);
 /* The pids of the supervisor's children (its workers), up to max. */
 int		 node_worker_pids(const struct node *n, pid_t *out, int max);

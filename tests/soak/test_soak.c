@@ -44,6 +44,10 @@
  * in /proc/<pid>/smaps as memfd:derpd-rings while [heap] stays flat). */
 #define RSS_SLACK_PCT	10
 #define RSS_SLACK_KB	(16 * 1024)
+/* The private part (RssAnon: heap, stacks), which the rings are not in,
+ * is held tighter: 2% + 2 MiB after warm-up. */
+#define ANON_SLACK_PCT	2
+#define ANON_SLACK_KB	(2 * 1024)
 #define FD_SLACK	(WINDOW / 2)
 #define HOLDERS_MAX	4
 #define HOLDER_FIRST	200000	/* holders' client indices (sources) */
@@ -57,18 +61,21 @@ env_long(const char *name, long dflt)
 	return s != NULL && *s != '\0' ? atol(s) : dflt;
 }
 
-/* Node total: supervisor plus workers. */
+/* Node totals, supervisor plus workers: RSS, its private part (heap,
+ * stacks: RssAnon) and open fds.  RSS minus anon is mostly the shared
+ * packet rings (RssShmem), resident as traffic first goes round them. */
 static void
-node_sample(const struct node *n, long *rss, long *fds)
+node_sample(const struct node *n, long *rss, long *anon, long *fds)
 {
-	pid_t	pids[WORKERS + 4];
+	pid_t	pids[WORKERS + 5];
 	int	k, i;
 
-	*rss = proc_rss_kb(n->pid);
-	*fds = proc_fd_count(n->pid);
-	k = node_worker_pids(n, pids, WORKERS + 4);
+	pids[0] = n->pid;
+	k = 1 + node_worker_pids(n, pids + 1, WORKERS + 4);
+	*rss = *anon = *fds = 0;
 	for (i = 0; i < k; i++) {
 		*rss += proc_rss_kb(pids[i]);
+		*anon += proc_status_kb(pids[i], "RssAnon:");
 		*fds += proc_fd_count(pids[i]);
 	}
 }
@@ -253,8 +260,9 @@ plot(const char *csv, const char *png)
 	    "set key autotitle columnhead; set xlabel 'seconds'; "
 	    "set ylabel 'RSS (MiB)'; set y2label 'open fds'; set ytics "
 	    "nomirror; set y2tics; plot '%s' using 1:(\\$2/1024) with lines "
-	    "title 'node RSS (MiB)', '' using 1:3 axes x1y2 with lines "
-	    "title 'node fds'\"", png, csv);
+	    "title 'node RSS (MiB)', '' using 1:(\\$8/1024) with lines "
+	    "title 'of which private: heap, stacks (RssAnon, MiB)', '' "
+	    "using 1:3 axes x1y2 with lines title 'node fds'\"", png, csv);
 	if (system(cmd) != 0)
 		fail_msg("gnuplot failed (Debian package gnuplot-nox)");
 }
@@ -274,6 +282,7 @@ test_soak(void **state)
 	time_t		 now = time(NULL);
 	struct holder	 hs[HOLDERS_MAX];
 	long		 idle_n, idle_held = 0, per, i, churned = 0, rss, fds;
+	long		 anon, anon_start, anon0 = -1, anon_max = 0, anon_bound;
 	long		 alive;
 	int		 nh = 0, h;
 	long		 rss0 = -1, fds0 = -1;
@@ -305,7 +314,8 @@ test_soak(void **state)
 	snprintf(png, sizeof(png), "bench/results/soak-%s.png", stamp);
 	snprintf(sum, sizeof(sum), "bench/results/soak-%s.txt", stamp);
 	assert_non_null(f = fopen(csv, "w"));
-	fprintf(f, "seconds,rss_kb,fds,idle,churned,sent,received\n");
+	fprintf(f, "seconds,rss_kb,fds,idle,churned,sent,received,"
+	    "anon_kb\n");
 
 	t0 = now_ms();
 	for (h = 0; h < nh; h++) {
@@ -334,7 +344,7 @@ test_soak(void **state)
 	    "pairs, %d churning, connected in %llu ms; running %ld s\n",
 	    idle_n + idle_held, idle_held, nh, PAIRS, WINDOW,
 	    (unsigned long long)(now_ms() - t0), secs);
-	node_sample(n, &rss_start, &fds_start);
+	node_sample(n, &rss_start, &anon_start, &fds_start);
 
 	t0 = now_ms();
 	warm_ms = (uint64_t)secs * 1000 / 10;	/* the first tenth */
@@ -360,21 +370,23 @@ test_soak(void **state)
 		if (now_ms() >= next_sample) {
 			uint32_t	sent = 0, got = 0;
 
-			node_sample(n, &rss, &fds);
+			node_sample(n, &rss, &anon, &fds);
 			for (p = 0; p < PAIRS; p++) {
 				sent += ps[p].sent;
 				got += ps[p].got;
 			}
-			fprintf(f, "%.1f,%ld,%ld,%ld,%ld,%u,%u\n",
+			fprintf(f, "%.1f,%ld,%ld,%ld,%ld,%u,%u,%ld\n",
 			    (double)(now_ms() - t0) / 1000, rss, fds, idle_n +
-			    idle_held, churned, sent, got);
+			    idle_held, churned, sent, got, anon);
 			fflush(f);
 			if (rss0 < 0 && now_ms() - t0 >= warm_ms) {
 				rss0 = rss;
+				anon0 = anon;
 				fds0 = fds;
 			}
 			if (rss0 >= 0) {
 				rss_max = rss > rss_max ? rss : rss_max;
+				anon_max = anon > anon_max ? anon : anon_max;
 				fds_max = fds > fds_max ? fds : fds_max;
 			}
 			next_sample += SAMPLE_MS;
@@ -388,7 +400,7 @@ test_soak(void **state)
 			pair_drain(&ps[p], 100);
 		lost += (long)(ps[p].sent - ps[p].got);
 	}
-	node_sample(n, &rss, &fds);
+	node_sample(n, &rss, &anon, &fds);
 	/* Every idle client still answers, here and in the holders. */
 	alive = ping_all(idle, idle_n);
 	for (h = 0; h < nh; h++)
@@ -398,19 +410,23 @@ test_soak(void **state)
 	errs = node_log_count(n, "Z err ") + node_log_count(n, "Z crit ") +
 	    node_log_count(n, "Z alert ") + node_log_count(n, "Z emerg ");
 	rss_bound = rss0 + rss0 * RSS_SLACK_PCT / 100 + RSS_SLACK_KB;
+	anon_bound = anon0 + anon0 * ANON_SLACK_PCT / 100 + ANON_SLACK_KB;
 	fd_bound = fds0 + FD_SLACK;
 	assert_non_null(f = fopen(sum, "w"));
 	fprintf(f, "soak %s: %ld s, %ld idle clients (%s; %ld held "
 	    "by %d holder processes; %ld answer a Ping at the end), %d "
 	    "relaying pairs, %ld churned (%.0f/s), %d workers\n"
 	    "RSS KiB: start %ld, warm-up %ld, end %ld, max %ld (bound %ld)\n"
+	    "of which private (RssAnon) KiB: start %ld, warm-up %ld, end "
+	    "%ld, max %ld (bound %ld)\n"
 	    "fds: start %ld, warm-up %ld, end %ld, max %ld (bound %ld)\n"
 	    "packets lost: %ld of %u; err-level log lines: %ld\n"
 	    "csv %s, plot %s\n", stamp, secs, idle_n + idle_held,
 	    n->tls ? "TLS" : "plain DERP", idle_held,
 	    nh, alive, PAIRS, churned,
 	    (double)churned / (double)secs, WORKERS, rss_start, rss0, rss,
-	    rss_max, rss_bound, fds_start, fds0, fds, fds_max, fd_bound, lost,
+	    rss_max, rss_bound, anon_start, anon0, anon, anon_max,
+	    anon_bound, fds_start, fds0, fds, fds_max, fd_bound, lost,
 	    ps[0].sent * PAIRS, errs, csv, png);
 	fclose(f);
 	{
@@ -423,6 +439,7 @@ test_soak(void **state)
 	}
 	assert_true(rss0 > 0);
 	assert_true(rss_max <= rss_bound);
+	assert_true(anon_max <= anon_bound);
 	assert_true(fds_max <= fd_bound);
 	assert_int_equal(lost, 0);
 	assert_int_equal(errs, 0);
