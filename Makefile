@@ -146,7 +146,8 @@ check: deps
 VG_T	?= $(filter-out sandbox hang hostile_load,$(patsubst tests/integration/test_%.c,%,$(ITEST_SRC)))
 check-valgrind: all tests
 	@command -v valgrind >/dev/null || { echo "install valgrind"; exit 1; }
-	@rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind
+	@rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind && \
+	    chmod 1777 $(B)/valgrind	# workers may run as another user
 	@set -e; for t in $(VG_T); do echo "== $$t (valgrind)"; \
 	    VG_LOG_DIR=$(CURDIR)/$(B)/valgrind \
 	    DERPD_BIN=tests/valgrind/derpd.sh DERPD_REAL=$(B)/derpd \

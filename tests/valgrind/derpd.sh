@@ -5,6 +5,8 @@
 # harness sees as the supervisor's or a worker's failed exit status.
 # DERPD_REAL defaults to build/derpd (systemd-socket-activate, in
 # test_sdsocket, passes no environment).
+# --vgdb=no: no gdbserver pipes in /tmp (a worker that dropped to
+# another user cannot unlink them, which memcheck reports).
 # --run-libc-freeres=no: glibc's exit-time freeres of getaddrinfo_a's
 # state reads uninitialised memory (inside libc, found by the mesh test).
 # VG_LOG_DIR: memcheck's reports go to VG_LOG_DIR/vg.<pid>.log rather
@@ -14,5 +16,5 @@ log=""
 exec valgrind -q --error-exitcode=99 --leak-check=full \
     --run-libc-freeres=no \
     --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-    --trace-children=yes --track-fds=no --num-callers=30 \
+    --trace-children=yes --track-fds=no --num-callers=30 --vgdb=no \
     $log ${VALGRIND_EXTRA:-} "${DERPD_REAL:-$(dirname "$0")/../../build/derpd}" "$@"
