@@ -748,6 +748,23 @@ raise_nofile(long want)
 	return setrlimit(RLIMIT_NOFILE, &rl) == 0;
 }
 
+struct node *
+node_start_psk(int workers, const char *more)
+{
+	struct node	*n = node_new();
+	char		 path[512], extra[1024];
+	FILE		*f;
+
+	snprintf(path, sizeof(path), "%s/mesh.psk", n->dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(REGION_PSK, f);
+	fclose(f);
+	assert_true((size_t)snprintf(extra, sizeof(extra), "workers = %d;\n"
+	    "mesh = { psk_file = \"%s\"; };\n%s", workers, path, more) <
+	    sizeof(extra));
+	return node_start_in(n, false, extra);
+}
+
 void
 region_prepare(struct node **nodes, int nn, const char *psk, int workers)
 {

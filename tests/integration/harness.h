@@ -83,6 +83,9 @@ void		 reach(struct client *a, struct client *b);
 /* As node_region_start, but not started: the caller may adjust the
  * nodes (ports, extra) and then node_start_in(nodes[i], true,
  * nodes[i]->extra). */
+/* A plain node of `workers` workers whose mesh PSK file holds
+ * REGION_PSK (so mesh frames are allowed), with more config appended. */
+struct node	*node_start_psk(int workers, const char *more);
 void		 region_prepare(struct node **nodes, int n, const char *psk,
 		    int workers);
 

@@ -35,25 +35,9 @@ soak(void)
 }
 
 static struct node *
-start_workers_conf(int workers, const char *more)
-{
-	struct node	*n = node_new();
-	char		 path[512], extra[1024];
-	FILE		*f;
-
-	snprintf(path, sizeof(path), "%s/mesh.psk", n->dir);
-	assert_non_null(f = fopen(path, "w"));
-	fputs(REGION_PSK, f);
-	fclose(f);
-	snprintf(extra, sizeof(extra), "workers = %d;\nmesh = { psk_file = "
-	    "\"%s\"; };\n%s", workers, path, more);
-	return node_start_in(n, false, extra);
-}
-
-static struct node *
 start_workers(int workers)
 {
-	return start_workers_conf(workers, "");
+	return node_start_psk(workers, "");
 }
 
 /* The silent_ms of the first worker_hung line in n's log, or -1. */
@@ -510,7 +494,7 @@ test_faults_hung_worker_replaced(void **state)
 {
 	enum { M = 16 };
 	/* worker_hang_timeout_ms below the 5 s default: the setting rules. */
-	struct node		*n = start_workers_conf(NW,
+	struct node		*n = node_start_psk(NW,
 				    "worker_hang_timeout_ms = 2500;\n");
 	struct client		*cs[M], *a = NULL, *b = NULL;
 	struct client_msg	 m;

@@ -29,18 +29,11 @@
 static struct node *
 start4(void)
 {
-	struct node	*n = node_new();
-	char		 path[512], extra[1024];
-	FILE		*f;
+	char	more[64];
 
-	snprintf(path, sizeof(path), "%s/mesh.psk", n->dir);
-	assert_non_null(f = fopen(path, "w"));
-	fputs(REGION_PSK, f);
-	fclose(f);
-	snprintf(extra, sizeof(extra), "workers = 4;\nmesh = { psk_file = "
-	    "\"%s\"; };\nlog = { level = \"%s\"; };\n", path,
+	snprintf(more, sizeof(more), "log = { level = \"%s\"; };\n",
 	    getenv("DERPD_LOG_LEVEL") ? getenv("DERPD_LOG_LEVEL") : "info");
-	return node_start_in(n, false, extra);
+	return node_start_psk(4, more);
 }
 
 /* Every worker's own node-wide view holds exactly want keys (or, for
