@@ -187,7 +187,12 @@ fuzz:
 run: deps-build all
 	$(B)/derpd --dev
 
-bench: deps all
+# In-process handshake cost of the libraries alone (tests/bench/floor.c).
+FLOOR_BIN := $(B)/tests/bench/floor
+$(FLOOR_BIN): $(B)/tests/bench/floor.o $(ARCHIVES)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench: deps all $(FLOOR_BIN)
 	tests/bench/relay.sh $(B)
 
 bench-scale: deps all

@@ -14,7 +14,9 @@
 #   a reconnect storm on the same node: STORM (3,000) connect + TLS + DERP
 #     handshake + disconnect cycles, STORM_C (16) at a time: handshakes/s
 #     and server CPU per handshake, against the bound `openssl speed`
-#     gives (one ECDSA P-256 sign and two X25519 per handshake).
+#     gives (one ECDSA P-256 sign and two X25519 per handshake), and
+#     the libraries' own floor (tests/bench/floor.c: OpenSSL's server
+#     handshake and the DERP box, in process, no socket).
 # Writes bench/results/relay-<UTC time>.{jsonl,md,png} (raw JSON lines,
 # medians as Markdown, a gnuplot plot) and prints the Markdown.
 #
@@ -46,7 +48,7 @@ need() {
 need gnuplot gnuplot-nox
 need openssl openssl
 need python3 python3
-for t in derpd derpbench stunbench; do
+for t in derpd derpbench stunbench tests/bench/floor; do
 	[ -x "$B/$t" ] || { echo "relay.sh: no $B/$t: run make" >&2; exit 1; }
 done
 
@@ -176,6 +178,9 @@ if [ -z "${STUN_ONLY:-}" ] && [ "$STORM" -gt 0 ]; then
 	    /ecdsa \(nistp256\)/ { sign = $(NF - 1) }
 	    /ecdh \(X25519\)/ { x = $NF }
 	    END { printf("{\"bench\":\"openssl_speed\",\"ecdsap256_sign_per_s\":%s,\"x25519_per_s\":%s}\n", sign, x) }' \
+	    >> "$out.jsonl"
+	# What the libraries alone cost per handshake, in process.
+	"$B/tests/bench/floor" "$dir/cert.pem" "$dir/key.pem" 5000 \
 	    >> "$out.jsonl"
 	echo "storm: $STORM handshakes, $STORM_C at a time, $RUNS runs" >&2
 	r=0

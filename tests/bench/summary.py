@@ -44,6 +44,7 @@ def main():
     storm = [r for r in rows if r.get("mode") == "storm"]
     lat = [r for r in rows if r.get("mode") == "latency"]
     speed = [r for r in rows if r.get("bench") == "openssl_speed"]
+    floor = [r for r in rows if r.get("bench") == "handshake_floor"]
     out = []
     out.append(f"Machine: {machine}")
     out.append("")
@@ -174,6 +175,20 @@ def main():
                 f"sign + two X25519 per handshake): {bound:.0f} "
                 f"handshakes/s per core; measured "
                 f"{100 * 1e3 / cpu / bound:.0f} % of it")
+        if speed and floor:
+            f = floor[-1]
+            lib = f["openssl_us"] + f["derp_us"]
+            out.append(
+                f"Library floor, in process with no socket "
+                f"(tests/bench/floor.c, {f['handshakes']} handshakes): "
+                f"OpenSSL's server handshake with derpd's context "
+                f"{f['openssl_us']:.0f} us (the key log callback the "
+                f"record layer needs: {f['keylog_us']:.0f} us of it), the "
+                f"DERP box {f['derp_us']:.0f} us; {lib:.0f} us = "
+                f"{1e6 / lib:.0f} handshakes/s per core, "
+                f"{100 * 1e6 / lib / bound:.0f} % of the bound before "
+                f"any socket or derpd code; the storm's server CPU is "
+                f"{cpu * 1e3 / lib:.2f}x the floor")
     print("\n".join(out))
 
 
