@@ -6,7 +6,9 @@
 #   latency: open loop (derpbench --rate) at half the packet rate the
 #     same-worker 1,200-byte closed-loop runs reached (their median), for
 #     LAT_SECS (60) s, 10 pairs, both ends on one worker: p50..max,
-#     stalls over 10 ms, the load generator's own lateness;
+#     stalls over 10 ms, the load generator's own lateness; and again
+#     with derpd (1 worker) pinned to CPU 0 and the generator to CPU 1,
+#     at half of that setup's own maximum ("pinned");
 #   relay across a 2-node mesh region: senders on node A, receivers on B;
 #   IDLE (20,000) idle clients on a fresh node each run: RSS growth per
 #     connection, connect rate;
@@ -54,6 +56,7 @@ done
 
 dir=$(mktemp -d /tmp/derpd-bench-XXXXXX)
 started=""
+NODE_WRAP=""
 cleanup() {
 	for p in $started; do kill "$p" 2>/dev/null || :; done
 	for p in $started; do wait "$p" 2>/dev/null || :; done
@@ -87,7 +90,7 @@ log = { level = "info"; };
 metrics = { listen = ""; };
 $4
 CONF
-	"$B/derpd" -c "$dir/$1.conf" 2> "$dir/$1.log" &
+	$NODE_WRAP "$B/derpd" -c "$dir/$1.conf" 2> "$dir/$1.log" &
 	node_pid=$!
 	started="$started $node_pid"
 	i=0
@@ -194,6 +197,43 @@ if [ -z "${STUN_ONLY:-}" ] && [ "$STORM" -gt 0 ]; then
 	done
 fi
 stop_node "$a_pid"
+
+# Latency with the generator off the server's core: one worker (and its
+# supervisor) on CPU 0, derpbench on CPU 1; the maximum and half of it
+# measured in that setup.  Rows are tagged topology "pinned".
+if [ -z "${STUN_ONLY:-}" ] && [ "$LAT_SECS" != 0 ] &&
+    [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+	pin() { sed 's/"topology":"[a-z]*"/"topology":"pinned"/'; }
+	saved=$WORKERS
+	WORKERS=1
+	NODE_WRAP="taskset -c 0"
+	pport=$(free_port tcp)
+	start_node p "$pport" "" ""
+	WORKERS=$saved
+	NODE_WRAP=""
+	echo "latency, pinned: closed loop, $RUNS x $SECS s" >&2
+	r=0
+	while [ $r -lt "$RUNS" ]; do
+		taskset -c 1 "$B/derpbench" $tls --pairs 10 --size 1200 \
+		    --seconds "$SECS" --server-pid "$node_pids" --json \
+		    "127.0.0.1:$pport" | pin >> "$out.jsonl"
+		r=$((r + 1))
+	done
+	rate=$(python3 -c 'import json, statistics, sys
+r = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+p = [x["pps"] for x in r if x.get("mode") == "relay" and
+     x["topology"] == "pinned"]
+print(int(statistics.median(p) / 2) if p else 0)' "$out.jsonl")
+	if [ "$rate" -gt 0 ]; then
+		echo "latency, pinned: open loop at $rate packets/s," \
+		    "$LAT_SECS s" >&2
+		taskset -c 1 "$B/derpbench" $tls --pairs 10 --size 1200 \
+		    --rate "$rate" --seconds "$LAT_SECS" \
+		    --server-pid "$node_pids" --json "127.0.0.1:$pport" |
+		    pin >> "$out.jsonl" || :
+	fi
+	stop_node "$node_pid"
+fi
 
 if [ -z "${STUN_ONLY:-}" ]; then
 	# A 2-node region: both nodes list both (self-dial is detected).

@@ -11,7 +11,8 @@ import statistics as st
 import sys
 
 TOPO = {"same": "same worker", "cross": "cross worker",
-        "mesh": "cross node (mesh)", "any": "any worker"}
+        "mesh": "cross node (mesh)", "any": "any worker",
+        "pinned": "1 worker on CPU 0, generator on CPU 1"}
 
 
 def med(rows, *path):
