@@ -26,45 +26,12 @@ if [ "$hard" != unlimited ] && [ "$per" -gt "$hard" ]; then
 	    "$per fds per worker; ulimit -Hn is $hard (set WORKERS)" >&2
 	exit 1
 fi
-dir=$(mktemp -d /tmp/derpd-scale-XXXXXX)
-pid=""
-cleanup() {
-	[ -z "$pid" ] || { kill "$pid" 2>/dev/null || :; wait "$pid" || :; }
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$dir/key.pem" -out "$dir/cert.pem" -days 2 -subj /CN=localhost \
-	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
-port=$(python3 -c 'import socket; s = socket.socket()
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat > "$dir/scale.conf" <<CONF
-hostname = "localhost";
-workers = $WORKERS;
-listen = { https = "127.0.0.1:$port"; http = ""; stun = ""; };
-tls = { certificate = "$dir/cert.pem"; private_key = "$dir/key.pem"; };
-node_key_file = "$dir/node.key"; runtime_dir = "$dir/run";
-user = ""; group = "";
-log = { level = "info"; };
-metrics = { listen = ""; };
-derp = { keepalive_ms = $KEEPALIVE_MS; };
-CONF
-"$B/derpd" -c "$dir/scale.conf" 2> "$dir/derpd.log" > /dev/null &
-pid=$!
-i=0
-until grep -q event=node_ready "$dir/derpd.log"; do
-	i=$((i + 1))
-	if [ $i -ge 1000 ] || ! kill -0 $pid 2>/dev/null; then
-		echo "scale.sh: derpd did not start:" >&2
-		cat "$dir/derpd.log" >&2
-		exit 1
-	fi
-	sleep 0.01
-done
-pids=$pid,$(sed -n \
-    's/.*event=worker_started worker=[0-9]* pid=\([0-9]*\).*/\1/p' \
-    "$dir/derpd.log" | paste -sd, -)
+ME=scale.sh
+. tests/bench/lib.sh
+port=$(free_port tcp)
+start_node scale "$port" "" "derp = { keepalive_ms = $KEEPALIVE_MS; };"
+pid=$node_pid
+pids=$node_pids
 mkdir -p bench/results
 out=bench/results/scale-$(date -u +%Y%m%dT%H%M%SZ).json
 echo "scale: $SCALE idle TLS clients, $WORKERS workers, hold $HOLD s" >&2
@@ -73,9 +40,7 @@ rc=0
     --idle "$SCALE" --hold "$HOLD" --threads 16 \
     --sources 127.1.0.1-127.254.255.254 --server-pid "$pids" --json \
     "127.0.0.1:$port" > "$out" || rc=$?
-kill "$pid"
-wait "$pid" || { echo "scale.sh: derpd exited with $?" >&2; rc=1; }
-pid=""
+stop_node "$pid" || rc=1
 echo "machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)," \
     "$(nproc) CPUs, Linux $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 cat "$out"
