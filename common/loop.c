@@ -24,6 +24,12 @@ struct loop {
 	size_t			 nheap, capheap;
 	loop_after_fn		 after;
 	void			*after_arg;
+	struct loop_turns	 own_turns;
+	struct loop_turns	*turns;
+};
+
+const uint64_t loop_turn_bounds_us[LOOP_TURN_BUCKETS - 1] = {
+	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
 };
 
 uint64_t
@@ -56,7 +62,30 @@ loop_new(void)
 		return NULL;
 	}
 	l->now = loop_clock_ms();
+	l->turns = &l->own_turns;
 	return l;
+}
+
+void
+loop_set_turns(struct loop *l, struct loop_turns *t)
+{
+	l->turns = t != NULL ? t : &l->own_turns;
+}
+
+static void
+turn_done(struct loop *l, uint64_t t0)
+{
+	struct loop_turns	*t = l->turns;
+	uint64_t		 d = loop_clock_ns() - t0, us = d / 1000;
+	size_t			 i;
+
+	for (i = 0; i < LOOP_TURN_BUCKETS - 1 && us > loop_turn_bounds_us[i];
+	    i++)
+		;
+	t->bucket[i]++;
+	t->sum_ns += d;
+	if (d > t->max_ns)
+		t->max_ns = d;
 }
 
 void
@@ -250,6 +279,7 @@ int
 loop_run(struct loop *l)
 {
 	struct epoll_event	 evs[LOOP_MAX_EVENTS];
+	uint64_t		 t0;
 	int			 n, i, timeout;
 	unsigned		 e;
 
@@ -269,7 +299,8 @@ loop_run(struct loop *l)
 		n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout);
 		if (n == -1 && errno != EINTR)
 			return -errno;
-		l->now = loop_clock_ms();
+		t0 = loop_clock_ns();
+		l->now = t0 / 1000000;
 		for (i = 0; i < n; i++) {
 			struct loop_io	*io = evs[i].data.ptr;
 
@@ -285,6 +316,7 @@ loop_run(struct loop *l)
 		run_timers(l);
 		if (l->after != NULL)
 			l->after(l->after_arg);
+		turn_done(l, t0);
 	}
 	return 0;
 }

@@ -71,6 +71,22 @@ uint64_t loop_clock_ns(void);		/* fresh CLOCK_MONOTONIC, ns */
 typedef void	(*loop_after_fn)(void *arg);
 void	loop_set_after(struct loop *l, loop_after_fn fn, void *arg);
 
+/*
+ * How long each loop turn took, from epoll_wait's return to the end of
+ * the after-hook: a histogram over LOOP_TURN_BUCKETS upper bounds
+ * (loop_turn_bounds_us, the last unbounded), their sum and the longest.
+ * All uint64_t, so an owner may keep it among its summed counters.
+ */
+#define LOOP_TURN_BUCKETS	12
+struct loop_turns {
+	uint64_t	bucket[LOOP_TURN_BUCKETS];	/* not cumulative */
+	uint64_t	sum_ns;
+	uint64_t	max_ns;
+};
+extern const uint64_t loop_turn_bounds_us[LOOP_TURN_BUCKETS - 1];
+/* Where the loop counts its turns (default: inside the loop). */
+void	loop_set_turns(struct loop *l, struct loop_turns *t);
+
 /* Run until loop_stop(); returns 0 or -errno from epoll. */
 int	loop_run(struct loop *l);
 void	loop_stop(struct loop *l);

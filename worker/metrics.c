@@ -120,6 +120,11 @@ static const struct {
 	    "OpenSSL for another reason (other)." },
 	{ "derpd_tls_key_updates_received", "TLS 1.3 KeyUpdate messages "
 	    "received on offloaded connections." },
+	{ "derpd_loop_turn_seconds", "Event loop turns of the workers by how "
+	    "long each took (from the wait's return to the end of its work): "
+	    "every packet waits for the turn it arrived in." },
+	{ "derpd_loop_turn_max_seconds", "The longest event loop turn of any "
+	    "worker since it started." },
 	{ "derpd_http_requests", "HTTP requests served." },
 	{ "derpd_ring_packets_out", "Packets sent to sibling workers." },
 	{ "derpd_ring_packets_in", "Packets received from sibling workers." },
@@ -326,6 +331,30 @@ metrics_tls_fail_name(enum tls_fail f)
 	return f < TLS_FAIL_N ? tls_fail_names[f] : "other";
 }
 
+/* A Prometheus histogram: cumulative buckets, le in seconds. */
+static void
+render_turns(struct out *o, const struct loop_turns *t)
+{
+	uint64_t	cum = 0;
+	size_t		i;
+
+	head(o, "derpd_loop_turn_seconds", "histogram");
+	for (i = 0; i < LOOP_TURN_BUCKETS - 1; i++) {
+		cum += t->bucket[i];
+		put(o, "derpd_loop_turn_seconds_bucket{le=\"%" PRIu64 ".%06"
+		    PRIu64 "\"} %" PRIu64 "\n", loop_turn_bounds_us[i] /
+		    1000000, loop_turn_bounds_us[i] % 1000000, cum);
+	}
+	cum += t->bucket[LOOP_TURN_BUCKETS - 1];
+	put(o, "derpd_loop_turn_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+	    "derpd_loop_turn_seconds_sum %" PRIu64 ".%09" PRIu64 "\n"
+	    "derpd_loop_turn_seconds_count %" PRIu64 "\n", cum,
+	    t->sum_ns / 1000000000, t->sum_ns % 1000000000, cum);
+	head(o, "derpd_loop_turn_max_seconds", "gauge");
+	put(o, "derpd_loop_turn_max_seconds %" PRIu64 ".%09" PRIu64 "\n",
+	    t->max_ns / 1000000000, t->max_ns % 1000000000);
+}
+
 size_t
 metrics_render(const struct metrics *m, char *buf, size_t cap)
 {
@@ -376,6 +405,7 @@ metrics_render(const struct metrics *m, char *buf, size_t cap)
 	put(&o, "derpd_tls_cert_reloads{result=\"ok\"} %" PRIu64 "\n"
 	    "derpd_tls_cert_reloads{result=\"refused\"} %" PRIu64 "\n",
 	    m->tls_cert_reloads_ok, m->tls_cert_reloads_refused);
+	render_turns(&o, &m->loop_turns);
 	return o.len;
 }
 
@@ -428,6 +458,16 @@ metrics_snapshot(struct worker *w, struct metrics *out)
 		if (na != 0 && (out->tls_cert_not_after == 0 ||
 		    na < out->tls_cert_not_after))
 			out->tls_cert_not_after = na;
+	}
+	/* The longest turn of any worker, not their sum. */
+	out->loop_turns.max_ns = 0;
+	for (i = 0; i < (size_t)slots; i++) {
+		uint64_t	mx = w->m_all != NULL ?
+				    w->m_all[i].loop_turns.max_ns :
+				    w->m->loop_turns.max_ns;
+
+		if (mx > out->loop_turns.max_ns)
+			out->loop_turns.max_ns = mx;
 	}
 	/* As Go: total is every key known, local those with a
 	 * connection on this node, remote (rendered) the difference. */

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/loop.h"
+
 enum drop_reason {
 	DROP_UNKNOWN_DEST,
 	DROP_UNKNOWN_DEST_ON_FWD,
@@ -137,6 +139,8 @@ struct metrics {
 	uint64_t	tls_rec_tls12;		/* TLS 1.2: OpenSSL keeps it */
 	uint64_t	tls_rec_other;		/* another reason, or off */
 	uint64_t	tls_key_updates;	/* KeyUpdates received */
+	/* loop.c: the worker's loop turns (max_ns: the longest of any) */
+	struct loop_turns loop_turns;
 };
 
 /* Render in Prometheus text format; returns bytes written (truncated at

@@ -478,6 +478,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 	if ((w->loop = loop_new()) == NULL || (w->reg = registry_new()) ==
 	    NULL || (w->scratch = malloc(WK_IN_CAP)) == NULL)
 		return -ENOMEM;
+	loop_set_turns(w->loop, &w->m->loop_turns);
 	w->start_ms = loop_now(w->loop);
 	if ((rc = traffic_init(w)) < 0)
 		return rc;

@@ -130,6 +130,10 @@ test_prometheus_promtool_check(void **state)
 	assert_int_equal(http_get(mport, "/metrics"), 200);
 	assert_non_null(strstr(body(), "# HELP derp_accepts "));
 	assert_non_null(strstr(body(), "\nderpd_workers 2\n"));
+	/* A histogram promtool checks too: the loop turns. */
+	assert_non_null(strstr(body(), "\nderpd_loop_turn_seconds_bucket"
+	    "{le=\"+Inf\"} "));
+	assert_null(strstr(body(), "\nderpd_loop_turn_seconds_count 0\n"));
 	(void)promtool(n->dir, body(), true);
 	assert_int_equal(http_get(n->port, "/debug/varz"), 200);
 	(void)promtool(n->dir, body(), true);

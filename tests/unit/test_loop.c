@@ -1,6 +1,6 @@
 /*
  * Unit tests for common/loop.c: timer ordering, cancel and re-arm, fd
- * dispatch over a socketpair, loop_stop from a callback.
+ * dispatch over a socketpair, loop_stop from a callback, turn lengths.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -184,6 +184,56 @@ test_loop_fd_dispatch(void **state)
 	close(sv[1]);
 }
 
+/* A timer that keeps its turn busy for 3 ms of monotonic time. */
+static void
+busy_fire(struct loop_timer *t)
+{
+	struct rec	*r = t->arg;
+	uint64_t	 end = loop_clock_ns() + 3000000;
+
+	while (loop_clock_ns() < end)
+		;
+	r->n++;
+	loop_stop(r->l);
+}
+
+/* Each turn lands in the bucket of its length, in the caller's storage;
+ * the sum and the longest follow.  Turns only ever take longer than the
+ * busy wait, so the bounds checked hold on any machine. */
+static void
+test_loop_turns_counted(void **state)
+{
+	struct loop_turns	turns;
+	struct rec		r = { 0 };
+	struct loop_timer	t;
+	uint64_t		total = 0, slow = 0;
+	size_t			i;
+
+	(void)state;
+	memset(&turns, 0, sizeof(turns));
+	r.l = loop_new();
+	loop_set_turns(r.l, &turns);
+	loop_timer_init(&t, busy_fire, &r);
+	assert_int_equal(loop_timer_set(r.l, &t, 0), 0);
+	assert_int_equal(loop_run(r.l), 0);	/* first turn: one busy */
+	assert_int_equal(loop_timer_set(r.l, &t, 0), 0);
+	assert_int_equal(loop_run(r.l), 0);	/* and a second */
+	for (i = 0; i < LOOP_TURN_BUCKETS; i++) {
+		total += turns.bucket[i];
+		/* bucket i holds turns longer than bound i - 1 */
+		if (i > 0 && loop_turn_bounds_us[i - 1] >= 2500)
+			slow += turns.bucket[i];
+	}
+	assert_int_equal(r.n, 2);
+	assert_int_equal(slow, 2);
+	assert_true(total >= 2);
+	assert_true(turns.max_ns >= 3000000);
+	assert_true(turns.sum_ns >= 6000000);
+	for (i = 1; i < LOOP_TURN_BUCKETS - 1; i++)
+		assert_true(loop_turn_bounds_us[i] > loop_turn_bounds_us[i - 1]);
+	loop_free(r.l);
+}
+
 int
 main(void)
 {
@@ -192,6 +242,7 @@ main(void)
 		cmocka_unit_test(test_loop_timer_cancel_and_rearm),
 		cmocka_unit_test(test_loop_many_timers_heap),
 		cmocka_unit_test(test_loop_fd_dispatch),
+		cmocka_unit_test(test_loop_turns_counted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
