@@ -108,7 +108,7 @@ accept_pause(struct worker *w, int err)
 	if (w->accept_paused)
 		return;
 	w->accept_paused = true;
-	log_warn("accept_paused", "err=%s conns=%zu", strerror(err),
+	log_warn_limited("accept_paused", "err=%s conns=%zu", strerror(err),
 	    w->nconns);
 	if (w->lis_https.fd >= 0)
 		(void)loop_io_mod(w->loop, &w->lis_https, 0);
@@ -198,7 +198,7 @@ conn_accept(struct worker *w, int lfd, enum listen_role role)
 		/* TCP options: inherited from the listener (see
 		 * conn_tune_listeners), no setsockopt per accept. */
 		if ((c = conn_new(w, fd, role, tls)) == NULL) {
-			log_warn("conn_alloc_failed", "err=%s",
+			log_warn_limited("conn_alloc_failed", "err=%s",
 			    strerror(ENOMEM));
 			close(fd);
 			continue;
