@@ -63,7 +63,8 @@ void	log_set_clock(log_clock_fn fn);
 		log_msg_limited(&log_ll_, prio, ev, __VA_ARGS__);	\
 	} while (0)
 #define log_err_limited(ev, ...)	log_limited(LOG_ERR, ev, __VA_ARGS__)
-#define log_warn_limited(ev, ...)	log_limited(LOG_WARNING, ev, __VA_ARGS__)
+#define log_warn_limited(ev, ...)					\
+	log_limited(LOG_WARNING, ev, __VA_ARGS__)
 
 #define log_err(ev, ...)	log_msg(LOG_ERR, ev, __VA_ARGS__)
 #define log_warn(ev, ...)	log_msg(LOG_WARNING, ev, __VA_ARGS__)
