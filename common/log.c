@@ -4,6 +4,7 @@
  * stderr once the daemon is running.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 static char	log_tag[32] = "derpd";
 static int	log_level = LOG_INFO;
 static int	log_journal = -1;
+static log_clock_fn	log_clock;	/* NULL: CLOCK_MONOTONIC */
 
 static const char *const log_names[] = {
 	"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
@@ -55,17 +57,16 @@ log_level_parse(const char *s)
 	return -1;
 }
 
-void
-log_msg(int prio, const char *event, const char *fmt, ...)
+/* Format and write one line; suppressed > 0 appends "suppressed=K". */
+static void
+log_vmsg(int prio, const char *event, uint64_t suppressed, const char *fmt,
+    va_list ap)
 {
 	char		 line[1024];
-	int		 n, m, saved = errno;
-	va_list		 ap;
+	int		 n, m;
 	struct timespec	 ts;
 	struct tm	 tm;
 
-	if (prio > log_level)
-		return;
 	if (prio < 0 || prio > LOG_DEBUG)
 		prio = LOG_ERR;
 	if (log_journal == -1)
@@ -84,9 +85,7 @@ log_msg(int prio, const char *event, const char *fmt, ...)
 	}
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = sizeof(line) - 2;
-	va_start(ap, fmt);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
 	if (m < 0)
 		m = 0;
 	n += m;
@@ -94,10 +93,88 @@ log_msg(int prio, const char *event, const char *fmt, ...)
 		n = sizeof(line) - 2;
 	while (n > 0 && line[n - 1] == ' ')
 		n--;
+	if (suppressed > 0 && (size_t)n < sizeof(line) - 2) {
+		m = snprintf(line + n, sizeof(line) - (size_t)n - 1,
+		    " suppressed=%" PRIu64, suppressed);
+		if (m > 0)
+			n += m;
+		if ((size_t)n > sizeof(line) - 2)
+			n = sizeof(line) - 2;
+	}
 	line[n++] = '\n';
 	/* One write per line so concurrent processes never interleave. */
 	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
 		/* nowhere left to report it */
 	}
+}
+
+void
+log_msg(int prio, const char *event, const char *fmt, ...)
+{
+	int		 saved = errno;
+	va_list		 ap;
+
+	if (prio > log_level)
+		return;
+	va_start(ap, fmt);
+	log_vmsg(prio, event, 0, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+bool
+log_limit_allow(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed)
+{
+	/* A window opens at the first line after the previous one ended
+	 * (or at a clock that went back); burst lines per window. */
+	if (!l->started || now_ms < l->window ||
+	    now_ms - l->window >= l->interval_ms) {
+		l->started = true;
+		l->window = now_ms;
+		l->used = 0;
+	}
+	if (l->used >= l->burst) {
+		l->suppressed++;
+		return false;
+	}
+	l->used++;
+	*suppressed = l->suppressed;
+	l->suppressed = 0;
+	return true;
+}
+
+static uint64_t
+monotonic_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+log_set_clock(log_clock_fn fn)
+{
+	log_clock = fn;
+}
+
+void
+log_msg_limited(struct log_limit *l, int prio, const char *event,
+    const char *fmt, ...)
+{
+	int		 saved = errno;
+	uint64_t	 sup;
+	va_list		 ap;
+
+	if (prio > log_level)
+		return;
+	if (!log_limit_allow(l, log_clock != NULL ? log_clock() :
+	    monotonic_ms(), &sup)) {
+		errno = saved;
+		return;
+	}
+	va_start(ap, fmt);
+	log_vmsg(prio, event, sup, fmt, ap);
+	va_end(ap);
 	errno = saved;
 }

@@ -143,7 +143,8 @@ link_fail(struct mesh_link *lk, const char *why)
 	uint64_t	delay;
 
 	if (lk->st == L_UP || lk->st == L_WAIT_INFO)
-		log_warn("mesh_link_down", "peer=%s reason=%s", lk->host, why);
+		log_warn_limited("mesh_link_down", "peer=%s reason=%s",
+		    lk->host, why);
 	else
 		log_info("mesh_link_failed", "peer=%s reason=%s", lk->host,
 		    why);

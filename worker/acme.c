@@ -97,15 +97,16 @@ acme_challenge(const char *webroot, const char *path, char *body,
 		return 400;
 	if ((fd = open_token(webroot, tok)) < 0) {
 		if (fd != -ENOENT && fd != -ENOTDIR)
-			log_warn("acme_challenge_unreadable", "token=%s err=%s",
-			    tok, fd == -ELOOP ? "symlink refused" :
+			log_warn_limited("acme_challenge_unreadable",
+			    "token=%s err=%s", tok, fd == -ELOOP ? "symlink refused" :
 			    strerror(-fd));
 		return 404;
 	}
 	rc = read_bounded(fd, body, cap, blen);
 	close(fd);
 	if (rc < 0) {
-		log_warn("acme_challenge_unreadable", "token=%s err=%s", tok,
+		log_warn_limited("acme_challenge_unreadable",
+		    "token=%s err=%s", tok,
 		    rc == -EINVAL ? "not a regular file" :
 		    rc == -EFBIG ? "file too large" : strerror(-rc));
 		return 404;

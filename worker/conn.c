@@ -108,7 +108,7 @@ accept_pause(struct worker *w, int err)
 	if (w->accept_paused)
 		return;
 	w->accept_paused = true;
-	log_warn("accept_paused", "err=%s conns=%zu", strerror(err),
+	log_warn_limited("accept_paused", "err=%s conns=%zu", strerror(err),
 	    w->nconns);
 	if (w->lis_https.fd >= 0)
 		(void)loop_io_mod(w->loop, &w->lis_https, 0);
@@ -198,7 +198,7 @@ conn_accept(struct worker *w, int lfd, enum listen_role role)
 		/* TCP options: inherited from the listener (see
 		 * conn_tune_listeners), no setsockopt per accept. */
 		if ((c = conn_new(w, fd, role, tls)) == NULL) {
-			log_warn("conn_alloc_failed", "err=%s",
+			log_warn_limited("conn_alloc_failed", "err=%s",
 			    strerror(ENOMEM));
 			close(fd);
 			continue;
@@ -277,9 +277,8 @@ bbuf_free(struct bbuf *b)
 
 /* ---- I/O ---- */
 
-/* The socket, below any WebSocket framing. */
-ssize_t
-conn_sock_read(struct conn *c, uint8_t *p, size_t n)
+static ssize_t
+sock_read(struct conn *c, uint8_t *p, size_t n)
 {
 	ssize_t		r;
 	int		e;
@@ -315,13 +314,12 @@ conn_sock_read(struct conn *c, uint8_t *p, size_t n)
 	return -EPROTO;
 }
 
-ssize_t
-conn_sock_write(struct conn *c, const uint8_t *p, size_t n)
+static ssize_t
+sock_write(struct conn *c, const uint8_t *p, size_t n)
 {
 	ssize_t	r;
 	int	e;
 
-	c->want_write_on_read = false;
 	if (c->rec != NULL)
 		return tlsrec_write(c->rec, c->fd, p, n);
 	if (c->ssl == NULL) {
@@ -342,6 +340,30 @@ conn_sock_write(struct conn *c, const uint8_t *p, size_t n)
 		return -EAGAIN;
 	}
 	return -EPIPE;
+}
+
+/* The socket, below any WebSocket framing.  EOF, a reset or any other
+ * failure means no close_notify at close (tls_close_notify): the peer
+ * is gone, or TLS already failed (with its own alert). */
+ssize_t
+conn_sock_read(struct conn *c, uint8_t *p, size_t n)
+{
+	ssize_t	r = sock_read(c, p, n);
+
+	if (r == 0 || (r < 0 && r != -EAGAIN))
+		c->peer_gone = true;
+	return r;
+}
+
+ssize_t
+conn_sock_write(struct conn *c, const uint8_t *p, size_t n)
+{
+	ssize_t	r;
+
+	c->want_write_on_read = false;
+	if ((r = sock_write(c, p, n)) < 0 && r != -EAGAIN)
+		c->peer_gone = true;
+	return r;
 }
 
 /*
@@ -691,6 +713,7 @@ conn_close(struct conn *c, const char *reason)
 	traffic_conn_closed(c);
 	if (c->ws != NULL)
 		ws_close(c);	/* close frame, best effort */
+	tls_close_notify(c);	/* after it: TLS ends last */
 	c->close_next = w->close_list;
 	w->close_list = c;
 }

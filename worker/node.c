@@ -241,8 +241,8 @@ node_ring_drain(struct worker *w, struct ring_ref r, int sib)
 		if ((rc = ring_peek(r, &type, &d, &len)) == -EAGAIN)
 			return false;
 		if (rc < 0) {
-			w->m->ring_resets++;
-			log_err("ring_corrupt", "from=%d resets=%" PRIu64, sib,
+			w->m->ring_resets++;	/* every one, logged or not */
+			log_err_limited("ring_corrupt", "from=%d resets=%" PRIu64, sib,
 			    w->m->ring_resets);
 			ring_reset(r);
 			return false;

@@ -273,6 +273,24 @@ tls_offload(struct conn *c)
 }
 
 void
+tls_close_notify(struct conn *c)
+{
+	if (c->state == ST_TLS || c->peer_gone)
+		return;
+	if (c->rec != NULL) {
+		/* Best effort: the socket closes next either way. */
+		(void)tlsrec_close_notify(c->rec, c->fd);
+		return;
+	}
+	if (c->ssl == NULL)
+		return;
+	/* Sends ours, never waits for the peer's (0 or WANT_WRITE). */
+	ERR_clear_error();
+	(void)SSL_shutdown(c->ssl);
+	ERR_clear_error();
+}
+
+void
 tls_conn_end(struct conn *c)
 {
 	secrets_free(c);

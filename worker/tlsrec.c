@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
@@ -24,6 +25,8 @@
 #define HS_KEY_UPDATE	24
 
 /* Alerts (RFC 8446 6). */
+#define AL_WARNING		1	/* AlertLevel */
+#define AL_FATAL		2
 #define AD_NONE			(-1)
 #define AD_UNEXPECTED_MESSAGE	10
 #define AD_BAD_RECORD_MAC	20
@@ -87,6 +90,7 @@ struct tlsrec {
 	bool		 ku_send;	/* our KeyUpdate before the next one */
 	bool		 ku_req;	/* ... with update_requested */
 	bool		 eof;
+	bool		 closed;	/* our close_notify went out */
 	int		 err;		/* sticky, negative */
 	int		 alert;		/* to send with err, or AD_NONE */
 	uint64_t	 key_updates;
@@ -421,7 +425,7 @@ static void
 send_alert(struct tlsrec *t, int fd, int desc)
 {
 	uint8_t	rec[TLSREC_HDR + 3 + TLSREC_TAG];
-	uint8_t	body[2] = { 2, (uint8_t)desc };
+	uint8_t	body[2] = { AL_FATAL, (uint8_t)desc };
 	ssize_t	n;
 
 	if (desc == AD_NONE || t->th_len > 0)
@@ -776,6 +780,8 @@ tlsrec_write(struct tlsrec *t, int fd, const uint8_t *p, size_t n)
 
 	if (t->err != 0)
 		return t->err;
+	if (t->closed)
+		return -EPIPE;
 	if (t->th_len > 0) {
 		done = t->th_pt;	/* tx_push forgets it */
 		if ((rc = tx_push(t, fd)) < 0)
@@ -816,6 +822,44 @@ tlsrec_write(struct tlsrec *t, int fd, const uint8_t *p, size_t n)
 	t->th_off = 0;
 	t->th_len = len - (size_t)r;
 	t->th_pt = chunk;
+	return -EAGAIN;
+}
+
+int
+tlsrec_close_notify(struct tlsrec *t, int fd)
+{
+	uint8_t	rec[TLSREC_HDR + 3 + TLSREC_TAG];
+	uint8_t	body[2] = { AL_WARNING, TLSREC_CLOSE_NOTIFY };
+	ssize_t	n, r;
+	int	rc;
+
+	if (t->err != 0)
+		return t->err;
+	if (t->closed)	/* the rest of our alert, if any is held */
+		return t->th_len > 0 ? tx_push(t, fd) : -EPIPE;
+	if (t->th_len > 0 && (rc = tx_push(t, fd)) < 0)
+		return rc;	/* inside a record: nothing may follow */
+	if ((n = tlsrec_seal(t, TLSREC_ALERT, body, sizeof(body), 0, rec,
+	    sizeof(rec))) < 0)
+		return fail(t, AD_NONE, (int)n);
+	t->closed = true;
+	r = send(fd, rec, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (r < 0 && errno == ENOTSOCK)
+		r = write(fd, rec, (size_t)n);
+	if (r < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return fail(t, AD_NONE, -errno);
+		r = 0;
+	}
+	if (r == n)
+		return 0;
+	/* Sealed once: what the socket did not take waits for a retry. */
+	if ((t->th = malloc((size_t)(n - r))) == NULL)
+		return fail(t, AD_NONE, -ENOMEM);
+	memcpy(t->th, rec + r, (size_t)(n - r));
+	t->th_off = 0;
+	t->th_len = (size_t)(n - r);
+	t->th_pt = 0;
 	return -EAGAIN;
 }
 

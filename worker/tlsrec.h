@@ -95,6 +95,19 @@ ssize_t		 tlsrec_seal(struct tlsrec *t, uint8_t type,
 		    const void *p, size_t n, size_t pad, uint8_t *out,
 		    size_t cap);
 
+/*
+ * End our side (RFC 8446 6.1): seal alert(warning, close_notify) once
+ * and write it to fd, non-blocking, never waiting for the peer's.  Not
+ * after an error of this state (a fatal alert may have gone instead),
+ * nor while a record the socket took only part of is still held (that
+ * is pushed first, if the socket takes it now).  Writes fail with
+ * -EPIPE after it.  0 when the alert is out, -EAGAIN when the socket
+ * did not take all of it (held: a later call pushes the rest, as
+ * tlsrec_write would), -EPIPE once it is out, else the error.  derpd
+ * calls it once as it closes (best effort).
+ */
+int		 tlsrec_close_notify(struct tlsrec *t, int fd);
+
 /* Start a KeyUpdate of our own before the next record (update_requested
  * asks the peer to update too). */
 void		 tlsrec_key_update(struct tlsrec *t, bool update_requested);

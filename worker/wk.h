@@ -161,6 +161,8 @@ struct conn {
 	 * secrets captured during the handshake until then. */
 	struct tlsrec	*rec;
 	struct tls_secrets *rec_keys;
+	bool		 peer_gone;	/* EOF, reset or an I/O error seen:
+					 * no close_notify at close */
 };
 
 struct worker {
@@ -437,6 +439,9 @@ void	http_respond_debug(struct conn *c, int status, const char *reason,
  * then freed and NULL, c->rec set) when TLS 1.3 allows it. */
 void	tls_offload(struct conn *c);
 void	tls_conn_end(struct conn *c);	/* conn_free: drop rec state */
+/* conn_close: close_notify (RFC 8446 6.1) on a connection past its
+ * handshake whose peer is not gone; one non-blocking attempt. */
+void	tls_close_notify(struct conn *c);
 SSL_CTX	*tls_ctx_new(const struct config *cfg, const uint8_t pub[32],
 	    char *err, size_t errlen);
 /* The leaf's notAfter (Unix time), 0 if unknown. */

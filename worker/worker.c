@@ -237,7 +237,7 @@ static void
 on_link_present(void *arg, int idx, const uint8_t key[DERP_KEY_LEN])
 {
 	if (registry_fwd_add(arg, key, idx) < 0)
-		log_warn("forwarder_add_failed", "err=%s", strerror(ENOMEM));
+		log_warn_limited("forwarder_add_failed", "err=%s", strerror(ENOMEM));
 }
 
 static void

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -27,6 +28,9 @@
 
 #include "derp/key.h"
 #include "harness.h"
+
+static void	registry_add(struct node *n);
+static void	registry_del(const struct node *n);
 
 uint64_t
 now_ms(void)
@@ -202,6 +206,7 @@ node_start_in(struct node *n, bool tls, const char *extra)
 	const char	*bin = getenv("DERPD_BIN");
 	uint64_t	 deadline;
 	int		 fd, attempt;
+	pid_t		 parent;
 
 	n->tls = tls;
 	if (tls && n->cert[0] == '\0')
@@ -216,7 +221,15 @@ node_start_in(struct node *n, bool tls, const char *extra)
 		write_conf(n, extra);
 		/* A restart must not find the previous run's readiness. */
 		(void)unlink(n->log);
+		registry_add(n);
+		parent = getpid();
 		if ((n->pid = fork()) == 0) {
+			/* Its own group, for harness_stop_since to signal
+			 * the workers too; and it dies with the test. */
+			(void)setpgid(0, 0);
+			(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(127);
 			fd = open(n->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 			dup2(fd, 2);
 			dup2(fd, 1);
@@ -224,6 +237,7 @@ node_start_in(struct node *n, bool tls, const char *extra)
 			_exit(127);
 		}
 		assert_true(n->pid > 0);
+		(void)setpgid(n->pid, n->pid);	/* either side may win */
 		deadline = now_ms() + (uint64_t)time_scaled(10000);
 		if (n->launcher != NULL)
 			trigger(n, deadline);
@@ -356,6 +370,10 @@ node_free(struct node *n)
 		kill(n->pid, SIGKILL);
 		waitpid(n->pid, NULL, 0);
 	}
+	/* Workers orphaned by a killed supervisor came to us. */
+	while (n->pid > 0 && waitpid(-n->pid, NULL, WNOHANG) > 0)
+		;
+	registry_del(n);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", n->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", n->dir);
@@ -826,4 +844,171 @@ node_ws_client(const struct node *n)
 	if ((c = client_connect(&o, &err)) == NULL)
 		fail_msg("websocket client_connect: %s", strerror(-err));
 	return c;
+}
+
+/* ---- nodes outlive no test ---- */
+
+#define REGISTRY_MAX	128
+
+static struct {
+	struct node	*n;
+	unsigned long	 seq;	/* when first started, see harness_mark */
+} registry[REGISTRY_MAX];
+static unsigned long	 registry_seq;
+static pid_t		 registry_owner;	/* atexit runs in forks too */
+
+static void
+at_exit(void)
+{
+	if (getpid() == registry_owner)
+		(void)harness_stop_since(0);
+}
+
+static void
+registry_add(struct node *n)
+{
+	int	i, free_slot = -1;
+
+	if (registry_owner == 0) {
+		registry_owner = getpid();
+		/* Workers orphaned by a killed supervisor are reparented
+		 * to us, so that they too are reaped here. */
+		(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+		assert_int_equal(atexit(at_exit), 0);
+	}
+	for (i = 0; i < REGISTRY_MAX; i++) {
+		if (registry[i].n == n)
+			return;		/* a restart keeps its first mark */
+		if (registry[i].n == NULL && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0)
+		fail_msg("more than %d nodes at once", REGISTRY_MAX);
+	registry[free_slot].n = n;
+	registry[free_slot].seq = ++registry_seq;
+}
+
+static void
+registry_del(const struct node *n)
+{
+	int	i;
+
+	for (i = 0; i < REGISTRY_MAX; i++)
+		if (registry[i].n == n)
+			registry[i].n = NULL;
+}
+
+/* Anyone left in process group pg?  Reaps what is ours first: the
+ * supervisor, and (as subreaper) its orphaned workers. */
+static bool
+group_alive(pid_t pg)
+{
+	while (waitpid(-pg, NULL, WNOHANG) > 0)
+		;
+	return kill(-pg, 0) == 0 || errno != ESRCH;
+}
+
+static void
+node_kill(struct node *n)
+{
+	static const int	sigs[] = { SIGTERM, SIGKILL };
+	uint64_t		deadline;
+	size_t			i;
+
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		if (!group_alive(n->pid))
+			break;
+		(void)kill(-n->pid, sigs[i]);
+		deadline = now_ms() + (uint64_t)time_scaled(5000);
+		while (group_alive(n->pid) && now_ms() < deadline)
+			pause_ms(5);
+	}
+	if (group_alive(n->pid))
+		print_message("harness: node pid=%d survived SIGKILL\n",
+		    (int)n->pid);
+	n->stopped = true;
+}
+
+unsigned long
+harness_mark(void)
+{
+	return registry_seq;
+}
+
+int
+harness_stop_since(unsigned long mark)
+{
+	int	i, k = 0;
+
+	for (i = 0; i < REGISTRY_MAX; i++) {
+		if (registry[i].n == NULL || registry[i].seq <= mark ||
+		    registry[i].n->stopped || registry[i].n->pid <= 0)
+			continue;
+		print_message("harness: stopping node pid=%d left running "
+		    "(log %s)\n", (int)registry[i].n->pid,
+		    registry[i].n->log);
+		node_kill(registry[i].n);
+		k++;
+	}
+	return k;
+}
+
+/* The group harness_run_group runs: cmocka calls the fixtures of its
+ * tests in order and one at a time, and every test gets wrap_setup, so
+ * the current test is known there; a setup that fails an assertion
+ * skips its test and teardown, so the next wrap_setup (or the end of
+ * the group) also stops what the previous test left. */
+static const struct CMUnitTest	*group;
+static size_t			 group_next, group_cur;
+static unsigned long		 test_mark;
+
+static int
+wrap_setup(void **state)
+{
+	if (group_next > 0)	/* not the group setup's nodes */
+		(void)harness_stop_since(test_mark);
+	group_cur = group_next++;
+	test_mark = harness_mark();
+	if (group[group_cur].setup_func == NULL)
+		return 0;
+	return group[group_cur].setup_func(state);
+}
+
+static int
+wrap_teardown(void **state)
+{
+	int	rc = 0;
+
+	if (group[group_cur].teardown_func != NULL)
+		rc = group[group_cur].teardown_func(state);
+	(void)harness_stop_since(test_mark);
+	return rc;
+}
+
+int
+harness_run_group(const char *name, const struct CMUnitTest *tests,
+    size_t n, CMFixtureFunction setup, CMFixtureFunction teardown)
+{
+	struct CMUnitTest	*w = calloc(n, sizeof(*w));
+	unsigned long		 start = harness_mark();
+	size_t			 i;
+	int			 rc;
+
+	if (w == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		w[i] = tests[i];
+		w[i].setup_func = wrap_setup;
+		w[i].teardown_func = wrap_teardown;
+	}
+	group = tests;
+	group_next = 0;
+	test_mark = start;
+	rc = _cmocka_run_group_tests(name, w, n, setup, teardown);
+	/* The last test's, then the group setup's. */
+	(void)harness_stop_since(test_mark);
+	(void)harness_stop_since(start);
+	group = NULL;
+	free(w);
+	return rc;
 }

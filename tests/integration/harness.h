@@ -6,9 +6,14 @@
 #ifndef TESTS_INTEGRATION_HARNESS_H
 #define TESTS_INTEGRATION_HARNESS_H
 
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <cmocka.h>
 
 #include "mesh/client.h"
 
@@ -135,5 +140,30 @@ void		 node_region_start(struct node **nodes, int nn, int workers,
 /* Raise RLIMIT_NOFILE (root may raise the hard limit) to at least
  * want; false when it cannot. */
 bool		 raise_nofile(long want);
+
+/* ---- nodes outlive no test ----
+ * Every node node_start_in starts is registered until node_free, runs in
+ * its own process group and dies with the test process (PR_SET_PDEATHSIG,
+ * SIGKILL; its workers follow the supervisor).  A test that ends any
+ * other way than through node_stop (a failed assertion longjmps out of
+ * it) has its nodes stopped by a teardown that cmocka_run_group_tests
+ * (redefined below) gives every test: SIGTERM to the group, SIGKILL after
+ * a bound, every member reaped.  Nodes a group setup started are stopped
+ * when the group ends, and any left at exit by an atexit handler. */
+
+/* Stop (as above, without node_stop's clean-exit checks) every
+ * registered node still running that was started since mark (a value of
+ * harness_mark()); returns how many were. */
+int		 harness_stop_since(unsigned long mark);
+unsigned long	 harness_mark(void);
+
+int		 harness_run_group(const char *name,
+		    const struct CMUnitTest *tests, size_t n,
+		    CMFixtureFunction setup, CMFixtureFunction teardown);
+
+#undef cmocka_run_group_tests
+#define cmocka_run_group_tests(t, setup, teardown) \
+	harness_run_group(#t, (t), sizeof(t) / sizeof((t)[0]), (setup), \
+	    (teardown))
 
 #endif

@@ -478,6 +478,154 @@ test_tlsrec_openssl_bad_mac_alert(void **state)
 	ossl_end(&o);
 }
 
+/* Our close_notify is RFC 8448's server alert record, byte for byte
+ * (after its data record, seq 2), and opens with the client's keys (the
+ * mirror state) to close_notify: EOF on a socket still open. */
+static void
+test_tlsrec_close_notify_sealed(void **state)
+{
+	struct fx		*f = *state;
+	struct tlsrec_keys	 k, m;
+	struct tlsrec		*t, *peer;
+	uint8_t			 rec[64], want[64], buf[16];
+	size_t			 n;
+
+	memset(&k, 0, sizeof(k));
+	k.suite = TLSREC_AES_128_GCM_SHA256;
+	k.secret_len = unhex_s(RFC_C_AP, k.rx_secret, sizeof(k.rx_secret));
+	assert_int_equal(unhex_s(RFC_S_AP, k.tx_secret, 48), 32);
+	k.tx_seq = 2;
+	m = k;
+	memcpy(m.rx_secret, k.tx_secret, sizeof(m.rx_secret));
+	memcpy(m.tx_secret, k.rx_secret, sizeof(m.tx_secret));
+	m.rx_seq = 2;
+	m.tx_seq = 0;
+	assert_non_null(t = tlsrec_new(f->pool, &k));
+	assert_non_null(peer = tlsrec_new(f->pool, &m));
+	assert_int_equal(tlsrec_close_notify(t, f->sv[0]), 0);
+	n = unhex_s(RFC_S_ALERT, want, sizeof(want));
+	assert_int_equal(read(f->sv[1], rec, sizeof(rec)), (ssize_t)n);
+	assert_memory_equal(rec, want, n);
+	/* Once: nothing more is written, and no data after it. */
+	assert_int_equal(tlsrec_close_notify(t, f->sv[0]), -EPIPE);
+	assert_int_equal(tlsrec_write(t, f->sv[0], (const uint8_t *)"x", 1),
+	    -EPIPE);
+	assert_int_equal(read(f->sv[1], buf, sizeof(buf)), -1);
+	assert_int_equal(errno, EAGAIN);
+	put(f->sv[0], rec, n);	/* to the peer's end */
+	assert_int_equal(tlsrec_read(peer, f->sv[1], buf, sizeof(buf)), 0);
+	assert_int_equal(tlsrec_read(peer, f->sv[1], buf, sizeof(buf)), 0);
+	tlsrec_free(peer);
+	tlsrec_free(t);
+}
+
+static int	seen_level = -1, seen_desc = -1;
+
+static void
+alert_seen(int write_p, int version, int content_type, const void *buf,
+    size_t len, SSL *ssl, void *arg)
+{
+	const uint8_t	*b = buf;
+
+	(void)version;
+	(void)ssl;
+	(void)arg;
+	if (!write_p && content_type == SSL3_RT_ALERT && len == 2) {
+		seen_level = b[0];
+		seen_desc = b[1];
+	}
+}
+
+/* An OpenSSL client reads it as a clean close: alert(warning,
+ * close_notify), SSL_ERROR_ZERO_RETURN. */
+static void
+test_tlsrec_openssl_sees_close_notify(void **state)
+{
+	struct fx	*f = *state;
+	struct ossl	 o;
+	struct tlsrec	*t = ossl_start(f, &o, "TLS_CHACHA20_POLY1305_SHA256",
+			    TLS1_3_VERSION);
+	uint8_t		 b[16];
+	int		 r;
+
+	s2c(&o, t, f->sv[0], 100);
+	SSL_set_msg_callback(o.c, alert_seen);
+	assert_int_equal(tlsrec_close_notify(t, f->sv[0]), 0);
+	r = SSL_read(o.c, b, sizeof(b));
+	assert_int_equal(SSL_get_error(o.c, r), SSL_ERROR_ZERO_RETURN);
+	assert_int_equal(seen_level, 1);
+	assert_int_equal(seen_desc, 0);
+	tlsrec_free(t);
+	ossl_end(&o);
+}
+
+/* Not after a fatal alert of ours, and not inside a record the socket
+ * took only part of unless the rest goes first. */
+static void
+test_tlsrec_close_notify_not_after_error(void **state)
+{
+	struct fx	*f = *state;
+	struct tlsrec	*a, *b;
+	uint8_t		 rec[64], buf[64];
+	ssize_t		 n;
+
+	pair(f, TLSREC_AES_128_GCM_SHA256, &a, &b);
+	n = tlsrec_seal(b, TLSREC_APPDATA, "hello", 5, 0, rec, sizeof(rec));
+	rec[n - 1] ^= 1;
+	put(f->sv[1], rec, (size_t)n);
+	assert_int_equal(tlsrec_read(a, f->sv[0], buf, sizeof(buf)),
+	    -EBADMSG);
+	/* The bad_record_mac alert alone reached the peer. */
+	assert_int_equal(read(f->sv[1], buf, sizeof(buf)), 5 + 3 + 16);
+	assert_int_equal(tlsrec_close_notify(a, f->sv[0]), -EBADMSG);
+	assert_int_equal(read(f->sv[1], buf, sizeof(buf)), -1);
+	assert_int_equal(errno, EAGAIN);
+	tlsrec_free(a);
+	tlsrec_free(b);
+}
+
+/* A record the socket took only part of: close_notify waits behind it
+ * (-EAGAIN, nothing else written) and goes right after it once the
+ * socket takes the rest; the peer reads all the data, then EOF. */
+static void
+test_tlsrec_close_notify_after_partial_record(void **state)
+{
+	struct fx	*f = *state;
+	struct tlsrec	*a, *b;
+	uint8_t		 src[16000], *dst;
+	size_t		 sent = 0, got = 0, rx, tx, cap = 1 << 20;
+	ssize_t		 r;
+	int		 sz = 4096;
+
+	pair(f, TLSREC_AES_128_GCM_SHA256, &a, &b);
+	assert_int_equal(setsockopt(f->sv[0], SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz)), 0);
+	memset(src, 0x5a, sizeof(src));
+	while ((r = tlsrec_write(a, f->sv[0], src, sizeof(src))) != -EAGAIN) {
+		assert_int_equal(r, (ssize_t)sizeof(src));
+		sent += sizeof(src);
+	}
+	tlsrec_held(a, &rx, &tx);
+	assert_true(tx > 0);
+	assert_int_equal(tlsrec_close_notify(a, f->sv[0]), -EAGAIN);
+	assert_non_null(dst = malloc(cap));
+	do {
+		while ((r = tlsrec_read(b, f->sv[1], dst, cap)) > 0)
+			got += (size_t)r;
+		assert_int_equal(r, -EAGAIN);
+		r = tlsrec_close_notify(a, f->sv[0]);
+	} while (r == -EAGAIN);
+	assert_int_equal(r, 0);
+	/* The partial record's plaintext, then close_notify. */
+	while ((r = tlsrec_read(b, f->sv[1], dst, cap)) > 0)
+		got += (size_t)r;
+	assert_int_equal(r, 0);
+	assert_int_equal(got, sent + sizeof(src));
+	free(dst);
+	tlsrec_free(a);
+	tlsrec_free(b);
+}
+
 /* TLS 1.2 is not ours: no traffic secrets are logged. */
 static void
 test_tlsrec_openssl_tls12_no_secrets(void **state)
@@ -953,6 +1101,10 @@ main(void)
 		T(test_tlsrec_openssl_key_update_not_requested),
 		T(test_tlsrec_openssl_close_notify),
 		T(test_tlsrec_openssl_bad_mac_alert),
+		T(test_tlsrec_close_notify_sealed),
+		T(test_tlsrec_openssl_sees_close_notify),
+		T(test_tlsrec_close_notify_not_after_error),
+		T(test_tlsrec_close_notify_after_partial_record),
 		T(test_tlsrec_openssl_tls12_no_secrets),
 		T(test_tlsrec_padding_and_empty),
 		T(test_tlsrec_split_every_byte),
