@@ -22,6 +22,9 @@
 #define KEY_MAX		32
 #define KU_LEN		5	/* KeyUpdate: type, 3-byte length, 1 byte */
 #define HS_KEY_UPDATE	24
+/* KeyUpdates a peer may send with no application data between (each
+ * costs three HKDF expansions and a re-key); BoringSSL allows 32. */
+#define KU_RUN_MAX	32
 
 /* Alerts (RFC 8446 6). */
 #define AD_NONE			(-1)
@@ -90,6 +93,7 @@ struct tlsrec {
 	int		 err;		/* sticky, negative */
 	int		 alert;		/* to send with err, or AD_NONE */
 	uint64_t	 key_updates;
+	unsigned	 ku_run;	/* KeyUpdates since application data */
 };
 
 /* ---- keys ---- */
@@ -320,6 +324,8 @@ rec_handshake(struct tlsrec *t, const uint8_t *q, size_t m)
 			return fail(t, AD_UNEXPECTED_MESSAGE, -EPROTO);
 		if (t->hs[4] > 1)
 			return fail(t, AD_ILLEGAL_PARAMETER, -EPROTO);
+		if (++t->ku_run > KU_RUN_MAX)
+			return fail(t, AD_UNEXPECTED_MESSAGE, -EPROTO);
 		if ((rc = dir_update(t, &t->rx)) < 0)
 			return fail(t, AD_NONE, rc);
 		t->key_updates++;
@@ -340,6 +346,8 @@ rec_handle(struct tlsrec *t, uint8_t type, const uint8_t *q, size_t m)
 		return fail(t, AD_UNEXPECTED_MESSAGE, -EPROTO);
 	switch (type) {
 	case TLSREC_APPDATA:
+		if (m > 0)
+			t->ku_run = 0;
 		return (ssize_t)m;
 	case TLSREC_ALERT:
 		if (m != 2)

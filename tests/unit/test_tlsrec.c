@@ -940,6 +940,44 @@ test_tlsrec_bad_keys(void **state)
 	assert_int_equal(errno, EINVAL);
 }
 
+/* Each KeyUpdate costs three HKDF expansions and a re-key: 32 in a row
+ * are taken, the 33rd with no application data since is
+ * unexpected_message (Go stops at 16, BoringSSL at 32); data resets the
+ * count. */
+static void
+test_tlsrec_key_update_flood(void **state)
+{
+	struct fx	*f = *state;
+	struct tlsrec	*a, *b;
+	uint8_t		 buf[64];
+	int		 round, i;
+
+	pair(f, TLSREC_AES_128_GCM_SHA256, &a, &b);
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 32; i++) {
+			tlsrec_key_update(b, false);
+			assert_int_equal(tlsrec_write(b, f->sv[1], NULL, 0), 0);
+		}
+		assert_int_equal(tlsrec_write(b, f->sv[1],
+		    (const uint8_t *)"x", 1), 1);
+		assert_int_equal(tlsrec_read(a, f->sv[0], buf, sizeof(buf)),
+		    1);
+	}
+	assert_int_equal(tlsrec_key_updates(a), 64);
+	for (i = 0; i < 33; i++) {
+		tlsrec_key_update(b, false);
+		assert_int_equal(tlsrec_write(b, f->sv[1], NULL, 0), 0);
+	}
+	assert_int_equal(tlsrec_read(a, f->sv[0], buf, sizeof(buf)),
+	    -EPROTO);
+	assert_int_equal(tlsrec_key_updates(a), 64 + 32);
+	/* The alert reaches the peer (b never changed the key it reads). */
+	assert_int_equal(tlsrec_read(b, f->sv[1], buf, sizeof(buf)),
+	    -ECONNRESET);
+	tlsrec_free(a);
+	tlsrec_free(b);
+}
+
 int
 main(void)
 {
@@ -964,6 +1002,7 @@ main(void)
 		T(test_tlsrec_sequence_limits),
 		T(test_tlsrec_partial_write),
 		T(test_tlsrec_bad_keys),
+		T(test_tlsrec_key_update_flood),
 #undef T
 	};
 
