@@ -978,6 +978,38 @@ test_tlsrec_key_update_flood(void **state)
 	tlsrec_free(b);
 }
 
+/* A reader with little room: what tlsrec reads beyond it, and so holds,
+ * stays within about two records however much the peer has sent. */
+static void
+test_tlsrec_small_reader_holds_little(void **state)
+{
+	struct fx	*f = *state;
+	struct tlsrec	*a, *b;
+	uint8_t		 pay[4000], buf[4000];
+	size_t		 i, got = 0, rx, tx;
+	ssize_t		 r;
+
+	pair(f, TLSREC_AES_128_GCM_SHA256, &a, &b);
+	for (i = 0; i < sizeof(pay); i++)
+		pay[i] = (uint8_t)(i * 5 + 1);
+	for (i = 0; i < 20; i++)
+		(void)seal_put(f, b, TLSREC_APPDATA, pay, sizeof(pay), 0);
+	for (i = 0; i < 20; i++) {
+		for (got = 0; got < sizeof(pay); got += (size_t)r) {
+			r = tlsrec_read(a, f->sv[0], buf + got, 100);
+			assert_true(r > 0 && r <= 100);
+			tlsrec_held(a, &rx, &tx);
+			assert_true(rx <= TLSREC_MAX_PT + TLSREC_MAX_REC);
+		}
+		assert_memory_equal(buf, pay, sizeof(pay));
+	}
+	assert_int_equal(tlsrec_read(a, f->sv[0], buf, 100), -EAGAIN);
+	tlsrec_held(a, &rx, &tx);
+	assert_int_equal(rx, 0);
+	tlsrec_free(a);
+	tlsrec_free(b);
+}
+
 int
 main(void)
 {
@@ -1003,6 +1035,7 @@ main(void)
 		T(test_tlsrec_partial_write),
 		T(test_tlsrec_bad_keys),
 		T(test_tlsrec_key_update_flood),
+		T(test_tlsrec_small_reader_holds_little),
 #undef T
 	};
 
