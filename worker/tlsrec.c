@@ -712,8 +712,8 @@ tlsrec_read(struct tlsrec *t, int fd, uint8_t *p, size_t n)
 			pos = 0;
 		}
 		/* No more than n and a record: what is held stays small. */
-		r = read(fd, w + len, (n < TLSREC_READ_MAX ? n + TLSREC_MAX_REC :
-		    SCRATCH_LEN) - len);
+		r = read(fd, w + len, (n < TLSREC_READ_MAX ?
+		    n + TLSREC_MAX_REC : SCRATCH_LEN) - len);
 		did_read = true;
 		if (r > 0) {
 			len += (size_t)r;
