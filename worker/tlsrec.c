@@ -569,6 +569,7 @@ rx_one(struct tlsrec *t, uint8_t *rec, size_t rl, uint8_t *p, size_t n,
 	} else if (r > 0) {
 		k = n - *out < (size_t)r ? n - *out : (size_t)r;
 		memcpy(p + *out, dst, k);
+		OPENSSL_cleanse(dst, k);	/* opened in place: wipe */
 		*out += k;
 		if (k < (size_t)r) {
 			if (t->rh != NULL && rec >= t->rh &&
