@@ -92,8 +92,8 @@ struct tlsrec {
 	bool		 eof;
 	int		 err;		/* sticky, negative */
 	int		 alert;		/* to send with err, or AD_NONE */
-	uint64_t	 key_updates;
 	unsigned	 ku_run;	/* KeyUpdates since application data */
+	uint64_t	 key_updates;
 };
 
 /* ---- keys ---- */
