@@ -206,7 +206,7 @@ tlsrec_seal(struct tlsrec *t, uint8_t type, const void *p, size_t n,
 	size_t		 inner = n + 1 + pad, clen = inner + TLSREC_TAG;
 	int		 outl;
 
-	if (inner > TLSREC_MAX_PT + 1 || pad > 255 ||
+	if (n > TLSREC_MAX_PT || inner > TLSREC_MAX_PT + 1 || pad > 255 ||
 	    cap < TLSREC_HDR + clen)
 		return -EMSGSIZE;
 	if (t->tx.seq == UINT64_MAX)

@@ -1010,6 +1010,27 @@ test_tlsrec_small_reader_holds_little(void **state)
 	tlsrec_free(b);
 }
 
+/* A length whose sum with the type byte and padding wraps is refused
+ * before any cipher call (tlsrec_seal is open to tests and fuzzing). */
+static void
+test_tlsrec_seal_length_wrap(void **state)
+{
+	struct fx	*f = *state;
+	struct tlsrec	*a, *b;
+	uint8_t		 rec[64];
+	uint64_t	 rxs, txs;
+
+	pair(f, TLSREC_AES_128_GCM_SHA256, &a, &b);
+	assert_int_equal(tlsrec_seal(a, TLSREC_APPDATA, rec, SIZE_MAX, 0, rec,
+	    sizeof(rec)), -EMSGSIZE);
+	assert_int_equal(tlsrec_seal(a, TLSREC_APPDATA, rec, SIZE_MAX - 9, 9,
+	    rec, sizeof(rec)), -EMSGSIZE);
+	tlsrec_seqs(a, &rxs, &txs);
+	assert_int_equal(txs, 0);
+	tlsrec_free(a);
+	tlsrec_free(b);
+}
+
 int
 main(void)
 {
@@ -1036,6 +1057,7 @@ main(void)
 		T(test_tlsrec_bad_keys),
 		T(test_tlsrec_key_update_flood),
 		T(test_tlsrec_small_reader_holds_little),
+		T(test_tlsrec_seal_length_wrap),
 #undef T
 	};
 
