@@ -230,6 +230,8 @@ offload_ok(struct conn *c)
 	    SSL_has_pending(c->ssl) == 0 &&
 	    SSL_get_num_tickets(c->ssl) == 0 &&
 	    SSL_get_early_data_status(c->ssl) != SSL_EARLY_DATA_ACCEPTED &&
+	    /* 0 for a socket BIO: what proves the last flight was flushed
+	     * is SSL_do_handshake() returning 1, so call this only then. */
 	    BIO_wpending(SSL_get_wbio(c->ssl)) == 0;
 }
 

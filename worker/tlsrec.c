@@ -23,6 +23,9 @@
 #define KEY_MAX		32
 #define KU_LEN		5	/* KeyUpdate: type, 3-byte length, 1 byte */
 #define HS_KEY_UPDATE	24
+/* KeyUpdates a peer may send with no application data between (each
+ * costs three HKDF expansions and a re-key); BoringSSL allows 32. */
+#define KU_RUN_MAX	32
 
 /* Alerts (RFC 8446 6). */
 #define AL_WARNING		1	/* AlertLevel */
@@ -93,6 +96,7 @@ struct tlsrec {
 	bool		 closed;	/* our close_notify went out */
 	int		 err;		/* sticky, negative */
 	int		 alert;		/* to send with err, or AD_NONE */
+	unsigned	 ku_run;	/* KeyUpdates since application data */
 	uint64_t	 key_updates;
 };
 
@@ -206,7 +210,7 @@ tlsrec_seal(struct tlsrec *t, uint8_t type, const void *p, size_t n,
 	size_t		 inner = n + 1 + pad, clen = inner + TLSREC_TAG;
 	int		 outl;
 
-	if (inner > TLSREC_MAX_PT + 1 || pad > 255 ||
+	if (n > TLSREC_MAX_PT || inner > TLSREC_MAX_PT + 1 || pad > 255 ||
 	    cap < TLSREC_HDR + clen)
 		return -EMSGSIZE;
 	if (t->tx.seq == UINT64_MAX)
@@ -324,6 +328,8 @@ rec_handshake(struct tlsrec *t, const uint8_t *q, size_t m)
 			return fail(t, AD_UNEXPECTED_MESSAGE, -EPROTO);
 		if (t->hs[4] > 1)
 			return fail(t, AD_ILLEGAL_PARAMETER, -EPROTO);
+		if (++t->ku_run > KU_RUN_MAX)
+			return fail(t, AD_UNEXPECTED_MESSAGE, -EPROTO);
 		if ((rc = dir_update(t, &t->rx)) < 0)
 			return fail(t, AD_NONE, rc);
 		t->key_updates++;
@@ -344,6 +350,8 @@ rec_handle(struct tlsrec *t, uint8_t type, const uint8_t *q, size_t m)
 		return fail(t, AD_UNEXPECTED_MESSAGE, -EPROTO);
 	switch (type) {
 	case TLSREC_APPDATA:
+		if (m > 0)
+			t->ku_run = 0;
 		return (ssize_t)m;
 	case TLSREC_ALERT:
 		if (m != 2)
@@ -565,6 +573,7 @@ rx_one(struct tlsrec *t, uint8_t *rec, size_t rl, uint8_t *p, size_t n,
 	} else if (r > 0) {
 		k = n - *out < (size_t)r ? n - *out : (size_t)r;
 		memcpy(p + *out, dst, k);
+		OPENSSL_cleanse(dst, k);	/* opened in place: wipe */
 		*out += k;
 		if (k < (size_t)r) {
 			if (t->rh != NULL && rec >= t->rh &&
@@ -707,7 +716,9 @@ tlsrec_read(struct tlsrec *t, int fd, uint8_t *p, size_t n)
 			len -= pos;
 			pos = 0;
 		}
-		r = read(fd, w + len, SCRATCH_LEN - len);
+		/* No more than n and a record: what is held stays small. */
+		r = read(fd, w + len, (n < TLSREC_READ_MAX ?
+		    n + TLSREC_MAX_REC : SCRATCH_LEN) - len);
 		did_read = true;
 		if (r > 0) {
 			len += (size_t)r;

@@ -1088,6 +1088,97 @@ test_tlsrec_bad_keys(void **state)
 	assert_int_equal(errno, EINVAL);
 }
 
+/* Each KeyUpdate costs three HKDF expansions and a re-key: 32 in a row
+ * are taken, the 33rd with no application data since is
+ * unexpected_message (Go stops at 16, BoringSSL at 32); data resets the
+ * count. */
+static void
+test_tlsrec_key_update_flood(void **state)
+{
+	struct fx	*f = *state;
+	struct tlsrec	*a, *b;
+	uint8_t		 buf[64];
+	int		 round, i;
+
+	pair(f, TLSREC_AES_128_GCM_SHA256, &a, &b);
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 32; i++) {
+			tlsrec_key_update(b, false);
+			assert_int_equal(tlsrec_write(b, f->sv[1], NULL, 0), 0);
+		}
+		assert_int_equal(tlsrec_write(b, f->sv[1],
+		    (const uint8_t *)"x", 1), 1);
+		assert_int_equal(tlsrec_read(a, f->sv[0], buf, sizeof(buf)),
+		    1);
+	}
+	assert_int_equal(tlsrec_key_updates(a), 64);
+	for (i = 0; i < 33; i++) {
+		tlsrec_key_update(b, false);
+		assert_int_equal(tlsrec_write(b, f->sv[1], NULL, 0), 0);
+	}
+	assert_int_equal(tlsrec_read(a, f->sv[0], buf, sizeof(buf)),
+	    -EPROTO);
+	assert_int_equal(tlsrec_key_updates(a), 64 + 32);
+	/* The alert reaches the peer (b never changed the key it reads). */
+	assert_int_equal(tlsrec_read(b, f->sv[1], buf, sizeof(buf)),
+	    -ECONNRESET);
+	tlsrec_free(a);
+	tlsrec_free(b);
+}
+
+/* A reader with little room: what tlsrec reads beyond it, and so holds,
+ * stays within about two records however much the peer has sent. */
+static void
+test_tlsrec_small_reader_holds_little(void **state)
+{
+	struct fx	*f = *state;
+	struct tlsrec	*a, *b;
+	uint8_t		 pay[4000], buf[4000];
+	size_t		 i, got = 0, rx, tx;
+	ssize_t		 r;
+
+	pair(f, TLSREC_AES_128_GCM_SHA256, &a, &b);
+	for (i = 0; i < sizeof(pay); i++)
+		pay[i] = (uint8_t)(i * 5 + 1);
+	for (i = 0; i < 20; i++)
+		(void)seal_put(f, b, TLSREC_APPDATA, pay, sizeof(pay), 0);
+	for (i = 0; i < 20; i++) {
+		for (got = 0; got < sizeof(pay); got += (size_t)r) {
+			r = tlsrec_read(a, f->sv[0], buf + got, 100);
+			assert_true(r > 0 && r <= 100);
+			tlsrec_held(a, &rx, &tx);
+			assert_true(rx <= TLSREC_MAX_PT + TLSREC_MAX_REC);
+		}
+		assert_memory_equal(buf, pay, sizeof(pay));
+	}
+	assert_int_equal(tlsrec_read(a, f->sv[0], buf, 100), -EAGAIN);
+	tlsrec_held(a, &rx, &tx);
+	assert_int_equal(rx, 0);
+	tlsrec_free(a);
+	tlsrec_free(b);
+}
+
+/* A length whose sum with the type byte and padding wraps is refused
+ * before any cipher call (tlsrec_seal is open to tests and fuzzing). */
+static void
+test_tlsrec_seal_length_wrap(void **state)
+{
+	struct fx	*f = *state;
+	struct tlsrec	*a, *b;
+	uint8_t		 rec[64];
+	uint64_t	 rxs, txs;
+
+	pair(f, TLSREC_AES_128_GCM_SHA256, &a, &b);
+	assert_int_equal(tlsrec_seal(a, TLSREC_APPDATA, rec, SIZE_MAX, 0, rec,
+	    sizeof(rec)), -EMSGSIZE);
+	assert_int_equal(tlsrec_seal(a, TLSREC_APPDATA, rec, SIZE_MAX - 9, 9,
+	    rec, sizeof(rec)), -EMSGSIZE);
+	tlsrec_seqs(a, &rxs, &txs);
+	assert_int_equal(txs, 0);
+	tlsrec_free(a);
+	tlsrec_free(b);
+}
+
 int
 main(void)
 {
@@ -1116,6 +1207,9 @@ main(void)
 		T(test_tlsrec_sequence_limits),
 		T(test_tlsrec_partial_write),
 		T(test_tlsrec_bad_keys),
+		T(test_tlsrec_key_update_flood),
+		T(test_tlsrec_small_reader_holds_little),
+		T(test_tlsrec_seal_length_wrap),
 #undef T
 	};
 
