@@ -465,9 +465,11 @@ load_setting(config_setting_t *s, const char *path, struct config *c,
 			    "\"%s\": bad address \"%s\" (ip:port or "
 			    "[ip6]:port)", path, v);
 		if (strcmp(path, "tls.record_layer") == 0 &&
-		    strcmp(v, "derpd") != 0 && strcmp(v, "openssl") != 0)
+		    strcmp(v, "derpd") != 0 && strcmp(v, "openssl") != 0 &&
+		    strcmp(v, "kernel") != 0)
 			return fail(err, errlen, file, line, "\"%s\" must be "
-			    "\"derpd\" or \"openssl\", not \"%s\"", path, v);
+			    "\"derpd\", \"kernel\" or \"openssl\", not "
+			    "\"%s\"", path, v);
 		if (strcmp(path, "acme.webroot") == 0 && v[0] != '\0' &&
 		    v[0] != '/')
 			return fail(err, errlen, file, line, "\"%s\" must be an "

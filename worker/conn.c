@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 
 #include "common/log.h"
+#include "worker/ktls.h"
 #include "worker/tlsrec.h"
 #include "worker/wk.h"
 
@@ -284,6 +285,8 @@ sock_read(struct conn *c, uint8_t *p, size_t n)
 	int		e;
 	uint64_t	ku;
 
+	if (c->ktls)
+		return ktls_read(c->fd, p, n);
 	if (c->rec != NULL) {
 		ku = tlsrec_key_updates(c->rec);
 		r = tlsrec_read(c->rec, c->fd, p, n);
@@ -320,6 +323,8 @@ sock_write(struct conn *c, const uint8_t *p, size_t n)
 	ssize_t	r;
 	int	e;
 
+	if (c->ktls)
+		return n > 0 ? ktls_write(c->fd, p, n) : 0;
 	if (c->rec != NULL)
 		return tlsrec_write(c->rec, c->fd, p, n);
 	if (c->ssl == NULL) {
@@ -623,6 +628,8 @@ tls_step(struct conn *c)
 	sys_errno = errno;
 	if (r == 1) {
 		tls_offload(c);
+		if (c->closing)
+			return;
 		c->state = ST_HTTP;
 		(void)loop_io_mod(c->w->loop, &c->io, LOOP_IN);
 		return;

@@ -116,8 +116,8 @@ static const struct {
 	{ "derpd_acme_challenges_served", "ACME HTTP-01 challenge files "
 	    "served from acme.webroot." },
 	{ "derpd_tls_record_offload", "Completed TLS handshakes by who frames "
-	    "the records next: derpd (offloaded), OpenSSL for TLS 1.2, or "
-	    "OpenSSL for another reason (other)." },
+	    "the records next: derpd (offloaded), kernel TLS (kernel), OpenSSL "
+	    "for TLS 1.2, or OpenSSL for another reason (other)." },
 	{ "derpd_tls_key_updates_received", "TLS 1.3 KeyUpdate messages "
 	    "received on offloaded connections." },
 	{ "derpd_loop_turn_seconds", "Event loop turns of the workers by how "
@@ -398,9 +398,11 @@ metrics_render(const struct metrics *m, char *buf, size_t cap)
 		    "\n", tls_fail_names[r], m->tls_handshake_failures[r]);
 	head(&o, "derpd_tls_record_offload", "counter");
 	put(&o, "derpd_tls_record_offload{result=\"offloaded\"} %" PRIu64 "\n"
+	    "derpd_tls_record_offload{result=\"kernel\"} %" PRIu64 "\n"
 	    "derpd_tls_record_offload{result=\"tls12\"} %" PRIu64 "\n"
 	    "derpd_tls_record_offload{result=\"other\"} %" PRIu64 "\n",
-	    m->tls_rec_offloaded, m->tls_rec_tls12, m->tls_rec_other);
+	    m->tls_rec_offloaded, m->tls_rec_kernel, m->tls_rec_tls12,
+	    m->tls_rec_other);
 	head(&o, "derpd_tls_cert_reloads", "counter");
 	put(&o, "derpd_tls_cert_reloads{result=\"ok\"} %" PRIu64 "\n"
 	    "derpd_tls_cert_reloads{result=\"refused\"} %" PRIu64 "\n",

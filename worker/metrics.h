@@ -138,6 +138,7 @@ struct metrics {
 	uint64_t	tls_rec_offloaded;	/* derpd frames the records */
 	uint64_t	tls_rec_tls12;		/* TLS 1.2: OpenSSL keeps it */
 	uint64_t	tls_rec_other;		/* another reason, or off */
+	uint64_t	tls_rec_kernel;		/* kernel TLS frames them */
 	uint64_t	tls_key_updates;	/* KeyUpdates received */
 	/* loop.c: the worker's loop turns (max_ns: the longest of any) */
 	struct loop_turns loop_turns;

@@ -16,7 +16,9 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "common/log.h"
 #include "derp/key.h"
+#include "worker/ktls.h"
 #include "worker/tlsrec.h"
 #include "worker/wk.h"
 
@@ -260,6 +262,27 @@ tls_offload(struct conn *c)
 	ts->k.rx_seq = ts->k.tx_seq = 0;
 	if (w->recpool == NULL)
 		w->recpool = tlsrec_pool_new();
+	if (w->recpool != NULL &&
+	    strcmp(w->cfg.tls_record_layer, "kernel") == 0 &&
+	    (w->ktls_suites & ktls_suite_bit(ts->k.suite)) != 0) {
+		switch (ktls_install(w->recpool, c->fd, &ts->k)) {
+		case 0:
+			secrets_free(c);
+			SSL_set_quiet_shutdown(c->ssl, 1);
+			SSL_free(c->ssl);
+			c->ssl = NULL;
+			c->ktls = true;
+			w->m->tls_rec_kernel++;
+			return;
+		case -EPROTO:	/* half the kernel's: no one can go on */
+			secrets_free(c);
+			w->m->tls_rec_other++;
+			conn_close(c, "ktls_failed");
+			return;
+		default:	/* the socket is as it was: ours instead */
+			break;
+		}
+	}
 	t = w->recpool != NULL ? tlsrec_new(w->recpool, &ts->k) : NULL;
 	secrets_free(c);
 	if (t == NULL) {
@@ -274,11 +297,50 @@ tls_offload(struct conn *c)
 	w->m->tls_rec_offloaded++;
 }
 
+static const char *
+ktls_name(const struct worker *w, uint16_t suite)
+{
+	return (w->ktls_suites & ktls_suite_bit(suite)) != 0 ? "kernel" :
+	    "derpd";
+}
+
+void
+tls_kernel_probe(struct worker *w)
+{
+	char	why[192];
+
+	if (w->ssl_ctx == NULL || w->ktls_probed ||
+	    strcmp(w->cfg.tls_record_layer, "kernel") != 0)
+		return;
+	w->ktls_probed = true;
+	if (w->recpool == NULL && (w->recpool = tlsrec_pool_new()) == NULL) {
+		log_warn("ktls_unavailable", "reason=\"out of memory\" "
+		    "fallback=derpd");
+		return;
+	}
+	if ((w->ktls_suites = ktls_probe(w->recpool, why, sizeof(why))) == 0) {
+		log_warn("ktls_unavailable", "reason=\"%s\" fallback=derpd",
+		    why);
+		return;
+	}
+	log_info("ktls_ready", "aes_128_gcm=%s aes_256_gcm=%s "
+	    "chacha20_poly1305=%s",
+	    ktls_name(w, TLSREC_AES_128_GCM_SHA256),
+	    ktls_name(w, TLSREC_AES_256_GCM_SHA384),
+	    ktls_name(w, TLSREC_CHACHA20_POLY1305_SHA256));
+	if (w->ktls_suites != 7)
+		log_warn("ktls_partial", "reason=\"%s\" fallback=derpd", why);
+}
+
 void
 tls_close_notify(struct conn *c)
 {
 	if (c->state == ST_TLS || c->peer_gone)
 		return;
+	if (c->ktls) {
+		ktls_close_notify(c->fd);
+		return;
+	}
 	if (c->rec != NULL) {
 		/* Best effort: the socket closes next either way. */
 		(void)tlsrec_close_notify(c->rec, c->fd);

@@ -19,8 +19,8 @@
 #include "worker/tlsrec.h"
 
 #define SCRATCH_LEN	(TLSREC_READ_MAX + TLSREC_MAX_REC)
-#define IV_LEN		12
-#define KEY_MAX		32
+#define IV_LEN		TLSREC_IV_LEN
+#define KEY_MAX		TLSREC_KEY_MAX
 #define KU_LEN		5	/* KeyUpdate: type, 3-byte length, 1 byte */
 #define HS_KEY_UPDATE	24
 /* KeyUpdates a peer may send with no application data between (each
@@ -899,4 +899,27 @@ tlsrec_seqs(const struct tlsrec *t, uint64_t *rx, uint64_t *tx)
 {
 	*rx = t->rx.seq;
 	*tx = t->tx.seq;
+}
+
+int
+tlsrec_traffic_key(struct tlsrec_pool *pool, uint16_t suite,
+    const uint8_t *secret, size_t secret_len, uint8_t key[TLSREC_KEY_MAX],
+    size_t *key_len, uint8_t iv[TLSREC_IV_LEN])
+{
+	size_t	i;
+	int	rc;
+
+	for (i = 0; i < NSUITES && suites[i].id != suite; i++)
+		;
+	if (i == NSUITES || secret_len != suites[i].hash_len)
+		return -EINVAL;
+	if ((rc = expand_label(pool, &suites[i], secret, "key", key,
+	    suites[i].key_len)) < 0 ||
+	    (rc = expand_label(pool, &suites[i], secret, "iv", iv,
+	    TLSREC_IV_LEN)) < 0) {
+		OPENSSL_cleanse(key, TLSREC_KEY_MAX);
+		return rc;
+	}
+	*key_len = suites[i].key_len;
+	return 0;
 }

@@ -19,6 +19,8 @@
 #define TLSREC_MAX_REC		(TLSREC_HDR + TLSREC_MAX_CT)
 #define TLSREC_READ_MAX		65536		/* read() per call */
 #define TLSREC_SECRET_MAX	48
+#define TLSREC_KEY_MAX		32
+#define TLSREC_IV_LEN		12
 /* Our own KeyUpdate after this many records under one key: far inside
  * the AES-GCM limit of RFC 8446 5.5 (2^24.5 full records). */
 #define TLSREC_REKEY_SEQ	(UINT64_C(1) << 24)
@@ -111,6 +113,15 @@ int		 tlsrec_close_notify(struct tlsrec *t, int fd);
 /* Start a KeyUpdate of our own before the next record (update_requested
  * asks the peer to update too). */
 void		 tlsrec_key_update(struct tlsrec *t, bool update_requested);
+
+/* One direction's write key and IV from its traffic secret (RFC 8446
+ * 7.3), for a record layer elsewhere (kernel TLS): 0, -EINVAL (unknown
+ * suite, secret length not the suite's hash) or -EIO.  *key_len is the
+ * suite's key length; the caller wipes key. */
+int		 tlsrec_traffic_key(struct tlsrec_pool *pool, uint16_t suite,
+		    const uint8_t *secret, size_t secret_len,
+		    uint8_t key[TLSREC_KEY_MAX], size_t *key_len,
+		    uint8_t iv[TLSREC_IV_LEN]);
 
 /* KeyUpdates received, and the bytes buffered for each direction
  * (memory this connection holds beyond the struct). */

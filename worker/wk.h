@@ -163,6 +163,7 @@ struct conn {
 	struct tls_secrets *rec_keys;
 	bool		 peer_gone;	/* EOF, reset or an I/O error seen:
 					 * no close_notify at close */
+	bool		 ktls;		/* ktls.c: the kernel frames them */
 };
 
 struct worker {
@@ -219,6 +220,8 @@ struct worker {
 	struct loop_io	*stun_adopted;	/* nworkers; fd -1 = not served */
 	struct membuf	 mb;		/* membuf.c */
 	struct tlsrec_pool *recpool;	/* tlsrec scratch + AEAD contexts */
+	unsigned	 ktls_suites;	/* ktls_probe() at start */
+	bool		 ktls_probed;
 };
 
 /* bbuf (worker.c) */
@@ -438,6 +441,9 @@ void	http_respond_debug(struct conn *c, int status, const char *reason,
 /* The handshake finished: hand the record layer to tlsrec (c->ssl is
  * then freed and NULL, c->rec set) when TLS 1.3 allows it. */
 void	tls_offload(struct conn *c);
+/* tls.record_layer "kernel": which suites kTLS takes (before the
+ * sandbox: the probe binds a loopback socket); logs the outcome. */
+void	tls_kernel_probe(struct worker *w);
 void	tls_conn_end(struct conn *c);	/* conn_free: drop rec state */
 /* conn_close: close_notify (RFC 8446 6.1) on a connection past its
  * handshake whose peer is not gone; one non-blocking attempt. */

@@ -198,6 +198,10 @@ reload(struct worker *w)
 		admit_lists_free(al);
 		return;
 	}
+	if (strcmp(nc.tls_record_layer, "kernel") == 0 && !w->ktls_probed &&
+	    w->ssl_ctx != NULL)
+		log_warn("ktls_not_probed", "reason=\"tls.record_layer "
+		    "kernel needs a restart\" fallback=derpd");
 	w->cfg = nc;
 	conn_tune_listeners(w);
 	traffic_reload(w);
@@ -515,6 +519,7 @@ worker_init(struct worker *w, const struct config *cfg, const char *cfg_path,
 		loop_timer_init(&w->beat, on_beat, w);
 		(void)loop_timer_set(w->loop, &w->beat, 1000);
 	}
+	tls_kernel_probe(w);
 	/* Last: everything above opened what it needs. */
 	if (cfg->sandbox_seccomp && (rc = sandbox_apply(w->id)) < 0) {
 		log_err("seccomp_failed", "err=%s", strerror(-rc));

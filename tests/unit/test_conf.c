@@ -84,6 +84,10 @@ test_conf_full_values(void **state)
 	assert_true(c.mesh_insecure);
 	assert_true(c.stun_any_client);
 	assert_string_equal(c.tls_record_layer, "derpd");	/* default */
+	if (conf_parse_string("tls = { record_layer = \"kernel\"; };\n",
+	    "t.conf", &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_string_equal(c.tls_record_layer, "kernel");
 }
 
 static void
@@ -111,9 +115,9 @@ test_conf_errors_have_lines(void **state)
 	    "\"o\",\"p\",\"q\"); };\n", "too many");
 	expect_error("stun = { any_client = 1; };\n", "true or false");
 	expect_error("log = { level = \"loud\"; };\n", "unknown level");
-	expect_error("tls = { record_layer = \"kernel\"; };\n",
-	    "t.conf:1: \"tls.record_layer\" must be \"derpd\" or "
-	    "\"openssl\", not \"kernel\"");
+	expect_error("tls = { record_layer = \"ktls\"; };\n",
+	    "t.conf:1: \"tls.record_layer\" must be \"derpd\", "
+	    "\"kernel\" or \"openssl\", not \"ktls\"");
 	expect_error("workers = ;\n", "t.conf:1:");
 	expect_error("listen = 5;\n", "must be a group");
 	expect_error("listen = { https = \"\"; http = \"\"; };\n",
