@@ -126,6 +126,9 @@ int	storm_run(const struct storm_opts *o);
  * -EINVAL. */
 int	parse_src_range(const char *s, uint32_t *first, uint32_t *last);
 
+/* Milliseconds the pids' main threads (a worker's: its loop) spent
+ * runnable but waiting for a CPU, summed; -1 if one is gone. */
+double	procs_runq_ms(const int *pids, int npids);
 /* User+system CPU seconds summed over pids; -1 if one is gone. */
 double	procs_cpu_seconds(const int *pids, int npids);
 /* VmRSS in KiB summed over pids; -1 if one is gone. */

@@ -88,6 +88,31 @@ proc_cpu(int pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* /proc/PID/schedstat: run time, run-queue wait, slices (ns). */
+double
+procs_runq_ms(const int *pids, int npids)
+{
+	unsigned long long	run, wait;
+	double			sum = 0;
+	char			path[64];
+	FILE			*f;
+	int			i, ok;
+
+	if (npids == 0)
+		return -1;
+	for (i = 0; i < npids; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/schedstat", pids[i]);
+		if ((f = fopen(path, "r")) == NULL)
+			return -1;
+		ok = fscanf(f, "%llu %llu", &run, &wait) == 2;
+		fclose(f);
+		if (!ok)
+			return -1;
+		sum += (double)wait / 1e6;
+	}
+	return sum;
+}
+
 double
 procs_cpu_seconds(const int *pids, int npids)
 {

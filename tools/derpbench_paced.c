@@ -69,6 +69,8 @@ struct pgroup {
 struct paced {
 	struct bench	*b;
 	uint64_t	 t0, t_end, stall_ns;
+	double		 runq_ms;	/* server loop threads runnable, not
+					 * running, over the schedule (-1) */
 };
 
 static struct paced	run;	/* shared, read-only once threads start */
@@ -404,6 +406,10 @@ report_json(struct bench *b, const struct totals *t, int ng, double cpu)
 	    ms(hist_quantile(&t->late, 0.99)), ms(t->late.max), t->late_over,
 	    ms(hist_quantile(&t->wake, 0.99)), ms(wmax), ms(t->blocked_max),
 	    wmax > LATE_NS ? "true" : "false");
+	if (run.runq_ms >= 0)
+		printf("\"server_runq_wait_ms\":%.3f,", run.runq_ms);
+	else
+		printf("\"server_runq_wait_ms\":null,");
 	if (cpu >= 0)
 		printf("\"server_cpu_s\":%.3f}\n", cpu);
 	else
@@ -513,11 +519,13 @@ static int
 timed(struct bench *b, struct pair *ps, struct pgroup *gs, int ng,
     double *cpu)
 {
-	double	cpu0 = -1, cpu1 = -1;
+	double	cpu0 = -1, cpu1 = -1, rq0 = -1, rq1 = -1;
 	int	i, rc, nrx = 0;
 
-	if (b->npids > 0)
+	if (b->npids > 0) {
 		cpu0 = procs_cpu_seconds(b->server_pids, b->npids);
+		rq0 = procs_runq_ms(b->server_pids, b->npids);
+	}
 	run.t0 = bench_now_ns() + START_DELAY_NS;
 	run.t_end = run.t0 + (uint64_t)(b->seconds * 1e9);
 	if ((rc = groups_init(b, ps, gs, ng)) == 0) {
@@ -528,8 +536,11 @@ timed(struct bench *b, struct pair *ps, struct pgroup *gs, int ng,
 	if (rc == 0)
 		sleep_until(run.t_end);
 	atomic_store(&b->stop, true);
-	if (b->npids > 0)
+	if (b->npids > 0) {
 		cpu1 = procs_cpu_seconds(b->server_pids, b->npids);
+		rq1 = procs_runq_ms(b->server_pids, b->npids);
+	}
+	run.runq_ms = rq0 >= 0 && rq1 >= 0 ? rq1 - rq0 : -1;
 	for (i = 0; i < ng; i++)
 		if (gs[i].started) {
 			pthread_join(gs[i].t, NULL);

@@ -5,6 +5,7 @@
 dir=$(mktemp -d "/tmp/derpd-$ME-XXXXXX")
 started=""
 NODE_WRAP=""
+METRICS_LISTEN=""
 cleanup() {
 	for p in $started; do kill "$p" 2>/dev/null || :; done
 	for p in $started; do wait "$p" 2>/dev/null || :; done
@@ -24,7 +25,8 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"
 }
 
 # start_node NAME PORT STUN_PORT EXTRA: derpd with dir/NAME.conf, its log
-# in dir/NAME.log, run under $NODE_WRAP (e.g. taskset); sets $node_pid
+# in dir/NAME.log, run under $NODE_WRAP (e.g. taskset), metrics on
+# $METRICS_LISTEN ("" = none); sets $node_pid
 # and $node_pids (supervisor + workers).
 start_node() {
 	cat > "$dir/$1.conf" <<CONF
@@ -35,7 +37,7 @@ tls = { certificate = "$dir/cert.pem"; private_key = "$dir/key.pem"; };
 node_key_file = "$dir/$1.key"; runtime_dir = "$dir/run-$1";
 user = ""; group = "";
 log = { level = "info"; };
-metrics = { listen = ""; };
+metrics = { listen = "$METRICS_LISTEN"; };
 $4
 CONF
 	$NODE_WRAP "$B/derpd" -c "$dir/$1.conf" 2> "$dir/$1.log" > /dev/null &
@@ -54,6 +56,12 @@ CONF
 	node_pids=$node_pid,$(sed -n \
 	    's/.*event=worker_started worker=[0-9]* pid=\([0-9]*\).*/\1/p' \
 	    "$dir/$1.log" | paste -sd, -)
+}
+
+# turns URL: the loop turn histogram's buckets, one "le count" a line.
+turns() {
+	curl -s "$1" | sed -n \
+	    's/^derpd_loop_turn_seconds_bucket{le="\([^"]*\)"} \([0-9]*\)$/\1 \2/p'
 }
 
 stop_node() {	# PID: 0, or 1 with a message if derpd did not exit 0

@@ -50,6 +50,7 @@ need() {
 need gnuplot gnuplot-nox
 need openssl openssl
 need python3 python3
+need curl curl
 for t in derpd derpbench stunbench tests/bench/floor; do
 	[ -x "$B/$t" ] || { echo "relay.sh: no $B/$t: run make" >&2; exit 1; }
 done
@@ -152,9 +153,12 @@ if [ -z "${STUN_ONLY:-}" ] && [ "$LAT_SECS" != 0 ] &&
 	WORKERS=1
 	NODE_WRAP="taskset -c 0"
 	pport=$(free_port tcp)
+	mport=$(free_port tcp)
+	METRICS_LISTEN="127.0.0.1:$mport"
 	start_node p "$pport" "" ""
 	WORKERS=$saved
 	NODE_WRAP=""
+	METRICS_LISTEN=""
 	echo "latency, pinned: closed loop, $RUNS x $SECS s" >&2
 	r=0
 	while [ $r -lt "$RUNS" ]; do
@@ -171,10 +175,22 @@ print(int(statistics.median(p) / 2) if p else 0)' "$out.jsonl")
 	if [ "$rate" -gt 0 ]; then
 		echo "latency, pinned: open loop at $rate packets/s," \
 		    "$LAT_SECS s" >&2
+		turns "http://127.0.0.1:$mport/metrics" > "$dir/turns0"
 		taskset -c 1 "$B/derpbench" $tls --pairs 10 --size 1200 \
 		    --rate "$rate" --seconds "$LAT_SECS" \
 		    --server-pid "$node_pids" --json "127.0.0.1:$pport" |
 		    pin >> "$out.jsonl" || :
+		turns "http://127.0.0.1:$mport/metrics" > "$dir/turns1"
+		# The worker's loop turns during the run, by length.
+		python3 -c 'import json, sys
+a = dict(l.split() for l in open(sys.argv[1]))
+b = dict(l.split() for l in open(sys.argv[2]))
+d = {k: int(b[k]) - int(a.get(k, 0)) for k in b}
+n = d["+Inf"]
+over = {k: n - v for k, v in d.items() if k != "+Inf"}
+print(json.dumps({"bench": "loop_turns", "topology": "pinned",
+                  "turns": n, "over_s": over}))' "$dir/turns0" \
+		    "$dir/turns1" >> "$out.jsonl" || :
 	fi
 	stop_node "$node_pid"
 fi

@@ -46,6 +46,7 @@ def main():
     lat = [r for r in rows if r.get("mode") == "latency"]
     speed = [r for r in rows if r.get("bench") == "openssl_speed"]
     floor = [r for r in rows if r.get("bench") == "handshake_floor"]
+    turns = [r for r in rows if r.get("bench") == "loop_turns"]
     out = []
     out.append(f"Machine: {machine}")
     out.append("")
@@ -105,8 +106,8 @@ def main():
         out.append("| scenario | rate packets/s | received/s | p50 ms "
                    "| p99 ms | p99/p50 | p99.9 ms | max ms | stalls>10ms "
                    "(server) | slow packets | generator lateness p99 / "
-                   "max ms |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                   "max ms | server run-queue wait ms |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in lat:
             g = r["generator"]
             behind = " (fell behind)" if g["fell_behind"] else ""
@@ -118,7 +119,17 @@ def main():
                 f"| {r['lat_ms']['max']:.3f} "
                 f"| {r['stalls']} ({r['stalls_server']}) | {r['slow']} "
                 f"| {g['late_ms']['p99']:.3f} / {g['late_ms']['max']:.3f}"
-                f"{behind} |")
+                f"{behind} | {r.get('server_runq_wait_ms') or 0:.1f} |")
+        for r in turns:
+            o = r["over_s"]
+            out.append("")
+            out.append(
+                f"The worker's own loop turns during the "
+                f"{TOPO.get(r['topology'], r['topology'])} run "
+                f"(derpd_loop_turn_seconds): {r['turns']} turns, "
+                f"{o.get('0.001000', 0)} over 1 ms, "
+                f"{o.get('0.005000', 0)} over 5 ms, "
+                f"{o.get('0.010000', 0)} over 10 ms")
     if idle:
         out.append("")
         out.append(f"Idle clients over TLS, held {idle[0]['hold_s']:.0f} s "
