@@ -137,6 +137,27 @@ lookup_abandon(struct mesh_link *lk)
 	lk->norphans++;
 }
 
+/* Our TLS close_notify, one non-blocking attempt, when we end a link
+ * whose handshake finished and whose peer and TLS state are still
+ * sound (not after its EOF, an I/O error or a TLS failure). */
+static void
+close_notify(struct mesh_link *lk, const char *why)
+{
+	static const char *const gone[] = {
+		"eof", "read_error", "write_error", "tls_handshake_failed",
+	};
+	size_t	i;
+
+	if (lk->ssl == NULL || SSL_is_init_finished(lk->ssl) != 1)
+		return;
+	for (i = 0; why != NULL && i < sizeof(gone) / sizeof(gone[0]); i++)
+		if (strcmp(why, gone[i]) == 0)
+			return;
+	ERR_clear_error();
+	(void)SSL_shutdown(lk->ssl);
+	ERR_clear_error();
+}
+
 static void
 link_fail(struct mesh_link *lk, const char *why)
 {
@@ -150,6 +171,7 @@ link_fail(struct mesh_link *lk, const char *why)
 		    why);
 	if (lk->fd >= 0) {
 		loop_io_del(lk->loop, &lk->io);
+		close_notify(lk, why);
 		SSL_free(lk->ssl);
 		lk->ssl = NULL;
 		close(lk->fd);
@@ -671,6 +693,7 @@ mesh_link_free(struct mesh_link *lk)
 	orphans_free(lk);
 	if (lk->fd >= 0) {
 		loop_io_del(lk->loop, &lk->io);
+		close_notify(lk, NULL);		/* the worker is stopping */
 		close(lk->fd);
 	}
 	SSL_free(lk->ssl);
