@@ -191,6 +191,15 @@ test_close_notify_protocol_error_openssl(void **state)
 	protocol_errors("openssl");
 }
 
+/* "kernel": kernel TLS where this kernel has it (test_ktls checks which
+ * layer took the connections), derpd's own otherwise. */
+static void
+test_close_notify_protocol_error_kernel(void **state)
+{
+	(void)state;
+	protocol_errors("kernel");
+}
+
 static void
 stopping(const char *layer)
 {
@@ -222,6 +231,13 @@ test_close_notify_stop_openssl(void **state)
 	stopping("openssl");
 }
 
+static void
+test_close_notify_stop_kernel(void **state)
+{
+	(void)state;
+	stopping("kernel");
+}
+
 int
 main(void)
 {
@@ -230,6 +246,8 @@ main(void)
 		cmocka_unit_test(test_close_notify_protocol_error_openssl),
 		cmocka_unit_test(test_close_notify_stop_derpd),
 		cmocka_unit_test(test_close_notify_stop_openssl),
+		cmocka_unit_test(test_close_notify_protocol_error_kernel),
+		cmocka_unit_test(test_close_notify_stop_kernel),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
