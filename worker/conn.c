@@ -714,6 +714,7 @@ conn_free(struct conn *c)
 	bbuf_free(&c->ctrl);
 	membuf_forget(w, c);
 	traffic_forget(w, c);
+	node_forget(w, c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else

@@ -345,6 +345,12 @@ bool	node_ring_drain(struct worker *w, struct ring_ref r, int sib);
 bool	node_synced(const struct worker *w);
 /* Sibling `dead` is gone: drop its clients now, resync its successor. */
 void	node_worker_down(struct worker *w, int dead);
+/* Bus snapshots for siblings are served NODE_SNAP_STEP connections per
+ * loop turn; node_snapshot_step serves up to budget more of each, true
+ * when none is left; node_forget before c leaves w->conns. */
+#define NODE_SNAP_STEP	256
+bool	node_snapshot_step(struct worker *w, size_t budget);
+void	node_forget(struct worker *w, const struct conn *c);
 void	worker_check_ready(struct worker *w);
 /* Registry callbacks: key left the node / tell one receiver. */
 void	session_peer_left(struct worker *w, const uint8_t key[DERP_KEY_LEN]);
@@ -416,14 +422,15 @@ void	traffic_http(struct conn *c);	/* GET /debug/traffic, allowed */
 void	traffic_conn_closed(struct conn *c);
 /* Before c leaves w->conns: the dump's walk moves past it. */
 void	traffic_forget(struct worker *w, const struct conn *c);
-/* A sibling asked for this worker's table (node.c, bus callback). */
-void	traffic_answer(struct worker *w, uint32_t req);
+/* Sibling `to` asked for this worker's table (node.c, bus callback):
+ * answered over as many loop turns as the walk takes. */
+void	traffic_answer(struct worker *w, int to, uint32_t req);
 void	traffic_on_data(struct worker *w, int sib, uint32_t req,
 	    const uint8_t *p, size_t n, bool last);
 /* node.c: ask the siblings; returns how many were asked. */
 int	node_traffic_request(struct worker *w, uint32_t req);
-int	node_traffic_reply(struct worker *w, uint32_t req, const void *p,
-	    size_t n, bool last);
+int	node_traffic_reply(struct worker *w, int to, uint32_t req,
+	    const void *p, size_t n, bool last);
 /* registry.c: distinct sources c currently receives from. */
 size_t	registry_saw_count(const struct conn *c);
 /* http.c: queue a whole debug response on c, with the security
