@@ -457,6 +457,8 @@ conn_flush(struct conn *c)
 		conn_close(c, c->close_reason ? c->close_reason : "done");
 		return;
 	}
+	if (c->wwalk != NULL)
+		watch_writable(c);	/* the rest of its presence list */
 	(void)loop_io_mod(w->loop, &c->io, c->throttled ? 0 : LOOP_IN);
 }
 
