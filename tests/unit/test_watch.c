@@ -19,7 +19,7 @@
 #include "derp/frame.h"
 #include "worker/wk.h"
 
-#define N	5000		/* keys before the watch */
+#define N	12000		/* keys before the watch */
 #define NMAX	(N + 2000)
 #define STEP	1024
 
@@ -112,6 +112,38 @@ drain(struct conn *x)
 	bbuf_consume(&x->ctrl, bbuf_len(&x->ctrl));
 }
 
+/* Run w's loop until x's control buffer holds more than `over` bytes,
+ * or `turns` 1 ms ticks have passed. */
+struct run {
+	struct worker	*w;
+	struct conn	*x;
+	size_t		 over;
+	int		 turns;
+	struct loop_timer t;
+};
+
+static void
+run_tick(struct loop_timer *t)
+{
+	struct run	*r = t->arg;
+
+	if (bbuf_len(&r->x->ctrl) > r->over || --r->turns <= 0)
+		loop_stop(r->w->loop);
+	else
+		assert_int_equal(loop_timer_set(r->w->loop, &r->t, 1), 0);
+}
+
+static void
+run_loop(struct worker *w, struct conn *x, size_t over, int turns)
+{
+	struct run	r = { w, x, over, turns, { 0 } };
+
+	loop_timer_init(&r.t, run_tick, &r);
+	assert_int_equal(loop_timer_set(w->loop, &r.t, 1), 0);
+	assert_int_equal(loop_run(w->loop), 0);
+	loop_timer_cancel(w->loop, &r.t);
+}
+
 static void
 test_watch_steps_bounded_and_complete(void **state)
 {
@@ -144,6 +176,15 @@ test_watch_steps_bounded_and_complete(void **state)
 	steps++;
 	assert_false(watch_more(x, STEP));
 	assert_int_equal(bbuf_len(&x->ctrl), 2 * len);
+	/* Its timer sends nothing more while the buffer is that full... */
+	run_loop(w, x, 2 * len, 20);
+	assert_int_equal(bbuf_len(&x->ctrl), 2 * len);
+	/* ...and resumes once its writes drained it. */
+	drain(x);
+	watch_writable(x);
+	run_loop(w, x, 0, 5000);
+	assert_true(bbuf_len(&x->ctrl) > 0);
+	steps++;
 	while (x->wwalk != NULL) {
 		drain(x);
 		/* Between steps: three keys leave, two arrive (announced
