@@ -1,6 +1,8 @@
 /*
  * Bounded per-turn work with thousands of clients (design.md, latency):
- * a respawned worker's bus snapshot of its sibling's 2,000 clients is
+ * /debug/traffic lists each of 4,000 clients on two workers once (each
+ * worker's part a step of 512 per turn); a respawned worker's bus
+ * snapshot of its sibling's 2,000 clients is
  * served in steps of 256, with clients leaving and joining meanwhile,
  * and the new worker ends with exactly the node's clients (a watcher on
  * it sees each once present); a mesh watcher's list of 4,000 keys goes
@@ -24,6 +26,7 @@
 #include <cmocka.h>
 
 #include "derp/derp.h"
+#include "derp/key.h"
 #include "harness.h"
 
 #define NC	4000
@@ -171,6 +174,50 @@ all_alive_present(int n)
 	return true;
 }
 
+/* GET /debug/traffic: every client's line exactly once, node-wide. */
+static void
+traffic_once_each(struct node *n, int nc)
+{
+	static char		 resp[8 << 20];
+	const char		 req[] = "GET /debug/traffic HTTP/1.1\r\n"
+				    "Host: localhost\r\n"
+				    "Connection: close\r\n\r\n";
+	const char		*p, *nl, *k;
+	uint8_t			 key[DERP_KEY_LEN];
+	ssize_t			 got;
+	int			 i, lines = 0, fd;
+
+	/* Raw: the body (about 1.4 MB) is larger than the client's own
+	 * HTTP helper reads. */
+	assert_true((fd = raw_connect(n->port)) >= 0);
+	assert_int_equal(write(fd, req, sizeof(req) - 1),
+	    (ssize_t)sizeof(req) - 1);
+	got = raw_read_until_eof(fd, (uint8_t *)resp, sizeof(resp) - 1,
+	    10000);
+	close(fd);
+	assert_true(got > 0);
+	resp[got] = '\0';
+	assert_non_null(strstr(resp, "HTTP/1.1 200 "));
+	assert_non_null(strstr(resp, "X-Derpd-Workers: 2/2\r\n"));
+	assert_null(strstr(resp, "X-Derpd-Truncated"));
+	assert_non_null(p = strstr(resp, "\r\n\r\n"));
+	index_keys(nc);
+	memset(seen, 0, sizeof(seen));
+	for (p += 4; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		if ((k = strstr(p, "\"Key\":\"nodekey:")) == NULL || k > nl ||
+		    strstr(p, "\"Conn\":") == NULL)
+			continue;
+		assert_int_equal(derp_key_parse_hex(k + 15, DERP_KEY_LEN * 2,
+		    key), 0);
+		if ((i = lookup(key, nc)) >= 0)
+			seen[i].presents++;
+		lines++;
+	}
+	for (i = 0; i < nc; i++)
+		assert_int_equal(seen[i].presents, 1);
+	assert_int_equal(lines, nc);
+}
+
 static void
 test_walks_snapshot_in_steps(void **state)
 {
@@ -186,6 +233,8 @@ test_walks_snapshot_in_steps(void **state)
 	n = node_start_psk(2, "");
 	connect_all(n, 0, NC);
 	assert_true(node_converged(n, 2, "keys", NC, 20000));
+	/* Each worker's part of /debug/traffic takes several steps. */
+	traffic_once_each(n, NC);
 	/* Worker 1 dies; its successor asks worker 0 for a snapshot of
 	 * its clients, about NC / 2: several steps. */
 	victim = node_worker_pid(n, 1);
