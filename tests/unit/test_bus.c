@@ -338,6 +338,15 @@ test_bus_codec(void **state)
 	junk[1] = 1;	/* add: 20 + 69 */
 	assert_int_equal(bus_decode(junk, 89, &m), 0);
 	assert_int_equal(bus_decode(junk, 88, &m), -EPROTO);
+	junk[1] = 6;	/* snapshot request: 20 + worker + request */
+	assert_int_equal(bus_decode(junk, 26, &m), 0);
+	assert_int_equal(bus_decode(junk, 24, &m), -EPROTO);
+	junk[1] = 7;	/* snapshot entry: 20 + 69 + request */
+	assert_int_equal(bus_decode(junk, 93, &m), 0);
+	assert_int_equal(bus_decode(junk, 89, &m), -EPROTO);
+	junk[1] = 8;	/* snapshot end: 20 + request */
+	assert_int_equal(bus_decode(junk, 24, &m), 0);
+	assert_int_equal(bus_decode(junk, 20, &m), -EPROTO);
 	junk[1] = 9;	/* close: 20 + 69 */
 	assert_int_equal(bus_decode(junk, 89, &m), 0);
 	junk[1] = 10;	/* traffic request: 20 + 4 */
