@@ -631,18 +631,6 @@ registry_remote_sweep(struct worker *w, int worker, bool all)
 	}
 }
 
-void
-registry_foreach_local(struct registry *r, void (*fn)(struct conn *c,
-    void *arg), void *arg)
-{
-	uint32_t	 k;
-	struct peer	*p;
-
-	for (p = r->head; p != NULL; p = p->lnext)
-		for (k = 0; k < p->n; k++)
-			fn(p->conns[k], arg);
-}
-
 /* fn for p if it is present node-wide, with its target's address. */
 static void
 present_one(struct peer *p, registry_present_fn fn, void *arg)

@@ -409,8 +409,6 @@ void		 registry_fwd_clear(struct worker *w, int idx);
 /* The mesh link to forward p's packets through, or -1. */
 int		 registry_forwarder(const struct peer *p);
 void		 registry_remote_sweep(struct worker *w, int worker, bool all);
-void		 registry_foreach_local(struct registry *r,
-		    void (*fn)(struct conn *c, void *arg), void *arg);
 /* The keys present node-wide in steps (a watcher's first list): a
  * cursor starts at the oldest key; keys added later are reached too,
  * one removed before it is reached is skipped.  Each step calls fn for
