@@ -265,6 +265,12 @@ bus_open(const char *dir, int self, int n, const struct bus_callbacks *cb)
 		goto fail;
 	if ((b->sv = calloc((size_t)n, sizeof(*b->sv))) == NULL)
 		goto fail;
+	/* Request numbers differ between incarnations: a reply meant for
+	 * a dead predecessor (same routing id) is not taken as ours.  A
+	 * snapshot still being served to one finishes unread (ZeroMQ drops
+	 * what is routed to no one); the successor's request replaces it. */
+	for (i = 0; i < n; i++)
+		randombytes_buf(&b->ps[i].req, sizeof(b->ps[i].req));
 	endpoint(ep, sizeof(ep), dir, "snap", self);
 	(void)unlink(ep + 6);
 	if ((b->router = sock(b, ZMQ_ROUTER, ep, true)) == NULL ||
@@ -556,7 +562,6 @@ bus_worker_down(struct bus *b, int w)
 		return;
 	if (b->cb.worker_down != NULL)
 		b->cb.worker_down(b->cb.arg, w);
-	b->sv[w].active = false;	/* its snapshot has no reader */
 	/* Its successor (new epoch) is synchronised when it speaks. */
 	b->ps[w].state = S_UNSYNCED;
 	request_sync(b, w);
