@@ -33,12 +33,23 @@ enum msg_type {
 
 enum sync_state { S_UNSYNCED, S_SYNCING, S_SYNCED };
 
+/* A snapshot being served to one requester, over as many loop turns as
+ * its owner takes (bus_snapshot_add): its END carries the sequence
+ * number of the moment it began, so the requester replays every delta
+ * published since, whatever the walk saw of them. */
+struct serve {
+	bool		 active;
+	uint32_t	 req;
+	uint64_t	 seq0;
+};
+
 struct pubstate {
 	enum sync_state	 state;
 	bool		 began;		/* sync_begin called for this sync */
 	bool		 ever;
 	uint64_t	 epoch, seq;
-	uint64_t	 asked_ms;
+	uint64_t	 asked_ms;	/* request sent, or its last reply */
+	uint32_t	 req;		/* the request being answered */
 	struct bus_msg	*pending;
 	size_t		 npending;
 	void		*dealer;
@@ -50,10 +61,8 @@ struct bus {
 	uint64_t		 epoch, seq;
 	struct bus_callbacks	 cb;
 	struct pubstate		*ps;		/* per worker */
+	struct serve		*sv;		/* per requester */
 	struct bus_stats	 st;
-	/* snapshot being served */
-	uint8_t			 snap_id[256];
-	size_t			 snap_idlen;
 	uint8_t			*tbuf;		/* traffic reply, lazily */
 	bool			 all;		/* next process: every socket */
 };
@@ -65,6 +74,18 @@ mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The routing id of worker w's dealers: a ROUTER answers a request by
+ * it, whenever the answer is ready (not only inside the request's
+ * callback).  ZeroMQ reserves ids that begin with a zero byte. */
+static size_t
+routing_id(uint8_t id[3], int w)
+{
+	id[0] = 'w';
+	id[1] = (uint8_t)(w >> 8);
+	id[2] = (uint8_t)w;
+	return 3;
 }
 
 static void
@@ -120,13 +141,17 @@ encode(uint8_t *out, const struct bus_msg *m)
 		break;
 	case M_SNAP_REQ:
 		wire_put_u16(&o, m->worker);
+		wire_put_u32(&o, m->req);
 		break;
+	case M_SNAP_END:
 	case M_TRAFFIC_REQ:
 		wire_put_u32(&o, m->req);
 		break;
 	default:
 		break;
 	}
+	if (m->type == M_SNAP_ADD)
+		wire_put_u32(&o, m->req);
 	return o.err ? 0 : o.off;
 }
 
@@ -164,10 +189,14 @@ bus_decode(const uint8_t *p, size_t len, struct bus_msg *m)
 		m->c.flags = wire_u8(&w);
 		wire_copy(&w, m->c.ip16, 16);
 		m->c.port = wire_u16(&w);
+		if (m->type == M_SNAP_ADD)
+			m->req = wire_u32(&w);
 		break;
 	case M_SNAP_REQ:
 		m->worker = wire_u16(&w);
+		m->req = wire_u32(&w);
 		break;
+	case M_SNAP_END:
 	case M_TRAFFIC_REQ:
 		m->req = wire_u32(&w);
 		break;
@@ -181,7 +210,6 @@ bus_decode(const uint8_t *p, size_t len, struct bus_msg *m)
 		m->data = p + (len - m->dlen);
 		return 0;
 	case M_HEARTBEAT:
-	case M_SNAP_END:
 		break;
 	default:
 		return -EPROTO;
@@ -216,7 +244,9 @@ bus_open(const char *dir, int self, int n, const struct bus_callbacks *cb)
 {
 	struct bus	*b;
 	char		 ep[4200];
-	int		 i;
+	uint8_t		 id[3];
+	size_t		 idlen = routing_id(id, self);
+	int		 i, one = 1;
 
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return NULL;
@@ -233,9 +263,20 @@ bus_open(const char *dir, int self, int n, const struct bus_callbacks *cb)
 		goto fail;
 	if ((b->ps = calloc((size_t)n, sizeof(*b->ps))) == NULL)
 		goto fail;
+	if ((b->sv = calloc((size_t)n, sizeof(*b->sv))) == NULL)
+		goto fail;
+	/* Request numbers differ between incarnations: a reply meant for
+	 * a dead predecessor (same routing id) is not taken as ours.  A
+	 * snapshot still being served to one finishes unread (ZeroMQ drops
+	 * what is routed to no one); the successor's request replaces it. */
+	for (i = 0; i < n; i++)
+		randombytes_buf(&b->ps[i].req, sizeof(b->ps[i].req));
 	endpoint(ep, sizeof(ep), dir, "snap", self);
 	(void)unlink(ep + 6);
 	if ((b->router = sock(b, ZMQ_ROUTER, ep, true)) == NULL ||
+	    /* A respawned sibling's dealer takes its id over at once. */
+	    zmq_setsockopt(b->router, ZMQ_ROUTER_HANDOVER, &one,
+	    sizeof(one)) != 0 ||
 	    (b->sub = sock(b, ZMQ_SUB, NULL, false)) == NULL ||
 	    zmq_setsockopt(b->sub, ZMQ_SUBSCRIBE, "", 0) != 0)
 		goto fail;
@@ -246,7 +287,9 @@ bus_open(const char *dir, int self, int n, const struct bus_callbacks *cb)
 		if (zmq_connect(b->sub, ep) != 0)
 			goto fail;
 		endpoint(ep, sizeof(ep), dir, "snap", i);
-		if ((b->ps[i].dealer = sock(b, ZMQ_DEALER, ep, false)) == NULL)
+		if ((b->ps[i].dealer = sock(b, ZMQ_DEALER, NULL, false)) ==
+		    NULL || zmq_setsockopt(b->ps[i].dealer, ZMQ_ROUTING_ID, id,
+		    idlen) != 0 || zmq_connect(b->ps[i].dealer, ep) != 0)
 			goto fail;
 	}
 	return b;
@@ -269,6 +312,7 @@ bus_close(struct bus *b)
 		free(b->ps[i].pending);
 	}
 	free(b->ps);
+	free(b->sv);
 	free(b->tbuf);
 	if (b->pub != NULL)
 		zmq_close(b->pub);
@@ -351,15 +395,49 @@ bus_tick(struct bus *b)
 	bus_process(b);
 }
 
-void
-bus_snapshot_add(struct bus *b, const struct bus_client *c)
+/* A reply through the ROUTER to worker to's dealer. */
+static int
+reply(struct bus *b, int to, struct bus_msg *m)
+{
+	uint8_t	id[3];
+	size_t	idlen = routing_id(id, to);
+
+	b->all = true;	/* the send may have taken the router's edge */
+	return send_msg(b->router, m, id, idlen, &b->st);
+}
+
+int
+bus_snapshot_add(struct bus *b, int to, const struct bus_client *c)
 {
 	struct bus_msg	m = { .type = M_SNAP_ADD, .pub = (uint16_t)b->self };
+	int		rc;
 
+	if (to < 0 || to >= b->n || !b->sv[to].active)
+		return -ESRCH;
 	m.epoch = b->epoch;
 	m.seq = b->seq;
+	m.req = b->sv[to].req;
 	m.c = *c;
-	(void)send_msg(b->router, &m, b->snap_id, b->snap_idlen, &b->st);
+	/* A lost entry would leave the requester a wrong view: stop, and
+	 * it asks again when its wait runs out. */
+	if ((rc = reply(b, to, &m)) < 0)
+		b->sv[to].active = false;
+	return rc;
+}
+
+int
+bus_snapshot_end(struct bus *b, int to)
+{
+	struct bus_msg	m = { .type = M_SNAP_END, .pub = (uint16_t)b->self };
+
+	if (to < 0 || to >= b->n || !b->sv[to].active)
+		return -ESRCH;
+	b->sv[to].active = false;
+	m.epoch = b->epoch;
+	m.seq = b->sv[to].seq0;
+	m.req = b->sv[to].req;
+	b->st.snapshots_served++;
+	return reply(b, to, &m);
 }
 
 /* ---- subscribing ---- */
@@ -376,7 +454,9 @@ request_sync(struct bus *b, int w)
 	ps->began = false;
 	ps->npending = 0;
 	ps->asked_ms = mono_ms();
+	ps->req++;	/* replies to an older request are ignored */
 	m.worker = (uint16_t)b->self;
+	m.req = ps->req;
 	log_debug("bus_sync_request", "publisher=%d", w);
 	(void)send_msg(ps->dealer, &m, NULL, 0, &b->st);
 	b->all = true;	/* the send may have taken the dealer's edge */
@@ -444,8 +524,9 @@ on_snapshot(struct bus *b, const struct bus_msg *m)
 		return;
 	}
 	ps = &b->ps[m->pub];
-	if (ps->state != S_SYNCING)
+	if (ps->state != S_SYNCING || m->req != ps->req)
 		return;		/* a stale reply to an older request */
+	ps->asked_ms = mono_ms();	/* progress: no retry meanwhile */
 	if (!ps->began) {
 		ps->began = true;
 		if (b->cb.sync_begin != NULL)
@@ -504,15 +585,19 @@ bus_traffic_request(struct bus *b, uint32_t req)
 }
 
 int
-bus_traffic_reply(struct bus *b, uint32_t req, const void *p, size_t n,
-    bool last)
+bus_traffic_reply(struct bus *b, int to, uint32_t req, const void *p,
+    size_t n, bool last)
 {
 	struct bus_msg	m = { .type = M_TRAFFIC_DATA, .pub = (uint16_t)b->self };
 	struct wire_out	o;
-	size_t		hl;
+	uint8_t		id[3];
+	size_t		hl, idlen;
 
+	if (to < 0 || to >= b->n || to == b->self)
+		return -EINVAL;
 	if (n > BUS_TRAFFIC_CHUNK)
 		return -EMSGSIZE;
+	idlen = routing_id(id, to);
 	if (b->tbuf == NULL &&
 	    (b->tbuf = malloc(MSG_MAX + BUS_TRAFFIC_CHUNK)) == NULL)
 		return -ENOMEM;
@@ -529,8 +614,7 @@ bus_traffic_reply(struct bus *b, uint32_t req, const void *p, size_t n,
 	hl += o.off;
 	if (n > 0)
 		memcpy(b->tbuf + hl, p, n);
-	if (zmq_send(b->router, b->snap_id, b->snap_idlen,
-	    ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0 ||
+	if (zmq_send(b->router, id, idlen, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0 ||
 	    zmq_send(b->router, b->tbuf, hl + n, ZMQ_DONTWAIT) < 0) {
 		b->st.send_dropped++;
 		return -errno;
@@ -539,32 +623,33 @@ bus_traffic_reply(struct bus *b, uint32_t req, const void *p, size_t n,
 	return 0;
 }
 
-static void
-serve_traffic(struct bus *b, const uint8_t *id, size_t idlen, uint32_t req)
+/* The requester of a message that came in through the ROUTER: the
+ * worker its routing id names, or -1. */
+static int
+requester(const struct bus *b, const uint8_t *id, int idn)
 {
-	memcpy(b->snap_id, id, idlen);
-	b->snap_idlen = idlen;
-	if (b->cb.traffic_req != NULL)
-		b->cb.traffic_req(b->cb.arg, b, req);
-	else
-		(void)bus_traffic_reply(b, req, NULL, 0, true);
+	int	w;
+
+	if (idn != 3 || id[0] != 'w')
+		return -1;
+	w = id[1] << 8 | id[2];
+	return w < b->n && w != b->self ? w : -1;
 }
 
 static void
-serve_snapshot(struct bus *b, const uint8_t *id, size_t idlen)
+serve_snapshot(struct bus *b, int to, uint32_t req)
 {
-	struct bus_msg	m = { .type = M_SNAP_END, .pub = (uint16_t)b->self };
+	struct serve	*sv = &b->sv[to];
 
-	if (idlen > sizeof(b->snap_id))
-		return;
-	memcpy(b->snap_id, id, idlen);
-	b->snap_idlen = idlen;
+	/* A newer request from the same sibling replaces the one being
+	 * served: that sibling ignores replies to its older ones. */
+	sv->active = true;
+	sv->req = req;
+	sv->seq0 = b->seq;
 	if (b->cb.snapshot != NULL)
-		b->cb.snapshot(b->cb.arg, b);
-	m.epoch = b->epoch;
-	m.seq = b->seq;
-	(void)send_msg(b->router, &m, b->snap_id, b->snap_idlen, &b->st);
-	b->st.snapshots_served++;
+		b->cb.snapshot(b->cb.arg, b, to);
+	else
+		(void)bus_snapshot_end(b, to);
 }
 
 static void
@@ -572,7 +657,7 @@ drain_router(struct bus *b)
 {
 	uint8_t		id[256], buf[MSG_MAX];
 	struct bus_msg	m;
-	int		idn, n, more;
+	int		idn, n, more, from;
 	size_t		ml;
 
 	/* Until EAGAIN, which is where libzmq processes its pending
@@ -591,16 +676,17 @@ drain_router(struct bus *b)
 		    < 0)
 			return;
 		if (n > (int)sizeof(buf) || bus_decode(buf, (size_t)n, &m) < 0 ||
-		    (m.type != M_SNAP_REQ && m.type != M_TRAFFIC_REQ)) {
+		    (m.type != M_SNAP_REQ && m.type != M_TRAFFIC_REQ) ||
+		    (from = requester(b, id, idn)) < 0) {
 			b->st.bad_messages++;
 			continue;
 		}
-		if (m.type == M_TRAFFIC_REQ)
-			serve_traffic(b, id, idn > (int)sizeof(id) ?
-			    sizeof(id) : (size_t)idn, m.req);
+		if (m.type == M_SNAP_REQ)
+			serve_snapshot(b, from, m.req);
+		else if (b->cb.traffic_req != NULL)
+			b->cb.traffic_req(b->cb.arg, b, from, m.req);
 		else
-			serve_snapshot(b, id, idn > (int)sizeof(id) ?
-			    sizeof(id) : (size_t)idn);
+			(void)bus_traffic_reply(b, from, m.req, NULL, 0, true);
 	}
 }
 

@@ -44,11 +44,13 @@ struct bus_callbacks {
 	void	(*sync_end)(void *arg, int worker);
 	/* Worker w is gone: drop all of its entries now. */
 	void	(*worker_down)(void *arg, int worker);
-	/* Answer a snapshot request: bus_snapshot_add() per local client. */
-	void	(*snapshot)(void *arg, struct bus *b);
-	/* Traffic query (/debug/traffic): answer with bus_traffic_reply()
-	 * before returning. */
-	void	(*traffic_req)(void *arg, struct bus *b, uint32_t req);
+	/* Worker `to` asks for a snapshot: bus_snapshot_add() per local
+	 * client, now or over later loop turns, then bus_snapshot_end().
+	 * Called again when `to` asks again: the old one is void. */
+	void	(*snapshot)(void *arg, struct bus *b, int to);
+	/* Traffic query (/debug/traffic) from worker `to`: answer with
+	 * bus_traffic_reply(), now or over later loop turns. */
+	void	(*traffic_req)(void *arg, struct bus *b, int to, uint32_t req);
 	/* A chunk of a sibling's answer; last ends that sibling's part. */
 	void	(*traffic_data)(void *arg, int worker, uint32_t req,
 		    const uint8_t *p, size_t n, bool last);
@@ -88,16 +90,25 @@ int		 bus_publish(struct bus *b, enum bus_event ev,
 /* Worker w died (the supervisor says so): drop its entries now
  * (worker_down callback) and resync with its successor. */
 void		 bus_worker_down(struct bus *b, int w);
-void		 bus_snapshot_add(struct bus *b, const struct bus_client *c);
+/* One local client into the snapshot being served to worker to.  0,
+ * -ESRCH when none is (ended, replaced or abandoned: stop serving it),
+ * or -errno when the send failed (the snapshot is abandoned; to asks
+ * again).  Clients that come and go meanwhile need no care: the END
+ * carries the sequence number of the request's arrival, and to replays
+ * every event published since over what the snapshot gave it. */
+int		 bus_snapshot_add(struct bus *b, int to,
+		    const struct bus_client *c)
+		    __attribute__((warn_unused_result));
+int		 bus_snapshot_end(struct bus *b, int to);
 
 /* Ask every sibling for its traffic table (/debug/traffic); returns
  * how many were asked.  Answers arrive through traffic_data. */
 int		 bus_traffic_request(struct bus *b, uint32_t req);
-/* Inside traffic_req only: send one chunk (at most BUS_TRAFFIC_CHUNK
- * bytes) of the answer.  0 or -errno (the requester times out). */
+/* One chunk (at most BUS_TRAFFIC_CHUNK bytes) of the answer to worker
+ * to's query req.  0 or -errno (the requester times out). */
 #define BUS_TRAFFIC_CHUNK	(60 * 1024)
-int		 bus_traffic_reply(struct bus *b, uint32_t req, const void *p,
-		    size_t n, bool last);
+int		 bus_traffic_reply(struct bus *b, int to, uint32_t req,
+		    const void *p, size_t n, bool last);
 
 const struct bus_stats *bus_stats(const struct bus *b);
 /* True when every publisher has been synchronised at least once. */
@@ -110,7 +121,7 @@ struct bus_msg {
 	uint64_t		epoch, seq;
 	uint16_t		worker;		/* SNAP_REQ */
 	struct bus_client	c;
-	uint32_t		req;		/* TRAFFIC_REQ, TRAFFIC_DATA */
+	uint32_t		req;		/* SNAP_*, TRAFFIC_* */
 	bool			last;		/* TRAFFIC_DATA */
 	const uint8_t		*data;		/* TRAFFIC_DATA, borrowed */
 	size_t			dlen;

@@ -484,6 +484,8 @@ conn_flush(struct conn *c)
 		conn_close(c, c->close_reason ? c->close_reason : "done");
 		return;
 	}
+	if (c->wwalk != NULL)
+		watch_writable(c);	/* the rest of its presence list */
 	(void)loop_io_mod(w->loop, &c->io, c->throttled ? 0 : LOOP_IN);
 }
 
@@ -744,6 +746,7 @@ conn_free(struct conn *c)
 	bbuf_free(&c->ctrl);
 	membuf_forget(w, c);
 	traffic_forget(w, c);
+	node_forget(w, c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else

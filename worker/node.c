@@ -19,6 +19,7 @@
 
 #define BUS_FDS_MAX	300
 #define RING_PACKET	1
+#define SNAP_DELAY_MS	1	/* 0 would run again in the same turn */
 
 struct node {
 	struct worker		*w;
@@ -33,6 +34,12 @@ struct node {
 	struct loop_io		 bell_io;
 	bool			*dirty;		/* rings rung this round */
 	bool			 more;		/* a ring was left non-empty */
+	/* Snapshots being served, per requester: the next connection of
+	 * w->conns to send (NODE_SNAP_STEP per turn), moved past one that
+	 * is freed (node_forget). */
+	struct conn		**snap_cur;
+	bool			*snap_on;
+	struct loop_timer	 snap_step;
 };
 
 static void
@@ -128,33 +135,95 @@ on_worker_down(void *arg, int worker)
 	registry_remote_sweep(w, worker, true);
 }
 
-static void
-snap_one(struct conn *c, void *arg)
+/* Up to budget more connections of the snapshot for sibling `to`;
+ * false while it goes on. */
+static bool
+snap_serve(struct worker *w, int to, size_t budget)
 {
-	struct worker		*w = c->w;
+	struct node		*n = w->node;
 	struct bus_client	 b;
+	struct conn		*c;
 
-	if (c->closing)
-		return;
-	client_of(w, c, &b);
-	bus_snapshot_add(arg, &b);
+	for (c = n->snap_cur[to]; c != NULL && budget > 0; c = c->next,
+	    budget--) {
+		/* What the registry holds locally: registered, not
+		 * closing (session_end took it out). */
+		if (c->state != ST_DERP || c->closing || c->peer == NULL)
+			continue;
+		client_of(w, c, &b);
+		if (bus_snapshot_add(n->bus, to, &b) < 0) {
+			n->snap_on[to] = false;	/* replaced or abandoned */
+			return true;
+		}
+	}
+	n->snap_cur[to] = c;
+	if (c != NULL)
+		return false;
+	n->snap_on[to] = false;
+	(void)bus_snapshot_end(n->bus, to);	/* lost: to asks again */
+	return true;
+}
+
+bool
+node_snapshot_step(struct worker *w, size_t budget)
+{
+	struct node	*n = w->node;
+	bool		 done = true;
+	int		 to;
+
+	for (to = 0; n != NULL && to < w->nworkers; to++)
+		if (n->snap_on[to] && !snap_serve(w, to, budget))
+			done = false;
+	return done;
 }
 
 static void
-on_snapshot(void *arg, struct bus *b)
+snap_timer(struct loop_timer *t)
+{
+	struct worker	*w = t->arg;
+
+	if (!node_snapshot_step(w, NODE_SNAP_STEP) &&
+	    loop_timer_set(w->loop, &w->node->snap_step, SNAP_DELAY_MS) < 0)
+		(void)node_snapshot_step(w, SIZE_MAX);	/* no memory */
+}
+
+/* A snapshot walks w->conns NODE_SNAP_STEP per loop turn: every local
+ * client at once would hold the worker for tens of ms at 100,000. */
+static void
+on_snapshot(void *arg, struct bus *b, int to)
 {
 	struct worker	*w = arg;
+	struct node	*n = w->node;
 
-	registry_foreach_local(w->reg, snap_one, b);
+	(void)b;
+	if (to < 0 || to >= w->nworkers)
+		return;
+	n->snap_cur[to] = w->conns;
+	n->snap_on[to] = true;
+	if (!snap_serve(w, to, NODE_SNAP_STEP) &&
+	    !loop_timer_armed(&n->snap_step) &&
+	    loop_timer_set(w->loop, &n->snap_step, SNAP_DELAY_MS) < 0)
+		(void)snap_serve(w, to, SIZE_MAX);
+}
+
+void
+node_forget(struct worker *w, const struct conn *c)
+{
+	struct node	*n = w->node;
+	int		 to;
+
+	for (to = 0; n != NULL && to < w->nworkers; to++)
+		if (n->snap_cur[to] == c)
+			n->snap_cur[to] = c->next;
 }
 
 /* ---- /debug/traffic across workers (traffic.c formats) ---- */
 
 static void
-on_traffic_req(void *arg, struct bus *b, uint32_t req)
+on_traffic_req(void *arg, struct bus *b, int to, uint32_t req)
 {
 	(void)b;
-	traffic_answer(arg, req);
+	traffic_answer(arg, to, req);
 }
 
 static void
@@ -171,12 +240,12 @@ node_traffic_request(struct worker *w, uint32_t req)
 }
 
 int
-node_traffic_reply(struct worker *w, uint32_t req, const void *p, size_t n,
-    bool last)
+node_traffic_reply(struct worker *w, int to, uint32_t req, const void *p,
+    size_t n, bool last)
 {
 	if (w->node == NULL)
 		return -ENOTCONN;
-	return bus_traffic_reply(w->node->bus, req, p, n, last);
+	return bus_traffic_reply(w->node->bus, to, req, p, n, last);
 }
 
 static void
@@ -364,11 +433,18 @@ node_init(struct worker *w, const struct worker_env *env)
 
 	if (env == NULL || env->nworkers < 2 || env->rings == NULL)
 		return 0;	/* alone: nothing node-wide to share */
-	if ((n = calloc(1, sizeof(*n))) == NULL ||
-	    (n->dirty = calloc((size_t)env->nworkers, sizeof(bool))) == NULL) {
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		return -ENOMEM;
+	if ((n->dirty = calloc((size_t)env->nworkers, sizeof(bool))) ==
+	    NULL || (n->snap_on = calloc((size_t)env->nworkers,
+	    sizeof(bool))) == NULL || (n->snap_cur =
+	    calloc((size_t)env->nworkers, sizeof(*n->snap_cur))) == NULL) {
+		free(n->dirty);
+		free(n->snap_on);
 		free(n);
 		return -ENOMEM;
 	}
+	loop_timer_init(&n->snap_step, snap_timer, w);
 	w->node = n;
 	n->w = w;
 	n->rings = env->rings;
@@ -406,8 +482,11 @@ node_fini(struct worker *w)
 	for (i = 0; i < n->nbus; i++)
 		loop_io_del(w->loop, &n->bus_io[i]);
 	loop_timer_cancel(w->loop, &n->tick);
+	loop_timer_cancel(w->loop, &n->snap_step);
 	bus_close(n->bus);
 	free(n->dirty);
+	free(n->snap_on);
+	free(n->snap_cur);
 	free(n);
 	w->node = NULL;
 }

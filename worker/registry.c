@@ -3,6 +3,9 @@
  * connections with the lastWriterIsActive duplicate policy, and the
  * "who received from whom" edges that drive PeerGone(Disconnected).
  * Hashes are SipHash (libsodium) under a random key: peers choose keys.
+ * Both tables grow incrementally (worker/ihash.c); every walk over all
+ * keys goes through the list of peers, and the long ones (a watcher's
+ * first presence list) through a cursor that removals move along.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,7 +14,15 @@
 #include <sodium.h>
 
 #include "common/bus.h"
+#include "worker/ihash.h"
 #include "worker/wk.h"
+
+#define PEER_OF(e)	((struct peer *)(void *)((char *)(e) - \
+			    offsetof(struct peer, h)))
+#define CPEER_OF(e)	((const struct peer *)(const void *)( \
+			    (const char *)(e) - offsetof(struct peer, h)))
+#define CEDGE_OF(e)	((const struct saw_edge *)(const void *)( \
+			    (const char *)(e) - offsetof(struct saw_edge, h)))
 
 /* A connection of this key on a sibling worker, as the bus reported it. */
 struct remote {
@@ -26,7 +37,8 @@ struct remote {
 };
 
 struct peer {
-	struct peer	*hnext;
+	struct ihnode	 h;
+	struct peer	*lprev, *lnext;	/* the registry's list of peers */
 	uint8_t		 key[DERP_KEY_LEN];
 	struct conn	**conns;
 	uint32_t	 n, cap;
@@ -39,19 +51,25 @@ struct peer {
 };
 
 struct saw_edge {
+	struct ihnode	 h;
 	struct conn	*c;
 	struct peer	*p;
-	struct saw_edge	*hnext;
 	struct saw_edge	*pnext, *pprev;
 	struct saw_edge	*cnext, *cprev;
 };
 
+struct reg_cursor {
+	struct peer		*next;	/* moved past a peer that goes */
+	struct reg_cursor	*cprev, *cnext;
+};
+
 struct registry {
 	uint8_t		  hkey[crypto_shorthash_KEYBYTES];
-	struct peer	**b;
-	size_t		  nb, n;
-	struct saw_edge	**eb;
-	size_t		  neb, ne;
+	struct ihash	  peers;	/* by key */
+	struct ihash	  edges;	/* by (conn, peer) */
+	struct peer	 *head, *tail;	/* every peer, oldest first */
+	struct reg_cursor *cursors;
+	size_t		  nmesh;	/* keys known only through mesh */
 	size_t		  nlocal, nremote;	/* connections node-wide */
 };
 
@@ -69,11 +87,8 @@ registry_new(void)
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
 	randombytes_buf(r->hkey, sizeof(r->hkey));
-	r->nb = 1024;
-	r->neb = 1024;
-	r->b = calloc(r->nb, sizeof(*r->b));
-	r->eb = calloc(r->neb, sizeof(*r->eb));
-	if (r->b == NULL || r->eb == NULL) {
+	if (ihash_init(&r->peers, 1024) < 0 ||
+	    ihash_init(&r->edges, 1024) < 0) {
 		registry_free(r);
 		return NULL;
 	}
@@ -83,120 +98,103 @@ registry_new(void)
 void
 registry_free(struct registry *r)
 {
-	size_t		 i;
 	struct peer	*p, *np;
 	struct saw_edge	*e, *ne;
 
 	if (r == NULL)
 		return;
-	for (i = 0; r->b != NULL && i < r->nb; i++)
-		for (p = r->b[i]; p != NULL; p = np) {
-			np = p->hnext;
-			while (p->remotes != NULL) {
-				struct remote	*x = p->remotes;
+	for (p = r->head; p != NULL; p = np) {
+		np = p->lnext;
+		while (p->remotes != NULL) {
+			struct remote	*x = p->remotes;
 
-				p->remotes = x->next;
-				free(x);
-			}
-			free(p->conns);
-			free(p);
+			p->remotes = x->next;
+			free(x);
 		}
-	for (i = 0; r->eb != NULL && i < r->neb; i++)
-		for (e = r->eb[i]; e != NULL; e = ne) {
-			ne = e->hnext;
+		for (e = p->seen_by; e != NULL; e = ne) {	/* each edge
+								 * once */
+			ne = e->pnext;
 			free(e);
 		}
-	free(r->b);
-	free(r->eb);
+		free(p->conns);
+		free(p);
+	}
+	ihash_fini(&r->peers);
+	ihash_fini(&r->edges);
 	free(r);
 }
 
-static size_t
+/* Keys known only through mesh links: kept as a count, changed where
+ * a peer's sets change (mesh_note after each), not walked per scrape. */
+static bool
+mesh_only(const struct peer *p)
+{
+	return p->n == 0 && p->nremote == 0 && p->fwd_mask != 0;
+}
+
+static void
+mesh_note(struct registry *r, const struct peer *p, bool was)
+{
+	if (mesh_only(p) != was)
+		r->nmesh = was ? r->nmesh - 1 : r->nmesh + 1;
+}
+
+static uint64_t
 khash(const struct registry *r, const uint8_t key[DERP_KEY_LEN])
 {
 	uint64_t	h;
 
 	crypto_shorthash((unsigned char *)&h, key, DERP_KEY_LEN, r->hkey);
-	return (size_t)h;
+	return h;
 }
 
-static size_t
+static uint64_t
 ehash(const struct conn *c, const struct peer *p)
 {
 	uint64_t	h = (uint64_t)(uintptr_t)c * 0x9e3779b97f4a7c15ULL ^
 			    (uint64_t)(uintptr_t)p * 0xc2b2ae3d27d4eb4fULL;
 
-	return (size_t)(h ^ (h >> 29));
+	return h ^ (h >> 29);
 }
 
-static void
-grow(struct registry *r)
+static bool
+peer_eq(const struct ihnode *e, const void *key)
 {
-	struct peer	**nb, *p, *np;
-	size_t		  i, nn = r->nb * 2, j;
-
-	if ((nb = calloc(nn, sizeof(*nb))) == NULL)
-		return;		/* keep the old table: slower, correct */
-	for (i = 0; i < r->nb; i++)
-		for (p = r->b[i]; p != NULL; p = np) {
-			np = p->hnext;
-			j = khash(r, p->key) & (nn - 1);
-			p->hnext = nb[j];
-			nb[j] = p;
-		}
-	free(r->b);
-	r->b = nb;
-	r->nb = nn;
+	return memcmp(CPEER_OF(e)->key, key, DERP_KEY_LEN) == 0;
 }
 
-static void
-egrow(struct registry *r)
-{
-	struct saw_edge	**nb, *e, *ne;
-	size_t		  i, nn = r->neb * 2, j;
+struct edge_key {
+	const struct conn	*c;
+	const struct peer	*p;
+};
 
-	if ((nb = calloc(nn, sizeof(*nb))) == NULL)
-		return;
-	for (i = 0; i < r->neb; i++)
-		for (e = r->eb[i]; e != NULL; e = ne) {
-			ne = e->hnext;
-			j = ehash(e->c, e->p) & (nn - 1);
-			e->hnext = nb[j];
-			nb[j] = e;
-		}
-	free(r->eb);
-	r->eb = nb;
-	r->neb = nn;
+static bool
+edge_eq(const struct ihnode *e, const void *key)
+{
+	const struct edge_key	*k = key;
+
+	return CEDGE_OF(e)->c == k->c && CEDGE_OF(e)->p == k->p;
 }
 
 struct peer *
 registry_get(struct registry *r, const uint8_t key[DERP_KEY_LEN])
 {
-	struct peer	*p;
+	struct ihnode	*e = ihash_find(&r->peers, khash(r, key), peer_eq,
+			    key);
 
-	for (p = r->b[khash(r, key) & (r->nb - 1)]; p != NULL; p = p->hnext)
-		if (memcmp(p->key, key, DERP_KEY_LEN) == 0)
-			return p;
-	return NULL;
+	return e != NULL ? PEER_OF(e) : NULL;
 }
 
 size_t
 registry_count(const struct registry *r)
 {
-	return r->n;
+	return r->peers.n;
 }
 
 size_t
 registry_mesh_only(const struct registry *r)
 {
-	const struct peer	*p;
-	size_t			 i, k = 0;
-
-	/* A scrape-time walk: the add and remove paths stay lean. */
-	for (i = 0; i < r->nb; i++)
-		for (p = r->b[i]; p != NULL; p = p->hnext)
-			k += p->n == 0 && p->nremote == 0 && p->fwd_mask != 0;
-	return k;
+	return r->nmesh;
 }
 
 struct conn *
@@ -216,7 +214,6 @@ peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
 {
 	struct registry	*r = w->reg;
 	struct peer	*p;
-	size_t		 i;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
@@ -227,14 +224,16 @@ peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
 	p->cap = 1;
 	memcpy(p->key, key, DERP_KEY_LEN);
 	p->fwd_pref = -1;
-	if (r->n >= r->nb)
-		grow(r);
-	i = khash(r, p->key) & (r->nb - 1);
-	p->hnext = r->b[i];
-	r->b[i] = p;
-	r->n++;
-	w->m->clients_local = r->n;
-	w->m->clients_total = r->n;
+	p->h.hash = khash(r, p->key);
+	ihash_insert(&r->peers, &p->h);
+	p->lprev = r->tail;
+	if (r->tail != NULL)
+		r->tail->lnext = p;
+	else
+		r->head = p;
+	r->tail = p;
+	w->m->clients_local = r->peers.n;
+	w->m->clients_total = r->peers.n;
 	return p;
 }
 
@@ -255,6 +254,7 @@ registry_add(struct worker *w, struct conn *c)
 		p->cap *= 2;
 	}
 	p->conns[p->n++] = c;
+	mesh_note(r, p, p->n == 1 && p->nremote == 0 && p->fwd_mask != 0);
 	r->nlocal++;
 	c->peer = p;
 	c->spoke_seq = 0;
@@ -275,14 +275,7 @@ registry_add(struct worker *w, struct conn *c)
 static void
 edge_unlink(struct registry *r, struct saw_edge *e)
 {
-	struct saw_edge	**pp;
-
-	for (pp = &r->eb[ehash(e->c, e->p) & (r->neb - 1)]; *pp != NULL;
-	    pp = &(*pp)->hnext)
-		if (*pp == e) {
-			*pp = e->hnext;
-			break;
-		}
+	ihash_remove(&r->edges, &e->h);
 	if (e->pprev != NULL)
 		e->pprev->pnext = e->pnext;
 	else
@@ -297,7 +290,6 @@ edge_unlink(struct registry *r, struct saw_edge *e)
 		e->cnext->cprev = e->cprev;
 	if (e->c->saw_last == e->p)
 		e->c->saw_last = NULL;
-	r->ne--;
 	free(e);
 }
 
@@ -305,19 +297,24 @@ edge_unlink(struct registry *r, struct saw_edge *e)
 static void
 peer_gone(struct worker *w, struct peer *p)
 {
-	struct registry	*r = w->reg;
-	struct peer	**pp;
-	struct saw_edge	*e;
+	struct registry		*r = w->reg;
+	struct saw_edge		*e;
+	struct reg_cursor	*k;
 
-	for (pp = &r->b[khash(r, p->key) & (r->nb - 1)]; *pp != NULL;
-	    pp = &(*pp)->hnext)
-		if (*pp == p) {
-			*pp = p->hnext;
-			break;
-		}
-	r->n--;
-	w->m->clients_local = r->n;
-	w->m->clients_total = r->n;
+	ihash_remove(&r->peers, &p->h);
+	for (k = r->cursors; k != NULL; k = k->cnext)
+		if (k->next == p)
+			k->next = p->lnext;
+	if (p->lprev != NULL)
+		p->lprev->lnext = p->lnext;
+	else
+		r->head = p->lnext;
+	if (p->lnext != NULL)
+		p->lnext->lprev = p->lprev;
+	else
+		r->tail = p->lprev;
+	w->m->clients_local = r->peers.n;
+	w->m->clients_total = r->peers.n;
 	session_peer_left(w, p->key);
 	while ((e = p->seen_by) != NULL) {
 		struct conn	*to = e->c;
@@ -346,12 +343,15 @@ int
 registry_fwd_add(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
 {
 	struct peer	*p = registry_get(w->reg, key);
+	bool		 was;
 
 	if (p == NULL && (p = peer_new(w, key)) == NULL)
 		return -ENOMEM;
+	was = mesh_only(p);
 	if (p->fwd_mask == 0)
 		p->fwd_pref = idx;	/* the first to report it is used */
 	p->fwd_mask |= 1u << idx;
+	mesh_note(w->reg, p, was);
 	return 0;
 }
 
@@ -359,12 +359,14 @@ static void
 fwd_del(struct worker *w, struct peer *p, int idx)
 {
 	int	i;
+	bool	was = mesh_only(p);
 
 	if ((p->fwd_mask & (1u << idx)) == 0) {
 		w->m->packet_forwarder_delete_other_value++;
 		return;
 	}
 	p->fwd_mask &= ~(1u << idx);
+	mesh_note(w->reg, p, was);
 	if (p->fwd_pref == idx) {
 		p->fwd_pref = -1;
 		for (i = 0; i < 32; i++)
@@ -388,16 +390,14 @@ registry_fwd_del(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
 void
 registry_fwd_clear(struct worker *w, int idx)
 {
-	struct registry	*r = w->reg;
 	struct peer	*p, *np;
-	size_t		 i;
 
-	for (i = 0; i < r->nb; i++)
-		for (p = r->b[i]; p != NULL; p = np) {
-			np = p->hnext;
-			if (p->fwd_mask & (1u << idx))
-				fwd_del(w, p, idx);
-		}
+	/* fwd_del frees p at most: keep the next first. */
+	for (p = w->reg->head; p != NULL; p = np) {
+		np = p->lnext;
+		if (p->fwd_mask & (1u << idx))
+			fwd_del(w, p, idx);
+	}
 }
 
 void
@@ -416,6 +416,7 @@ registry_remove(struct worker *w, struct conn *c)
 	if (i == p->n)
 		return;
 	p->conns[i] = p->conns[--p->n];
+	mesh_note(w->reg, p, false);	/* it had a connection */
 	w->reg->nlocal--;
 	if (p->n == 0) {
 		p->active = p->last = NULL;
@@ -542,6 +543,8 @@ registry_remote_add(struct worker *w, const struct bus_client *bc)
 		x->next = p->remotes;
 		p->remotes = x;
 		p->nremote++;
+		mesh_note(w->reg, p, p->n == 0 && p->nremote == 1 &&
+		    p->fwd_mask != 0);
 		w->reg->nremote++;
 		x->worker = bc->worker;
 		x->conn_id = bc->conn_id;
@@ -566,6 +569,7 @@ remote_unlink(struct worker *w, struct peer *p, struct remote *x)
 			break;
 		}
 	p->nremote--;
+	mesh_note(w->reg, p, false);	/* it had a remote */
 	w->reg->nremote--;
 	free(x);
 	maybe_gone(w, p);
@@ -595,79 +599,94 @@ registry_remote_active(struct worker *w, const struct bus_client *bc)
 void
 registry_remote_mark(struct worker *w, int worker)
 {
-	struct registry	*r = w->reg;
 	struct peer	*p;
 	struct remote	*x;
-	size_t		 i;
 
-	for (i = 0; i < r->nb; i++)
-		for (p = r->b[i]; p != NULL; p = p->hnext)
-			for (x = p->remotes; x != NULL; x = x->next)
-				if (x->worker == worker)
-					x->stale = true;
+	for (p = w->reg->head; p != NULL; p = p->lnext)
+		for (x = p->remotes; x != NULL; x = x->next)
+			if (x->worker == worker)
+				x->stale = true;
 }
 
 void
 registry_remote_sweep(struct worker *w, int worker, bool all)
 {
-	struct registry	*r = w->reg;
 	struct peer	*p, *np;
 	struct remote	*x, *nx;
-	size_t		 i;
 
-	/* peer_gone may free p: keep the next pointer first.  Buckets are
-	 * not resized while sweeping (removal never grows). */
-	for (i = 0; i < r->nb; i++)
-		for (p = r->b[i]; p != NULL; p = np) {
-			np = p->hnext;
-			for (x = p->remotes; x != NULL; x = nx) {
-				nx = x->next;
-				if (x->worker == worker && (all || x->stale)) {
-					bool	last = p->nremote == 1 &&
-						    p->n == 0;
+	/* peer_gone may free p (and nothing else): keep the next first. */
+	for (p = w->reg->head; p != NULL; p = np) {
+		np = p->lnext;
+		for (x = p->remotes; x != NULL; x = nx) {
+			nx = x->next;
+			if (x->worker == worker && (all || x->stale)) {
+				bool	last = p->nremote == 1 && p->n == 0 &&
+					    p->fwd_mask == 0;
 
-					remote_unlink(w, p, x);
-					if (last)
-						break;	/* p is freed */
-				}
+				remote_unlink(w, p, x);
+				if (last)
+					break;	/* p is freed */
 			}
 		}
+	}
 }
 
-void
-registry_foreach_local(struct registry *r, void (*fn)(struct conn *c,
-    void *arg), void *arg)
+/* fn for p if it is present node-wide, with its target's address. */
+static void
+present_one(struct peer *p, registry_present_fn fn, void *arg)
 {
-	size_t		 i;
-	uint32_t	 k;
-	struct peer	*p;
-
-	for (i = 0; i < r->nb; i++)
-		for (p = r->b[i]; p != NULL; p = p->hnext)
-			for (k = 0; k < p->n; k++)
-				fn(p->conns[k], arg);
-}
-
-void
-registry_foreach_present(struct registry *r, void (*fn)(void *arg,
-    const uint8_t key[DERP_KEY_LEN], const uint8_t ip16[16], uint16_t port,
-    uint8_t flags), void *arg)
-{
-	size_t		 i;
-	struct peer	*p;
 	struct conn	*c;
 	struct remote	*x;
 
-	for (i = 0; i < r->nb; i++)
-		for (p = r->b[i]; p != NULL; p = p->hnext) {
-			if (registry_route(p, &c) == -1) {
-				if (c != NULL)
-					fn(arg, p->key, c->ip16, c->port,
-					    session_flags(c));
-			} else if ((x = best_remote(p)) != NULL) {
-				fn(arg, p->key, x->ip16, x->port, x->flags);
-			}
-		}
+	if (registry_route(p, &c) == -1) {
+		if (c != NULL)
+			fn(arg, p->key, c->ip16, c->port, session_flags(c));
+	} else if ((x = best_remote(p)) != NULL) {
+		fn(arg, p->key, x->ip16, x->port, x->flags);
+	}
+}
+
+struct reg_cursor *
+registry_cursor_new(struct registry *r)
+{
+	struct reg_cursor	*k;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	k->next = r->head;
+	k->cnext = r->cursors;
+	if (r->cursors != NULL)
+		r->cursors->cprev = k;
+	r->cursors = k;
+	return k;
+}
+
+void
+registry_cursor_free(struct registry *r, struct reg_cursor *k)
+{
+	if (k == NULL)
+		return;
+	if (k->cprev != NULL)
+		k->cprev->cnext = k->cnext;
+	else
+		r->cursors = k->cnext;
+	if (k->cnext != NULL)
+		k->cnext->cprev = k->cprev;
+	free(k);
+}
+
+bool
+registry_cursor_present(struct registry *r, struct reg_cursor *k,
+    size_t budget, registry_present_fn fn, void *arg)
+{
+	struct peer	*p;
+
+	(void)r;
+	/* fn only queues frames: nothing it does frees a peer. */
+	for (p = k->next; p != NULL && budget > 0; p = p->lnext, budget--)
+		present_one(p, fn, arg);
+	k->next = p;
+	return p == NULL;
 }
 
 void
@@ -675,26 +694,24 @@ registry_note_saw(struct worker *w, struct conn *dst, struct peer *src)
 {
 	struct registry	*r = w->reg;
 	struct saw_edge	*e;
-	size_t		 i;
+	struct edge_key	 ek;
+	uint64_t	 h;
 
 	if (src == NULL || dst->saw_last == src)
 		return;
-	i = ehash(dst, src) & (r->neb - 1);
-	for (e = r->eb[i]; e != NULL; e = e->hnext)
-		if (e->c == dst && e->p == src) {
-			dst->saw_last = src;
-			return;
-		}
+	ek.c = dst;
+	ek.p = src;
+	h = ehash(dst, src);
+	if (ihash_find(&r->edges, h, edge_eq, &ek) != NULL) {
+		dst->saw_last = src;
+		return;
+	}
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return;		/* PeerGone is advisory: skip it */
-	if (r->ne >= r->neb) {
-		egrow(r);
-		i = ehash(dst, src) & (r->neb - 1);
-	}
 	e->c = dst;
 	e->p = src;
-	e->hnext = r->eb[i];
-	r->eb[i] = e;
+	e->h.hash = h;
+	ihash_insert(&r->edges, &e->h);
 	e->pnext = src->seen_by;
 	if (src->seen_by != NULL)
 		src->seen_by->pprev = e;
@@ -703,7 +720,6 @@ registry_note_saw(struct worker *w, struct conn *dst, struct peer *src)
 	if (dst->saw != NULL)
 		dst->saw->cprev = e;
 	dst->saw = e;
-	r->ne++;
 	dst->saw_last = src;
 }
 

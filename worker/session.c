@@ -219,6 +219,7 @@ session_end(struct conn *c)
 				break;
 			}
 		w->m->watchers--;
+		watch_stop(c);
 	}
 	for (k = 0; k < KIND_N; k++)
 		while ((p = c->q[k].head) != NULL) {
@@ -457,10 +458,12 @@ watch_conns(struct conn *c)
 	if (c->watcher || derp_key_equal(c->key, w->pub))
 		return;
 	c->watcher = true;
-	registry_foreach_present(w->reg, send_present_raw, c);
+	/* Live changes first, then the list in steps (watch.c). */
 	c->watch_next = w->watchers;
 	w->watchers = c;
 	w->m->watchers++;
+	if (watch_start(c) < 0)
+		conn_close(c, "out_of_memory");
 }
 
 static void

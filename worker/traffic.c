@@ -5,6 +5,8 @@
  * plain fields bumped by conn.c, session.c and mesh/link.c; this file
  * only reads them.  Node-wide answers: the serving worker asks its
  * siblings over the bus and waits for them (bounded in time and size).
+ * Every walk over w->conns (a query's own part, a sibling's answer, the
+ * dump) takes a bounded step per loop turn, never all at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,12 +23,22 @@
 #include "worker/wk.h"
 
 #define HTTP_MAX	(16 * 1024 * 1024)	/* response body cap */
-#define WAIT_MS		1000		/* siblings' answers */
+#define WAIT_MS		3000		/* siblings' answers: their walks
+					 * take a step per turn */
 #define REQS_MAX	4		/* queries waiting, per worker */
 #define DUMP_CHUNK	(64 * 1024)	/* bytes per write(2) */
 #define WORKERS_MAX	256		/* conf: workers <= 256 */
 #define DUMP_STEP	128		/* connections per loop turn */
+#define QUERY_STEP	512		/* the same, per query (unchanged
+					 * counters are not skipped) */
+#define ANSWERS_MAX	16		/* siblings' queries being answered */
 #define STEP_DELAY_MS	1		/* 0 would run in the same turn */
+
+/* A query's walk over w->conns, then the mesh links. */
+struct twalk {
+	struct conn		*cursor;
+	int64_t			 now;
+};
 
 struct traffic_req {
 	struct traffic_req	*next;
@@ -35,10 +47,26 @@ struct traffic_req {
 	uint32_t		 id;
 	int			 waiting;	/* siblings not finished */
 	int			 asked;
+	bool			 expired;	/* no more waiting for them */
+	bool			 local_done;	/* walk finished */
+	struct twalk		 walk;
 	uint8_t			 done[WORKERS_MAX / 8];
 	struct bbuf		 body;
 	bool			 truncated;
 	struct loop_timer	 timer;
+};
+
+/* This worker's answer to a sibling's query, sent chunk by chunk. */
+struct answer {
+	struct answer		*next;
+	struct traffic		*t;
+	int			 to;
+	uint32_t		 id;
+	size_t			 total;
+	bool			 failed;
+	struct twalk		 walk;
+	uint8_t			*chunk;		/* BUS_TRAFFIC_CHUNK */
+	size_t			 chunk_len;
 };
 
 struct traffic {
@@ -46,8 +74,9 @@ struct traffic {
 	struct traffic_req	*reqs;
 	int			 nreqs;
 	uint32_t		 next_id;
-	uint8_t			*chunk;		/* sibling's answer */
-	size_t			 chunk_len;
+	struct answer		*answers;
+	int			 nanswers;
+	struct loop_timer	 qstep;		/* queries' walks */
 	/* dump */
 	char			 path[PATH_MAX];
 	int			 interval_s, max_entries;
@@ -121,33 +150,53 @@ reportable(const struct conn *c)
 	return c->state == ST_DERP && !c->closing;
 }
 
-/* Every live DERP connection and mesh link of this worker, in order. */
 static void
-emit_all(struct worker *w, sink_fn sink, void *arg)
+walk_start(struct worker *w, struct twalk *k)
+{
+	k->cursor = w->conns;
+	k->now = unix_ms();
+}
+
+/*
+ * Up to budget more live DERP connections of this worker into sink,
+ * then (at the end) its mesh links; true when the walk is over (or the
+ * sink full).  Formatting is about 3 us per line: 100,000 at once would
+ * hold every client of the worker for 300 ms.
+ */
+static bool
+walk_step(struct worker *w, struct twalk *k, size_t budget, sink_fn sink,
+    void *arg)
 {
 	struct traffic_rec	 r;
 	struct mesh_link_stats	 st;
 	struct conn		*c;
 	char			 line[TRAFFIC_LINE_MAX];
 	ssize_t			 n;
-	int64_t			 now = unix_ms();
 	int			 i;
 
-	for (c = w->conns; c != NULL; c = c->next) {
+	for (c = k->cursor; c != NULL && budget > 0; c = c->next, budget--) {
 		if (!reportable(c))
 			continue;
-		rec_conn(c, &r, now);
+		rec_conn(c, &r, k->now);
 		if ((n = traffic_format(line, sizeof(line), &r)) > 0 &&
-		    sink(arg, line, (size_t)n) < 0)
-			return;
+		    sink(arg, line, (size_t)n) < 0) {
+			k->cursor = NULL;
+			return true;
+		}
 	}
+	k->cursor = c;
+	if (c != NULL)
+		return false;
 	for (i = 0; i < w->nlinks; i++) {
-		rec_link(w, i, &st, &r, now);
+		rec_link(w, i, &st, &r, k->now);
 		if ((n = traffic_format(line, sizeof(line), &r)) > 0 &&
 		    sink(arg, line, (size_t)n) < 0)
-			return;
+			break;
 	}
+	return true;
 }
+
+static void	query_arm(struct traffic *t);
 
 /* ---- /debug/traffic ---- */
 
@@ -210,10 +259,15 @@ req_finish(struct traffic_req *q)
 	conn_flush_later(c);
 }
 
+/* The siblings' time is up: answer once the local walk is over. */
 static void
 req_timeout(struct loop_timer *tm)
 {
-	req_finish(tm->arg);
+	struct traffic_req	*q = tm->arg;
+
+	q->expired = true;
+	if (q->local_done)
+		req_finish(q);
 }
 
 void
@@ -235,23 +289,25 @@ traffic_http(struct conn *c)
 	q->w = w;
 	q->c = c;
 	loop_timer_init(&q->timer, req_timeout, q);
-	emit_all(w, body_sink, q);
+	walk_start(w, &q->walk);
 	if (c->hp.method != HTTP_HEAD && w->nworkers > 1) {
 		q->id = ++t->next_id;
 		q->asked = q->waiting = node_traffic_request(w, q->id);
 	}
-	if (q->waiting == 0 ||
-	    loop_timer_set(w->loop, &q->timer, WAIT_MS) < 0) {
+	if (q->waiting > 0 &&
+	    loop_timer_set(w->loop, &q->timer, WAIT_MS) < 0)
 		q->waiting = 0;
-		req_respond(q);		/* keep-alive as usual */
-		bbuf_free(&q->body);
-		free(q);
-		return;
-	}
 	q->next = t->reqs;
 	t->reqs = q;
 	t->nreqs++;
+	q->local_done = walk_step(w, &q->walk, QUERY_STEP, body_sink, q);
+	if (q->local_done && q->waiting == 0) {
+		req_respond(q);		/* keep-alive as usual */
+		req_unlink(t, q);
+		return;
+	}
 	c->treq = q;		/* http.c parses nothing more meanwhile */
+	query_arm(t);
 }
 
 void
@@ -274,61 +330,143 @@ traffic_on_data(struct worker *w, int sib, uint32_t id, const uint8_t *p,
 	if (!last)
 		return;
 	q->done[sib / 8] |= (uint8_t)(1u << (sib % 8));
-	if (--q->waiting == 0)
+	if (--q->waiting == 0 && q->local_done)
 		req_finish(q);
 }
 
 /* ---- answering a sibling ---- */
 
-struct answer {
-	struct traffic	*t;
-	uint32_t	 id;
-	size_t		 total;
-	bool		 failed;
-};
-
 static int
 answer_sink(void *arg, const char *line, size_t n)
 {
 	struct answer	*a = arg;
-	struct traffic	*t = a->t;
 
 	if (a->total + n > HTTP_MAX)
 		return -ENOSPC;
-	if (t->chunk_len + n > BUS_TRAFFIC_CHUNK) {
-		if (node_traffic_reply(t->w, a->id, t->chunk, t->chunk_len,
-		    false) < 0) {
+	if (a->chunk_len + n > BUS_TRAFFIC_CHUNK) {
+		if (node_traffic_reply(a->t->w, a->to, a->id, a->chunk,
+		    a->chunk_len, false) < 0) {
 			a->failed = true;
 			return -ENOSPC;
 		}
-		t->chunk_len = 0;
+		a->chunk_len = 0;
 	}
-	memcpy(t->chunk + t->chunk_len, line, n);
-	t->chunk_len += n;
+	memcpy(a->chunk + a->chunk_len, line, n);
+	a->chunk_len += n;
 	a->total += n;
 	return 0;
 }
 
+/* A step of the answer; true when it is over (sent, or failed: the
+ * requester's wait ends it). */
+static bool
+answer_step(struct answer *a, size_t budget)
+{
+	struct worker	*w = a->t->w;
+
+	if (!walk_step(w, &a->walk, budget, answer_sink, a))
+		return false;
+	if (!a->failed && node_traffic_reply(w, a->to, a->id, a->chunk,
+	    a->chunk_len, true) < 0)
+		log_warn("traffic_answer_failed", "req=%" PRIu32 " to=%d",
+		    a->id, a->to);
+	return true;
+}
+
+static void
+answer_free(struct traffic *t, struct answer *a)
+{
+	struct answer	**pp;
+
+	for (pp = &t->answers; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			t->nanswers--;
+			break;
+		}
+	free(a->chunk);
+	free(a);
+}
+
 void
-traffic_answer(struct worker *w, uint32_t id)
+traffic_answer(struct worker *w, int to, uint32_t id)
 {
 	struct traffic	*t = w->traffic;
-	struct answer	 a = { t, id, 0, false };
+	struct answer	*a;
 
 	if (t == NULL)
 		return;
-	if (t->chunk == NULL &&
-	    (t->chunk = malloc(BUS_TRAFFIC_CHUNK)) == NULL) {
-		(void)node_traffic_reply(w, id, NULL, 0, true);
+	if (t->nanswers >= ANSWERS_MAX || (a = calloc(1, sizeof(*a))) ==
+	    NULL) {
+		(void)node_traffic_reply(w, to, id, NULL, 0, true);
 		return;
 	}
-	t->chunk_len = 0;
-	emit_all(w, answer_sink, &a);
-	if (a.failed)
-		return;		/* the requester's wait ends it */
-	if (node_traffic_reply(w, id, t->chunk, t->chunk_len, true) < 0)
-		log_warn("traffic_answer_failed", "req=%" PRIu32, id);
-	t->chunk_len = 0;
+	if ((a->chunk = malloc(BUS_TRAFFIC_CHUNK)) == NULL) {
+		free(a);
+		(void)node_traffic_reply(w, to, id, NULL, 0, true);
+		return;
+	}
+	a->t = t;
+	a->to = to;
+	a->id = id;
+	walk_start(w, &a->walk);
+	a->next = t->answers;
+	t->answers = a;
+	t->nanswers++;
+	if (answer_step(a, QUERY_STEP))
+		answer_free(t, a);
+	else
+		query_arm(t);
+}
+
+/* ---- the queries' steps ---- */
+
+/* A step of every query's walk; true when one is left. */
+static bool
+query_run(struct traffic *t, size_t budget)
+{
+	struct traffic_req	*q, *nq;
+	struct answer		*a, *na;
+	bool			 more = false;
+
+	for (q = t->reqs; q != NULL; q = nq) {
+		nq = q->next;	/* req_finish frees q, nothing else */
+		if (q->local_done)
+			continue;
+		if (!walk_step(t->w, &q->walk, budget, body_sink, q)) {
+			more = true;
+			continue;
+		}
+		q->local_done = true;
+		if (q->waiting == 0 || q->expired)
+			req_finish(q);
+	}
+	for (a = t->answers; a != NULL; a = na) {
+		na = a->next;
+		if (answer_step(a, budget))
+			answer_free(t, a);
+		else
+			more = true;
+	}
+	return more;
+}
+
+static void
+query_timer(struct loop_timer *tm)
+{
+	struct traffic	*t = tm->arg;
+
+	if (query_run(t, QUERY_STEP) &&
+	    loop_timer_set(t->w->loop, &t->qstep, STEP_DELAY_MS) < 0)
+		(void)query_run(t, SIZE_MAX);	/* no memory: finish */
+}
+
+static void
+query_arm(struct traffic *t)
+{
+	if (!loop_timer_armed(&t->qstep) &&
+	    loop_timer_set(t->w->loop, &t->qstep, STEP_DELAY_MS) < 0)
+		(void)query_run(t, SIZE_MAX);
 }
 
 /* ---- the dump ---- */
@@ -492,10 +630,20 @@ dump_tick(struct loop_timer *tm)
 void
 traffic_forget(struct worker *w, const struct conn *c)
 {
-	struct traffic	*t = w->traffic;
+	struct traffic		*t = w->traffic;
+	struct traffic_req	*q;
+	struct answer		*a;
 
-	if (t != NULL && t->cursor == c)
+	if (t == NULL)
+		return;
+	if (t->cursor == c)
 		t->cursor = c->next;
+	for (q = t->reqs; q != NULL; q = q->next)
+		if (q->walk.cursor == c)
+			q->walk.cursor = c->next;
+	for (a = t->answers; a != NULL; a = a->next)
+		if (a->walk.cursor == c)
+			a->walk.cursor = c->next;
 }
 
 void
@@ -545,6 +693,7 @@ traffic_init(struct worker *w)
 	t->w = w;
 	loop_timer_init(&t->tick, dump_tick, t);
 	loop_timer_init(&t->step, dump_step, t);
+	loop_timer_init(&t->qstep, query_timer, t);
 	w->traffic = t;
 	traffic_reload(w);
 	return 0;
@@ -561,12 +710,14 @@ traffic_fini(struct worker *w)
 		t->reqs->c->treq = NULL;
 		req_unlink(t, t->reqs);
 	}
+	while (t->answers != NULL)
+		answer_free(t, t->answers);
 	if (t->path[0] != '\0')
 		dump_links(t, unix_ms());
 	dump_write(t);
 	loop_timer_cancel(w->loop, &t->tick);
 	loop_timer_cancel(w->loop, &t->step);
-	free(t->chunk);
+	loop_timer_cancel(w->loop, &t->qstep);
 	free(t);
 	w->traffic = NULL;
 }

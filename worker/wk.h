@@ -79,6 +79,7 @@ struct membuf {
 struct peer;
 struct saw_edge;
 struct ws;
+struct watch_walk;
 struct mesh_link;
 struct traffic;
 struct traffic_req;
@@ -148,6 +149,7 @@ struct conn {
 	struct saw_edge	*saw;		/* sources this conn received from */
 	struct peer	*saw_last;	/* cache for the hot path */
 	struct conn	*watch_next;	/* worker watcher list */
+	struct watch_walk *wwalk;	/* watch.c: first presence list */
 
 	/* traffic.c: counters, bumped without locks on the hot path */
 	struct traffic_ctr tr;
@@ -327,6 +329,16 @@ void	session_watchers_present(struct worker *w,
 void	session_deliver(struct worker *w, const uint8_t dst[DERP_KEY_LEN],
 	    const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len);
 
+/* watch.c: a new watcher's first presence list, in bounded steps.
+ * watch_start sends the first step and continues on later turns;
+ * watch_more sends up to budget more keys (tests), true when the list
+ * is complete; watch_writable after c's writes drained its buffers;
+ * watch_stop (session_end) drops the walk.  start: 0 or -ENOMEM. */
+int	watch_start(struct conn *c);
+bool	watch_more(struct conn *c, size_t budget);
+void	watch_writable(struct conn *c);
+void	watch_stop(struct conn *c);
+
 /* node.c: node-wide presence (bus) and sibling packets (rings) */
 struct worker_env;
 int	node_init(struct worker *w, const struct worker_env *env);
@@ -350,6 +362,12 @@ bool	node_ring_drain(struct worker *w, struct ring_ref r, int sib);
 bool	node_synced(const struct worker *w);
 /* Sibling `dead` is gone: drop its clients now, resync its successor. */
 void	node_worker_down(struct worker *w, int dead);
+/* Bus snapshots for siblings are served NODE_SNAP_STEP connections per
+ * loop turn; node_snapshot_step serves up to budget more of each, true
+ * when none is left; node_forget before c leaves w->conns. */
+#define NODE_SNAP_STEP	256
+bool	node_snapshot_step(struct worker *w, size_t budget);
+void	node_forget(struct worker *w, const struct conn *c);
 void	worker_check_ready(struct worker *w);
 /* Registry callbacks: key left the node / tell one receiver. */
 void	session_peer_left(struct worker *w, const uint8_t key[DERP_KEY_LEN]);
@@ -396,13 +414,21 @@ void		 registry_fwd_clear(struct worker *w, int idx);
 /* The mesh link to forward p's packets through, or -1. */
 int		 registry_forwarder(const struct peer *p);
 void		 registry_remote_sweep(struct worker *w, int worker, bool all);
-void		 registry_foreach_local(struct registry *r,
-		    void (*fn)(struct conn *c, void *arg), void *arg);
-/* Every key present node-wide, with its target's address and flags. */
-void		 registry_foreach_present(struct registry *r,
-		    void (*fn)(void *arg, const uint8_t key[DERP_KEY_LEN],
-		    const uint8_t ip16[16], uint16_t port, uint8_t flags),
-		    void *arg);
+/* The keys present node-wide in steps (a watcher's first list): a
+ * cursor starts at the oldest key; keys added later are reached too,
+ * one removed before it is reached is skipped.  Each step calls fn for
+ * up to budget more keys, those present with their target's address
+ * and flags; true when the end is reached. */
+typedef void	(*registry_present_fn)(void *arg,
+		    const uint8_t key[DERP_KEY_LEN], const uint8_t ip16[16],
+		    uint16_t port, uint8_t flags);
+struct reg_cursor;
+struct reg_cursor *registry_cursor_new(struct registry *r);
+void		 registry_cursor_free(struct registry *r,
+		    struct reg_cursor *k);
+bool		 registry_cursor_present(struct registry *r,
+		    struct reg_cursor *k, size_t budget,
+		    registry_present_fn fn, void *arg);
 void		 registry_note_saw(struct worker *w, struct conn *dst,
 		    struct peer *src);
 /* The same, by source key (a sibling's packet): cached per dst. */
@@ -421,14 +447,15 @@ void	traffic_http(struct conn *c);	/* GET /debug/traffic, allowed */
 void	traffic_conn_closed(struct conn *c);
 /* Before c leaves w->conns: the dump's walk moves past it. */
 void	traffic_forget(struct worker *w, const struct conn *c);
-/* A sibling asked for this worker's table (node.c, bus callback). */
-void	traffic_answer(struct worker *w, uint32_t req);
+/* Sibling `to` asked for this worker's table (node.c, bus callback):
+ * answered over as many loop turns as the walk takes. */
+void	traffic_answer(struct worker *w, int to, uint32_t req);
 void	traffic_on_data(struct worker *w, int sib, uint32_t req,
 	    const uint8_t *p, size_t n, bool last);
 /* node.c: ask the siblings; returns how many were asked. */
 int	node_traffic_request(struct worker *w, uint32_t req);
-int	node_traffic_reply(struct worker *w, uint32_t req, const void *p,
-	    size_t n, bool last);
+int	node_traffic_reply(struct worker *w, int to, uint32_t req,
+	    const void *p, size_t n, bool last);
 /* registry.c: distinct sources c currently receives from. */
 size_t	registry_saw_count(const struct conn *c);
 /* http.c: queue a whole debug response on c, with the security

@@ -2,8 +2,10 @@
  * Unit tests for common/bus.c: codec round trip and malformed messages;
  * three worker buses in one process converge on the
  * node-wide table through adds, deletes, late joins, WORKER_DOWN, a
- * restarted publisher (new epoch) and thousands of events; a traffic
- * query answered in chunks by every sibling.  Progress is polled against
+ * restarted publisher (new epoch) and thousands of events; snapshots
+ * served a few entries per step while clients come and go (the joiner
+ * still ends with exactly the publishers' tables); a traffic query
+ * answered in chunks by every sibling.  Progress is polled against
  * deadlines.
  */
 #include <errno.h>
@@ -102,17 +104,65 @@ on_down(void *arg, int w)
 	on_end(arg, w);
 }
 
-/* Local clients of each worker: what its snapshots serve. */
+/* Local clients of each worker: what its snapshots serve, SNAP_STEP
+ * entries per step from a cursor, as the worker walks w->conns (a
+ * deleted entry closes up behind the cursor, new ones are appended). */
 static struct table	local[NW];
+#define SNAP_STEP	5
+static struct {
+	bool	on;
+	int	idx;
+} srv[NW][NW];
+static int	serve_steps;
 
 static void
-on_snapshot(void *arg, struct bus *b)
+on_snapshot(void *arg, struct bus *b, int to)
 {
 	struct table	*t = arg;
-	int		 i;
 
-	for (i = 0; i < local[t->self].n; i++)
-		bus_snapshot_add(b, &local[t->self].e[i]);
+	(void)b;
+	assert_true(to >= 0 && to < NW && to != t->self);
+	srv[t->self][to].on = true;
+	srv[t->self][to].idx = 0;
+}
+
+static void
+serve_some(void)
+{
+	int	w, to, k;
+
+	for (w = 0; w < NW; w++)
+		for (to = 0; buses[w] != NULL && to < NW; to++) {
+			if (!srv[w][to].on)
+				continue;
+			serve_steps++;
+			for (k = 0; k < SNAP_STEP && srv[w][to].idx <
+			    local[w].n; k++)
+				if (bus_snapshot_add(buses[w], to,
+				    &local[w].e[srv[w][to].idx++]) < 0) {
+					srv[w][to].on = false;
+					break;
+				}
+			if (srv[w][to].on && srv[w][to].idx >= local[w].n) {
+				srv[w][to].on = false;
+				(void)bus_snapshot_end(buses[w], to);
+			}
+		}
+}
+
+static void
+del_local(int w, int i)
+{
+	struct bus_client	c = local[w].e[i];
+	int			to;
+
+	memmove(&local[w].e[i], &local[w].e[i + 1], (size_t)(local[w].n -
+	    i - 1) * sizeof(c));
+	local[w].n--;
+	for (to = 0; to < NW; to++)
+		if (srv[w][to].idx > i)
+			srv[w][to].idx--;
+	assert_int_equal(bus_publish(buses[w], BUS_DEL, &c), 0);
 }
 
 /* Traffic query: each worker answers with a small chunk, a full-size
@@ -123,19 +173,20 @@ static int	got_last[NW], got_chunks[NW];
 static uint32_t	got_req[NW];
 
 static void
-on_traffic_req(void *arg, struct bus *b, uint32_t req)
+on_traffic_req(void *arg, struct bus *b, int to, uint32_t req)
 {
 	struct table	*t = arg;
 	char		 first[32];
 	int		 n = snprintf(first, sizeof(first), "w%d\n", t->self);
 
-	assert_int_equal(bus_traffic_reply(b, req, first, (size_t)n, false),
-	    0);
-	assert_int_equal(bus_traffic_reply(b, req, big, sizeof(big), false),
-	    0);
-	assert_int_equal(bus_traffic_reply(b, req, big, sizeof(big) + 1,
+	assert_int_equal(to, 0);
+	assert_int_equal(bus_traffic_reply(b, to, req, first, (size_t)n,
+	    false), 0);
+	assert_int_equal(bus_traffic_reply(b, to, req, big, sizeof(big),
+	    false), 0);
+	assert_int_equal(bus_traffic_reply(b, to, req, big, sizeof(big) + 1,
 	    false), -EMSGSIZE);
-	assert_int_equal(bus_traffic_reply(b, req, "end\n", 4, true), 0);
+	assert_int_equal(bus_traffic_reply(b, to, req, "end\n", 4, true), 0);
 }
 
 static void
@@ -204,6 +255,7 @@ converge(int timeout_ms)
 		}
 		if (ok)
 			return true;
+		serve_some();
 		nf = 0;
 		for (w = 0; w < NW; w++) {
 			if (buses[w] == NULL)
@@ -286,6 +338,15 @@ test_bus_codec(void **state)
 	junk[1] = 1;	/* add: 20 + 69 */
 	assert_int_equal(bus_decode(junk, 89, &m), 0);
 	assert_int_equal(bus_decode(junk, 88, &m), -EPROTO);
+	junk[1] = 6;	/* snapshot request: 20 + worker + request */
+	assert_int_equal(bus_decode(junk, 26, &m), 0);
+	assert_int_equal(bus_decode(junk, 24, &m), -EPROTO);
+	junk[1] = 7;	/* snapshot entry: 20 + 69 + request */
+	assert_int_equal(bus_decode(junk, 93, &m), 0);
+	assert_int_equal(bus_decode(junk, 89, &m), -EPROTO);
+	junk[1] = 8;	/* snapshot end: 20 + request */
+	assert_int_equal(bus_decode(junk, 24, &m), 0);
+	assert_int_equal(bus_decode(junk, 20, &m), -EPROTO);
 	junk[1] = 9;	/* close: 20 + 69 */
 	assert_int_equal(bus_decode(junk, 89, &m), 0);
 	junk[1] = 10;	/* traffic request: 20 + 4 */
@@ -320,12 +381,8 @@ test_bus_adds_and_dels_converge(void **state)
 	for (w = 0; w < NW; w++)
 		assert_true(bus_synced(buses[w]));
 	/* Delete half of worker 1's clients. */
-	for (i = 0; i < 5; i++) {
-		struct bus_client	c = local[1].e[local[1].n - 1];
-
-		local[1].n--;
-		assert_int_equal(bus_publish(buses[1], BUS_DEL, &c), 0);
-	}
+	for (i = 0; i < 5; i++)
+		del_local(1, local[1].n - 1);
 	assert_true(converge(10000));
 	assert_int_equal(tabs[0].n, 10 + 5);
 }
@@ -365,6 +422,82 @@ test_bus_many_events(void **state)
 	assert_true(converge(20000));
 	assert_int_equal(tabs[1].n, local[0].n + local[2].n);
 	assert_int_equal(bus_stats(buses[1])->bad_messages, 0);
+}
+
+/* Every worker's view is exactly the others' locals, field by field. */
+static void
+assert_views_exact(void)
+{
+	int	w, k, i, j, want;
+
+	for (w = 0; w < NW; w++) {
+		want = 0;
+		for (k = 0; k < NW; k++) {
+			if (k == w)
+				continue;
+			want += local[k].n;
+			for (i = 0; i < local[k].n; i++) {
+				if ((j = find(&tabs[w], &local[k].e[i])) < 0)
+					fail_msg("worker %d lacks %d/%llu", w,
+					    k, (unsigned long long)
+					    local[k].e[i].conn_id);
+				assert_int_equal(tabs[w].e[j].port,
+				    local[k].e[i].port);
+			}
+		}
+		assert_int_equal(tabs[w].n, want);
+	}
+}
+
+/* A joiner's snapshots take hundreds of steps; clients join and leave
+ * the publisher between the steps (behind and ahead of its cursor), and
+ * the joiner still ends with exactly the publishers' tables. */
+static void
+test_bus_snapshot_in_steps(void **state)
+{
+	uint64_t	deadline = ms() + 20000, id = 500000;
+	struct pollfd	pf[64];
+	int		w, k, i, nf, fds[32], churn = 0, steps0;
+
+	(void)state;
+	assert_true(local[0].n > 40 * SNAP_STEP);
+	bus_close(buses[2]);
+	buses[2] = NULL;
+	bus_worker_down(buses[0], 2);
+	bus_worker_down(buses[1], 2);
+	local[2].n = 0;
+	memset(&tabs[2], 0, sizeof(tabs[2]));
+	assert_non_null(buses[2] = open_worker(2));
+	steps0 = serve_steps;
+	while (ms() < deadline && !(bus_synced(buses[2]) && !srv[0][2].on)) {
+		if (srv[0][2].on) {
+			/* One new (appended), one gone ahead of the cursor,
+			 * one behind it. */
+			add_local(0, id++);
+			del_local(0, local[0].n - 2);
+			if (srv[0][2].idx > 1)
+				del_local(0, srv[0][2].idx / 2);
+			churn++;
+		}
+		serve_some();
+		nf = 0;
+		for (w = 0; w < NW; w++) {
+			bus_process(buses[w]);
+			k = bus_fds(buses[w], fds, 32);
+			for (i = 0; i < k && nf < 64; i++) {
+				pf[nf].fd = fds[i];
+				pf[nf].events = POLLIN;
+				nf++;
+			}
+		}
+		(void)poll(pf, (nfds_t)nf, 1);
+	}
+	assert_true(bus_synced(buses[2]));
+	assert_true(churn > 20);
+	assert_true(serve_steps - steps0 > 20);
+	assert_true(converge(20000));
+	assert_views_exact();
+	assert_int_equal(bus_stats(buses[2])->bad_messages, 0);
 }
 
 static void
@@ -408,6 +541,7 @@ main(void)
 		cmocka_unit_test(test_bus_adds_and_dels_converge),
 		cmocka_unit_test(test_bus_worker_down_and_restart),
 		cmocka_unit_test(test_bus_many_events),
+		cmocka_unit_test(test_bus_snapshot_in_steps),
 		cmocka_unit_test(test_bus_traffic_query),
 	};
 

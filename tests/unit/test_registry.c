@@ -1,8 +1,12 @@
 /*
  * Unit tests for worker/registry.c: the lastWriterIsActive duplicate
  * policy (PROTOCOL.md 5.3), dup metrics, PeerGone(Disconnected) edges
- * (5.7) and ClosePeer.  Connections are in-memory (no fds); what the
- * registry queues for them is read back from their control buffers.
+ * (5.7) and ClosePeer; tens of thousands of keys added, looked up and
+ * removed across the incremental growths, against a reference; the
+ * mesh-only count against one kept by the test through random local,
+ * sibling and forwarder changes.  Connections are in-memory (no fds);
+ * what the registry queues for them is read back from their control
+ * buffers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "common/bus.h"
 #include "derp/frame.h"
 #include "worker/wk.h"
 
@@ -221,6 +226,185 @@ test_registry_grows(void **state)
 	wk_free(w);
 }
 
+static uint64_t
+rnd_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void
+key_of(uint8_t k[32], uint32_t id)
+{
+	memset(k, 0xa5, 32);
+	memcpy(k, &id, sizeof(id));
+}
+
+static void
+test_registry_many_keys_across_growths(void **state)
+{
+	enum { N = 30000 };
+	struct worker	*w = wk_new();
+	struct conn	**cs = calloc(N, sizeof(*cs));
+	uint8_t		 k[32];
+	uint64_t	 x = 88172645463325252ULL;
+	size_t		 live = 0;
+	uint32_t	 i, j, r;
+
+	(void)state;
+	assert_non_null(cs);
+	for (i = 0; i < N; i++) {
+		cs[i] = calloc(1, sizeof(**cs));
+		assert_non_null(cs[i]);
+		cs[i]->w = w;
+		cs[i]->state = ST_DERP;
+		key_of(cs[i]->key, i);
+		assert_int_equal(registry_add(w, cs[i]), 0);
+		live++;
+		/* Every growth migrates over the next operations: look up
+		 * a present key, a removed one and one not added yet, and
+		 * remove a random earlier one now and then. */
+		r = (uint32_t)(rnd_next(&x) % (i + 1));
+		key_of(k, r);
+		if (cs[r] != NULL)
+			assert_ptr_equal(registry_active(registry_get(w->reg,
+			    k)), cs[r]);
+		else
+			assert_null(registry_get(w->reg, k));
+		key_of(k, i + 1);
+		assert_null(registry_get(w->reg, k));
+		if (i % 3 == 0 && cs[r] != NULL && r != i) {
+			conn_rm(cs[r]);
+			cs[r] = NULL;
+			live--;
+		}
+		assert_int_equal(registry_count(w->reg), live);
+	}
+	for (j = 0; j < N; j++) {
+		key_of(k, j);
+		if (cs[j] != NULL)
+			assert_ptr_equal(registry_active(registry_get(w->reg,
+			    k)), cs[j]);
+		else
+			assert_null(registry_get(w->reg, k));
+	}
+	for (j = 0; j < N; j++)
+		if (cs[j] != NULL)
+			conn_rm(cs[j]);
+	assert_int_equal(registry_count(w->reg), 0);
+	free(cs);
+	wk_free(w);
+}
+
+/* What the test did to each key: its reference for the counts. */
+#define MK	200
+static struct {
+	struct conn	*local;
+	bool		 remote;
+	uint32_t	 mask;
+} ref[MK];
+
+static size_t
+ref_mesh_only(size_t *keys)
+{
+	size_t	i, k = 0;
+
+	*keys = 0;
+	for (i = 0; i < MK; i++) {
+		*keys += ref[i].local != NULL || ref[i].remote ||
+		    ref[i].mask != 0;
+		k += ref[i].local == NULL && !ref[i].remote &&
+		    ref[i].mask != 0;
+	}
+	return k;
+}
+
+static void
+test_registry_mesh_only_count(void **state)
+{
+	struct worker		*w = wk_new();
+	struct bus_client	 bc;
+	uint64_t		 x = 0x9e3779b97f4a7c15ULL;
+	size_t			 keys, peak = 0, want;
+	uint32_t		 i, idx, op, step;
+
+	(void)state;
+	memset(ref, 0, sizeof(ref));
+	for (step = 0; step < 20000; step++) {
+		i = (uint32_t)(rnd_next(&x) % MK);
+		op = (uint32_t)(rnd_next(&x) % 7);
+		idx = (uint32_t)(rnd_next(&x) % 4);
+		memset(&bc, 0, sizeof(bc));
+		key_of(bc.key, i);
+		bc.worker = 1;
+		bc.conn_id = i;
+		switch (op) {
+		case 0:		/* a local connection comes or goes */
+			if (ref[i].local == NULL) {
+				ref[i].local = calloc(1, sizeof(struct conn));
+				assert_non_null(ref[i].local);
+				ref[i].local->w = w;
+				ref[i].local->state = ST_DERP;
+				key_of(ref[i].local->key, i);
+				assert_int_equal(registry_add(w,
+				    ref[i].local), 0);
+			} else {
+				conn_rm(ref[i].local);
+				ref[i].local = NULL;
+			}
+			break;
+		case 1:		/* a sibling's connection */
+			assert_true(registry_remote_add(w, &bc) >= 0);
+			ref[i].remote = true;
+			break;
+		case 2:
+			registry_remote_del(w, &bc);
+			ref[i].remote = false;
+			break;
+		case 3:
+		case 4:		/* a mesh link announces it */
+			assert_int_equal(registry_fwd_add(w, bc.key,
+			    (int)idx), 0);
+			ref[i].mask |= 1u << idx;
+			break;
+		case 5:
+			registry_fwd_del(w, bc.key, (int)idx);
+			ref[i].mask &= ~(1u << idx);
+			break;
+		default:	/* rarely: a link breaks, a sibling dies */
+			if (rnd_next(&x) % 50 != 0)
+				break;
+			if (idx < 2) {
+				registry_fwd_clear(w, (int)idx);
+				for (i = 0; i < MK; i++)
+					ref[i].mask &= ~(1u << idx);
+			} else {
+				registry_remote_sweep(w, 1, true);
+				for (i = 0; i < MK; i++)
+					ref[i].remote = false;
+			}
+			break;
+		}
+		want = ref_mesh_only(&keys);
+		if (want > peak)
+			peak = want;
+		assert_int_equal(registry_mesh_only(w->reg), want);
+		assert_int_equal(registry_count(w->reg), keys);
+	}
+	assert_true(peak > 10);	/* the count was exercised */
+	for (i = 0; i < MK; i++)
+		if (ref[i].local != NULL)
+			conn_rm(ref[i].local);
+	registry_remote_sweep(w, 1, true);
+	for (idx = 0; idx < 4; idx++)
+		registry_fwd_clear(w, (int)idx);
+	assert_int_equal(registry_mesh_only(w->reg), 0);
+	assert_int_equal(registry_count(w->reg), 0);
+	wk_free(w);
+}
+
 int
 main(void)
 {
@@ -231,6 +415,8 @@ main(void)
 		cmocka_unit_test(test_registry_peer_gone_to_receivers),
 		cmocka_unit_test(test_registry_receiver_leaves_first),
 		cmocka_unit_test(test_registry_grows),
+		cmocka_unit_test(test_registry_many_keys_across_growths),
+		cmocka_unit_test(test_registry_mesh_only_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
