@@ -60,6 +60,7 @@ struct bus_callbacks {
 struct bus_stats {
 	uint64_t	published, received, gaps, resyncs, snapshots_served;
 	uint64_t	send_dropped, bad_messages;
+	uint64_t	batches;	/* PUB messages carrying deltas */
 };
 
 /*
@@ -85,8 +86,14 @@ void		 bus_process_fd(struct bus *b, int fd);
 /* Once a second: heartbeat with the current sequence number. */
 void		 bus_tick(struct bus *b);
 
+/* Queue a delta; the queue goes out as one message at bus_flush() (the
+ * worker's end of turn), before a heartbeat, or when BUS_BATCH_MAX
+ * deltas wait.  0, or -errno when a send failed (a gap the subscribers
+ * resync from). */
+#define BUS_BATCH_MAX	64
 int		 bus_publish(struct bus *b, enum bus_event ev,
 		    const struct bus_client *c);
+int		 bus_flush(struct bus *b);
 /* Worker w died (the supervisor says so): drop its entries now
  * (worker_down callback) and resync with its successor. */
 void		 bus_worker_down(struct bus *b, int w);
@@ -127,5 +134,10 @@ struct bus_msg {
 	size_t			dlen;
 };
 int		 bus_decode(const uint8_t *p, size_t len, struct bus_msg *m);
+/* A batch of deltas (what bus_flush sends): each through fn in order.
+ * The count, or -EPROTO for a malformed batch (fn saw the records
+ * before the fault) or anything but a batch. */
+int		 bus_decode_batch(const uint8_t *p, size_t len,
+		    void (*fn)(void *, const struct bus_msg *), void *arg);
 
 #endif

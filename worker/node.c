@@ -385,6 +385,8 @@ node_after(struct worker *w)
 
 	if (n == NULL)
 		return;
+	/* The round's presence deltas, one bus message. */
+	(void)bus_flush(n->bus);
 	/* A doorbell per sibling per round at most, and only for one that
 	 * said it may sleep. */
 	for (sib = 0; sib < w->nworkers; sib++)

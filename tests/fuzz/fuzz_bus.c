@@ -1,5 +1,6 @@
 /*
- * Fuzz the presence-bus message decoder and the control-channel decoder.
+ * Fuzz the presence-bus message and batch decoders and the control-channel
+ * decoder.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -9,13 +10,21 @@
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void
+each(void *arg, const struct bus_msg *m)
+{
+	(*(size_t *)arg) += m->c.port;	/* touch what was decoded */
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct bus_msg	m;
 	struct ctl_msg	c;
+	size_t		sum = 0;
 
 	(void)bus_decode(data, size, &m);
+	(void)bus_decode_batch(data, size, each, &sum);
 	(void)ctl_decode(data, size, &c);
 	return 0;
 }

@@ -5,7 +5,8 @@
  * restarted publisher (new epoch) and thousands of events; snapshots
  * served a few entries per step while clients come and go (the joiner
  * still ends with exactly the publishers' tables); a traffic query
- * answered in chunks by every sibling.  Progress is polled against
+ * answered in chunks by every sibling; deltas batched per turn and the
+ * batch codec.  Progress is polled against
  * deadlines.
  */
 #include <errno.h>
@@ -262,6 +263,7 @@ converge(int timeout_ms)
 				continue;
 			if (ms() - last_tick > 200)
 				bus_tick(buses[w]);
+			(void)bus_flush(buses[w]);	/* a worker's turn end */
 			bus_process(buses[w]);
 			k = bus_fds(buses[w], fds, 32);
 			for (i = 0; i < k && nf < 64; i++) {
@@ -366,6 +368,80 @@ test_bus_codec(void **state)
 	junk[0] = 1;
 	junk[1] = 99;
 	assert_int_equal(bus_decode(junk, 20, &m), -EPROTO);
+}
+
+static int	batch_seen;
+static void	assert_views_exact(void);
+
+static void
+count_rec(void *arg, const struct bus_msg *m)
+{
+	(void)arg;
+	assert_int_equal(m->type, 1);
+	batch_seen++;
+}
+
+/* A batch: [version, 12] then [length, delta]...; deltas only. */
+static void
+test_bus_batch_codec(void **state)
+{
+	uint8_t	b[2 + 3 * 90];
+	size_t	i;
+
+	(void)state;
+	memset(b, 0, sizeof(b));
+	b[0] = 1;
+	b[1] = 12;
+	for (i = 0; i < 3; i++) {
+		b[2 + i * 90] = 89;
+		b[3 + i * 90] = 1;	/* version */
+		b[4 + i * 90] = 1;	/* add */
+	}
+	batch_seen = 0;
+	assert_int_equal(bus_decode_batch(b, sizeof(b), count_rec, NULL), 3);
+	assert_int_equal(batch_seen, 3);
+	assert_int_equal(bus_decode_batch(b, 2, count_rec, NULL), 0);
+	/* a length past the end; a record that does not decode */
+	assert_int_equal(bus_decode_batch(b, sizeof(b) - 1, count_rec,
+	    NULL), -EPROTO);
+	b[2 + 90] = 88;
+	assert_int_equal(bus_decode_batch(b, sizeof(b), count_rec, NULL),
+	    -EPROTO);
+	b[2 + 90] = 89;
+	b[4 + 90] = 6;	/* a snapshot request has no place in a batch */
+	assert_int_equal(bus_decode_batch(b, sizeof(b), count_rec, NULL),
+	    -EPROTO);
+	b[4 + 90] = 1;
+	b[0] = 2;
+	assert_int_equal(bus_decode_batch(b, sizeof(b), count_rec, NULL),
+	    -EPROTO);
+	b[0] = 1;
+	b[1] = 1;	/* a plain delta is not a batch */
+	assert_int_equal(bus_decode_batch(b, sizeof(b), count_rec, NULL),
+	    -EPROTO);
+}
+
+/* 150 deltas in one turn leave as 3 messages (64, 64, the flush's 22),
+ * and every sibling ends with all of them. */
+static void
+test_bus_deltas_batched(void **state)
+{
+	uint64_t	before = bus_stats(buses[2])->batches;
+	int		i;
+
+	(void)state;
+	assert_true(converge(10000));
+	before = bus_stats(buses[2])->batches;
+	for (i = 0; i < 150; i++)
+		add_local(2, (uint64_t)(900000 + i));
+	assert_int_equal(bus_stats(buses[2])->batches - before, 2);
+	assert_int_equal(bus_flush(buses[2]), 0);
+	assert_int_equal(bus_stats(buses[2])->batches - before, 3);
+	assert_int_equal(bus_flush(buses[2]), 0);	/* nothing left */
+	assert_int_equal(bus_stats(buses[2])->batches - before, 3);
+	assert_true(converge(10000));
+	assert_views_exact();
+	assert_int_equal(bus_stats(buses[0])->bad_messages, 0);
 }
 
 static void
@@ -543,6 +619,8 @@ main(void)
 		cmocka_unit_test(test_bus_many_events),
 		cmocka_unit_test(test_bus_snapshot_in_steps),
 		cmocka_unit_test(test_bus_traffic_query),
+		cmocka_unit_test(test_bus_batch_codec),
+		cmocka_unit_test(test_bus_deltas_batched),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
