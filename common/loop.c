@@ -26,6 +26,12 @@ struct loop {
 	void			*after_arg;
 };
 
+size_t
+loop_timers_armed(const struct loop *l)
+{
+	return l->nheap;
+}
+
 uint64_t
 loop_clock_ms(void)
 {
