@@ -356,11 +356,12 @@ conn_events(const struct hconn *c)
 static void
 serve(struct shared *s, int lfd, int sfd)
 {
-	static struct hconn	 conns[MAX_CONNS];
+	struct hconn		 conns[MAX_CONNS];	/* ~5 KiB each */
 	struct pollfd		 pf[MAX_CONNS + 2];
 	int			 i, n, map[MAX_CONNS + 2], timeout;
 	double			 now, until;
 
+	memset(conns, 0, sizeof(conns));
 	for (i = 0; i < MAX_CONNS; i++)
 		conns[i].fd = -1;
 	for (;;) {
