@@ -119,6 +119,11 @@ $(B)/tests/soak/%: $(B)/tests/soak/%.o $(ITEST_LIB) $(ARCHIVES)
 $(B)/tests/fuzz/replay_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/replay.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# derpprobe's request reader lives with the tool, outside the archives.
+FUZZ_EXTRA_probehttp := tools/derpprobe_http.c
+$(B)/tests/fuzz/replay_probehttp $(B)/tests/unit/test_probehttp: \
+    $(B)/tools/derpprobe_http.o
+
 .SECONDARY:
 
 tests: $(UNIT_BIN) $(ITEST_BIN) $(REPLAY_BIN) $(SOAK_BIN)
@@ -180,7 +185,7 @@ fuzz:
 	@test -n "$(T)" || { echo "usage: make fuzz T=<$(FUZZ_NAMES)>"; exit 2; }
 	@mkdir -p build/fuzz tests/fuzz/corpus/$(T)
 	clang $(FUZZ_CFLAGS) -o build/fuzz/fuzz_$(T) tests/fuzz/fuzz_$(T).c \
-	    $(derp_SRC) $(common_SRC) $(conf_SRC) $(mesh_SRC) $(worker_SRC) $(PKG_LIBS)
+	    $(FUZZ_EXTRA_$(T)) $(derp_SRC) $(common_SRC) $(conf_SRC) $(mesh_SRC) $(worker_SRC) $(PKG_LIBS)
 	build/fuzz/fuzz_$(T) -max_total_time=$${FUZZ_SECONDS:-60} tests/fuzz/corpus/$(T)
 
 # ---- running ----

@@ -32,6 +32,12 @@ const uint64_t loop_turn_bounds_us[LOOP_TURN_BUCKETS - 1] = {
 	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
 };
 
+size_t
+loop_timers_armed(const struct loop *l)
+{
+	return l->nheap;
+}
+
 uint64_t
 loop_clock_ms(void)
 {

@@ -63,6 +63,9 @@ loop_timer_armed(const struct loop_timer *t)
 	return t->slot != 0;
 }
 
+/* How many timers are armed (tests check that none outlive their owner). */
+size_t	loop_timers_armed(const struct loop *l);
+
 uint64_t loop_now(struct loop *l);	/* cached per iteration, ms */
 uint64_t loop_clock_ms(void);		/* fresh CLOCK_MONOTONIC, ms */
 uint64_t loop_clock_ns(void);		/* fresh CLOCK_MONOTONIC, ns */

@@ -2,7 +2,8 @@
  * derpprobe --daemon: a probe thread runs a round every interval and
  * publishes its report; the main thread serves /metrics (Prometheus
  * text), / (HTML status), /healthz from a small single-threaded poll()
- * HTTP server with bounded connections, request size and deadlines.
+ * HTTP server with bounded connections and deadlines; the requests are
+ * read by derpprobe_http.c.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -20,10 +21,15 @@
 #include "common/log.h"
 #include "conf/conf.h"
 #include "tools/derpprobe.h"
+#include "tools/derpprobe_http.h"
 
-#define MAX_CONNS	16
-#define REQ_MAX		4096
-#define CONN_MS		5000
+#define MAX_CONNS	16	/* more are answered 503 and closed */
+#define IN_MAX		4096	/* one read; the parser keeps no more */
+#define REQ_MS		5000	/* to send a request, or to take an answer */
+#define CONN_MS		60000	/* a connection's whole life */
+#define LINGER_MS	1000	/* draining after the last answer */
+#define MAX_REQS	100	/* per connection, then Connection: close */
+#define REQS_PER_WAKEUP	8
 
 struct shared {
 	pthread_mutex_t		 mu;
@@ -39,12 +45,17 @@ struct shared {
 };
 
 struct hconn {
-	int	 fd;
-	char	 in[REQ_MAX];
-	size_t	 in_len;
-	char	*out;
-	size_t	 out_len, out_off;
-	double	 deadline;
+	int		 fd;
+	struct phttp	 hp;
+	char		 in[IN_MAX];
+	size_t		 in_len;	/* not yet parsed: pipelined */
+	char		*out;
+	size_t		 out_len, out_off;
+	bool		 close_after;
+	bool		 draining;	/* answered, closing: reads discarded */
+	unsigned	 nreqs;
+	double		 deadline;	/* this request, answer or drain */
+	double		 expires;	/* the connection's life */
 };
 
 static void *
@@ -123,64 +134,67 @@ listen_on(const char *spec)
 	return fd;
 }
 
+/* Queue the answer: the head, and the body unless head_only. */
 static int
-respond(struct hconn *c, int status, const char *reason, const char *type,
-    char *body, bool head)
+respond(struct hconn *c, int status, const char *ctype, const char *body,
+    bool head_only)
 {
-	size_t	blen = body ? strlen(body) : 0;
-	int	n;
+	size_t	blen = strlen(body);
+	ssize_t	n;
 
-	if ((c->out = malloc(blen + 256)) == NULL) {
-		free(body);
+	if ((c->out = malloc(blen + 512)) == NULL)
 		return -ENOMEM;
+	if ((n = phttp_head(c->out, 512, status, ctype, blen,
+	    !c->close_after)) < 0) {
+		free(c->out);
+		c->out = NULL;
+		return (int)n;
 	}
-	n = snprintf(c->out, 256, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-	    "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-	    "Connection: close\r\n\r\n", status, reason, type, blen);
-	if (!head && blen)
+	if (!head_only)
 		memcpy(c->out + n, body, blen);
-	c->out_len = (size_t)n + (head ? 0 : blen);
-	free(body);
+	c->out_len = (size_t)n + (head_only ? 0 : blen);
+	c->out_off = 0;
 	return 0;
 }
 
-static char *
-dup_str(const char *s)
+static int
+answer(struct shared *s, struct hconn *c, const struct phttp_req *r)
 {
-	return strdup(s);
+	char	 msg[64], *body;
+	bool	 html = r->page == PHTTP_PAGE_STATUS;
+	int	 rc;
+
+	c->close_after = !r->keep_alive || ++c->nreqs >= MAX_REQS;
+	if (r->status != 200) {
+		log_debug("http_refused", "status=%d", r->status);
+		snprintf(msg, sizeof(msg), "%s\n", phttp_reason(r->status));
+		return respond(c, r->status, "text/plain", msg, r->head);
+	}
+	if (r->page == PHTTP_PAGE_HEALTHZ)
+		return respond(c, 200, "text/plain", "ok\n", r->head);
+	pthread_mutex_lock(&s->mu);
+	body = html ? out_html(&s->rep) : out_metrics(&s->rep, s->interval_s,
+	    s->rounds, s->map_failures);
+	pthread_mutex_unlock(&s->mu);
+	if (body == NULL) {
+		c->close_after = true;
+		return respond(c, 500, "text/plain", "out of memory\n",
+		    r->head);
+	}
+	rc = respond(c, 200, html ? "text/html; charset=utf-8" :
+	    "text/plain; version=0.0.4", body, r->head);
+	free(body);
+	return rc;
 }
 
-static int
-route(struct shared *s, struct hconn *c)
+static void
+conn_open(struct hconn *c, int fd, double now)
 {
-	char	 method[8], path[256], *q, *body;
-	bool	 head;
-
-	if (sscanf(c->in, "%7s %255s HTTP/1.", method, path) != 2)
-		return respond(c, 400, "Bad Request", "text/plain",
-		    dup_str("bad request\n"), false);
-	head = strcmp(method, "HEAD") == 0;
-	if (!head && strcmp(method, "GET") != 0)
-		return respond(c, 405, "Method Not Allowed", "text/plain",
-		    dup_str("method not allowed\n"), false);
-	if ((q = strchr(path, '?')) != NULL)
-		*q = '\0';
-	if (strcmp(path, "/healthz") == 0)
-		return respond(c, 200, "OK", "text/plain", dup_str("ok\n"),
-		    head);
-	if (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0)
-		return respond(c, 404, "Not Found", "text/plain",
-		    dup_str("not found\n"), head);
-	pthread_mutex_lock(&s->mu);
-	body = path[1] == '\0' ? out_html(&s->rep) : out_metrics(&s->rep,
-	    s->interval_s, s->rounds, s->map_failures);
-	pthread_mutex_unlock(&s->mu);
-	if (body == NULL)
-		return respond(c, 500, "Internal Server Error", "text/plain",
-		    dup_str("out of memory\n"), head);
-	return respond(c, 200, "OK", path[1] == '\0' ?
-	    "text/html; charset=utf-8" : "text/plain; version=0.0.4", body,
-	    head);
+	memset(c, 0, sizeof(*c));
+	phttp_init(&c->hp);
+	c->fd = fd;
+	c->deadline = now + REQ_MS;
+	c->expires = now + CONN_MS;
 }
 
 static void
@@ -188,100 +202,200 @@ conn_close(struct hconn *c)
 {
 	close(c->fd);
 	free(c->out);
-	memset(c, 0, sizeof(*c));
+	c->out = NULL;
 	c->fd = -1;
+	c->in_len = 0;
+	c->draining = false;
 }
 
-/* One readiness event on c: read the request, or write the answer. */
-static void
-conn_io(struct shared *s, struct hconn *c)
+/* Parse what is buffered and queue the answer to a complete request.
+ * Returns 1 with an answer queued, 0 if more bytes are needed, or
+ * -errno. */
+static int
+conn_parse(struct shared *s, struct hconn *c)
+{
+	struct phttp_req	r;
+	size_t			used;
+	int			rc;
+
+	rc = phttp_feed(&c->hp, c->in, c->in_len, &used, &r);
+	memmove(c->in, c->in + used, c->in_len - used);
+	c->in_len -= used;
+	if (rc == 0)
+		return 0;
+	if ((rc = answer(s, c, &r)) < 0)
+		return rc;
+	c->deadline = now_mono_ms() + REQ_MS;	/* to take the answer */
+	return 1;
+}
+
+/* Returns 1 with an answer queued, 0 to wait for bytes, -1 if c was
+ * closed. */
+static int
+conn_read(struct shared *s, struct hconn *c)
+{
+	ssize_t	n;
+	int	rc;
+
+	if ((rc = conn_parse(s, c)) == 0) {
+		/* Everything buffered was consumed: the buffer is free. */
+		n = read(c->fd, c->in, sizeof(c->in));
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		if (n <= 0) {
+			conn_close(c);
+			return -1;
+		}
+		c->in_len = (size_t)n;
+		rc = conn_parse(s, c);
+	}
+	if (rc < 0) {
+		conn_close(c);
+		return -1;
+	}
+	return rc;
+}
+
+/* Returns 1 when the answer is out and c waits for the next request, 0
+ * to wait for the socket, -1 if c was closed or is draining. */
+static int
+conn_write(struct hconn *c)
 {
 	ssize_t	n;
 
-	if (c->out == NULL) {
-		n = read(c->fd, c->in + c->in_len, sizeof(c->in) - 1 -
-		    c->in_len);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			conn_close(c);
-			return;
-		}
-		c->in_len += (size_t)n;
-		c->in[c->in_len] = '\0';
-		if (strstr(c->in, "\r\n\r\n") == NULL &&
-		    strstr(c->in, "\n\n") == NULL) {
-			if (c->in_len < sizeof(c->in) - 1)
-				return;
-			if (respond(c, 431, "Request Header Fields Too Large",
-			    "text/plain", dup_str("too large\n"), false) < 0) {
-				conn_close(c);
-				return;
-			}
-		} else if (route(s, c) < 0) {
-			conn_close(c);
-			return;
-		}
-	}
 	n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return 0;
 	if (n < 0) {
 		conn_close(c);
-		return;
+		return -1;
 	}
 	c->out_off += (size_t)n;
-	if (c->out_off == c->out_len)
+	if (c->out_off < c->out_len)
+		return 0;
+	free(c->out);
+	c->out = NULL;
+	if (c->close_after) {
+		/* Read what the client still sends until it closes, so
+		 * its unread bytes do not turn our FIN into a reset that
+		 * loses the answer. */
+		if (shutdown(c->fd, SHUT_WR) < 0) {
+			conn_close(c);
+			return -1;
+		}
+		c->draining = true;
+		c->deadline = now_mono_ms() + LINGER_MS;
+		return -1;
+	}
+	c->deadline = now_mono_ms() + REQ_MS;
+	return 1;
+}
+
+static void
+conn_drain(struct hconn *c)
+{
+	ssize_t	n = read(c->fd, c->in, sizeof(c->in));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0)
 		conn_close(c);
+}
+
+/* One readiness event on c: requests and answers, pipelined ones too,
+ * a bounded number per wakeup. */
+static void
+conn_io(struct shared *s, struct hconn *c)
+{
+	int	i;
+
+	if (c->draining) {
+		conn_drain(c);
+		return;
+	}
+	for (i = 0; i < REQS_PER_WAKEUP; i++) {
+		if (c->out == NULL && conn_read(s, c) <= 0)
+			return;
+		if (conn_write(c) <= 0)
+			return;
+	}
+}
+
+static void
+conn_accept(struct hconn *conns, int lfd, double now)
+{
+	static const char	busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	int			i, fd;
+
+	for (i = 0; i < MAX_CONNS && conns[i].fd >= 0; i++)
+		;
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (i == MAX_CONNS) {
+		/* Full: say so (the scraper retries) in one try. */
+		if (write(fd, busy, sizeof(busy) - 1) < 0)
+			log_debug("http_busy", "err=%s", strerror(errno));
+		close(fd);
+		return;
+	}
+	conn_open(&conns[i], fd, now);
+}
+
+/* What c waits for.  Pipelined bytes still buffered are parsed on the
+ * next writable event, since no read event may come for them. */
+static short
+conn_events(const struct hconn *c)
+{
+	if (c->draining)
+		return POLLIN;
+	return c->out != NULL || c->in_len > 0 ? POLLOUT : POLLIN;
 }
 
 static void
 serve(struct shared *s, int lfd, int sfd)
 {
-	struct hconn	 conns[MAX_CONNS];
-	struct pollfd	 pf[MAX_CONNS + 2];
-	int		 i, n, fd, map[MAX_CONNS + 2];
-	double		 now;
+	struct hconn		 conns[MAX_CONNS];	/* ~5 KiB each */
+	struct pollfd		 pf[MAX_CONNS + 2];
+	int			 i, n, map[MAX_CONNS + 2], timeout;
+	double			 now, until;
 
-	for (i = 0; i < MAX_CONNS; i++) {
-		memset(&conns[i], 0, sizeof(conns[i]));
+	memset(conns, 0, sizeof(conns));
+	for (i = 0; i < MAX_CONNS; i++)
 		conns[i].fd = -1;
-	}
 	for (;;) {
+		now = now_mono_ms();
+		timeout = 1000;
 		n = 0;
 		pf[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		pf[n++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
 		for (i = 0; i < MAX_CONNS; i++) {
 			if (conns[i].fd < 0)
 				continue;
+			until = conns[i].deadline < conns[i].expires ?
+			    conns[i].deadline : conns[i].expires;
+			if (now >= until) {
+				log_debug("http_timeout", "draining=%d",
+				    conns[i].draining);
+				conn_close(&conns[i]);
+				continue;
+			}
+			if (until - now < timeout)
+				timeout = (int)(until - now) + 1;
 			map[n] = i;
 			pf[n++] = (struct pollfd){ .fd = conns[i].fd,
-			    .events = conns[i].out ? POLLOUT : POLLIN };
+			    .events = conn_events(&conns[i]) };
 		}
-		if (poll(pf, (nfds_t)n, 1000) < 0 && errno != EINTR)
+		if (poll(pf, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			break;
 		if (pf[0].revents & POLLIN)
 			break;		/* SIGTERM or SIGINT */
 		for (i = 2; i < n; i++)
 			if (pf[i].revents)
 				conn_io(s, &conns[map[i]]);
-		now = now_mono_ms();
-		for (i = 0; i < MAX_CONNS; i++)
-			if (conns[i].fd >= 0 && now > conns[i].deadline)
-				conn_close(&conns[i]);
-		if (!(pf[1].revents & POLLIN))
-			continue;
-		for (i = 0; i < MAX_CONNS && conns[i].fd >= 0; i++)
-			;
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (i == MAX_CONNS) {
-			close(fd);	/* full: the scraper retries */
-			continue;
-		}
-		conns[i].fd = fd;
-		conns[i].deadline = now + CONN_MS;
+		if (pf[1].revents & POLLIN)
+			conn_accept(conns, lfd, now_mono_ms());
 	}
 	for (i = 0; i < MAX_CONNS; i++)
 		if (conns[i].fd >= 0)

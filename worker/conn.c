@@ -122,6 +122,34 @@ accept_pause(struct worker *w, int err)
 		accept_resume(&w->accept_resume);
 }
 
+int
+conn_init(struct conn *c, struct worker *w, int fd, enum listen_role role)
+{
+	c->w = w;
+	c->fd = fd;
+	c->id = ++w->next_conn_id;
+	c->role = role;
+	c->state = ST_HTTP;
+	loop_io_init(&c->io, fd, conn_io, c);
+	loop_timer_init(&c->deadline, conn_deadline, c);
+	loop_timer_init(&c->rate_timer, NULL, c);
+	loop_timer_init(&c->keepalive, session_keepalive, c);
+	return http_begin(c);
+}
+
+void
+conn_link(struct conn *c)
+{
+	struct worker	*w = c->w;
+
+	c->prev = NULL;
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+}
+
 static struct conn *
 conn_new(struct worker *w, int fd, enum listen_role role, bool tls)
 {
@@ -129,43 +157,28 @@ conn_new(struct worker *w, int fd, enum listen_role role, bool tls)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	c->w = w;
-	c->fd = fd;
-	c->id = ++w->next_conn_id;
-	c->role = role;
-	loop_io_init(&c->io, fd, conn_io, c);
-	loop_timer_init(&c->deadline, conn_deadline, c);
-	loop_timer_init(&c->rate_timer, NULL, c);
-	loop_timer_init(&c->keepalive, session_keepalive, c);
+	if (conn_init(c, w, fd, role) < 0)
+		goto fail;
 	if (tls) {
 		if ((c->ssl = SSL_new(w->ssl_ctx)) == NULL ||
-		    SSL_set_fd(c->ssl, fd) != 1) {
-			SSL_free(c->ssl);
-			free(c);
-			return NULL;
-		}
+		    SSL_set_fd(c->ssl, fd) != 1)
+			goto fail;
 		SSL_set_accept_state(c->ssl);
 		c->state = ST_TLS;
-	} else {
-		c->state = ST_HTTP;
 	}
-	if (http_begin(c) < 0 ||
-	    loop_io_add(w->loop, &c->io, LOOP_IN) < 0 ||
+	if (loop_io_add(w->loop, &c->io, LOOP_IN) < 0 ||
 	    loop_timer_set(w->loop, &c->deadline,
-	    (uint64_t)w->cfg.http_timeout_ms) < 0) {
-		loop_io_del(w->loop, &c->io);
-		loop_timer_cancel(w->loop, &c->deadline);
-		http_end(c);
-		SSL_free(c->ssl);
-		free(c);
-		return NULL;
-	}
-	c->next = w->conns;
-	if (w->conns != NULL)
-		w->conns->prev = c;
-	w->conns = c;
-	w->nconns++;
+	    (uint64_t)w->cfg.http_timeout_ms) < 0)
+		goto fail;
+	conn_link(c);
 	return c;
+fail:
+	loop_io_del(w->loop, &c->io);
+	loop_timer_cancel(w->loop, &c->deadline);
+	http_end(c);
+	SSL_free(c->ssl);
+	free(c);
+	return NULL;
 }
 
 void

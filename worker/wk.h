@@ -278,6 +278,13 @@ void	conn_accept(struct worker *w, int lfd, enum listen_role role);
 void	conn_tune_listeners(struct worker *w);
 void	conn_close(struct conn *c, const char *reason);
 void	conn_free(struct conn *c);
+/* A new connection's fields, callbacks and HTTP parser on fd, in the
+ * HTTP state, neither watched nor linked (0 or -ENOMEM; on failure the
+ * caller frees c with http_end).  conn_link adds it to w->conns.  Used
+ * by conn_new and by the fuzz targets' fake connections. */
+int	conn_init(struct conn *c, struct worker *w, int fd,
+	    enum listen_role role) __attribute__((warn_unused_result));
+void	conn_link(struct conn *c);
 void	conn_flush(struct conn *c);
 /* Flush at the end of this dispatch round, coalescing what is queued
  * meanwhile into large writes. */

@@ -6,7 +6,8 @@
  * which node_ring_drain() then
  * drains exactly as a worker does, delivering to a registered local
  * client of key 0x07...  The ring lives in a heap block of its exact
- * size, so any read outside it is an ASan report.  Bad records must be
+ * size (one for every input, cleared each time), so any read outside
+ * it is an ASan report.  Bad records must be
  * counted (ring_bad / ring_resets), never delivered oversize.
  */
 #include <assert.h>
@@ -37,9 +38,10 @@ client(struct worker *w)
 	http_end(c);
 	memset(c->key, 0x07, sizeof(c->key));
 	c->state = ST_DERP;
-	w->m->current_connections++;
 	if (registry_add(w, c) < 0)
 		c->state = ST_HELLO;
+	else
+		w->m->current_connections++;
 	return c;
 }
 
@@ -57,31 +59,35 @@ check_queues(const struct conn *c)
 			assert(p->len <= DERP_RECV_HDR_LEN + DERP_MAX_PACKET);
 }
 
+static uint8_t	*ring_mem;
+
+static void
+free_mem(void)
+{
+	free(ring_mem);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int	 init;
 	size_t		 bytes = ring_set_size(1, CAP);
 	struct worker	*w;
 	struct ring_ref	 r;
 	struct conn	*c;
-	uint8_t		*mem;
 	int		 round;
 
-	if (!init) {
+	if (ring_mem == NULL) {
 		log_init("fuzz", LOG_EMERG);
-		if (derp_crypto_init() < 0)
-			return 0;
-		init = 1;
+		if (derp_crypto_init() < 0 ||
+		    (ring_mem = aligned_alloc(64, bytes)) == NULL)
+			abort();
+		atexit(free_mem);
 	}
-	if ((mem = aligned_alloc(64, bytes)) == NULL)
-		return 0;
-	memset(mem, 0, bytes);
-	memcpy(mem, data, size < bytes ? size : bytes);
-	r = ring_set_get(mem, 1, CAP, 0, 0);
-	if ((w = fake_worker()) == NULL)
-		goto out;
-	if (w->loop == NULL || (c = client(w)) == NULL)
+	memset(ring_mem, 0, bytes);
+	memcpy(ring_mem, data, size < bytes ? size : bytes);
+	r = ring_set_get(ring_mem, 1, CAP, 0, 0);
+	w = fake_worker();
+	if ((c = client(w)) == NULL)
 		goto done;
 	w->nworkers = 2;
 	for (round = 0; round < ROUNDS; round++) {
@@ -97,8 +103,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	assert(w->m->ring_in + w->m->ring_bad <= CAP / 8);
 	fake_worker_drain(w);
 done:
-	fake_worker_free(w);
-out:
-	free(mem);
+	fake_worker_reset(w);
 	return 0;
 }

@@ -75,46 +75,46 @@ feed(struct worker *w, int peer, const uint8_t *p, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int	 init;
+	static uint8_t	 msg[1100];
+	static size_t	 msg_len;
 	struct worker	*w;
 	struct derp_client_info ci = { .version = 2 };
-	uint8_t		 cpriv[DERP_KEY_LEN], cif[1024], msg[1100];
+	uint8_t		 cpriv[DERP_KEY_LEN], cif[1024];
 	ssize_t		 cil;
 	int		 sv[2];
 
-	if (!init) {
+	if (size < 1)
+		return 0;
+	if (msg_len == 0) {
+		/* The ClientInfo message, sealed once for every input. */
 		log_init("fuzz", LOG_EMERG);
 		if (derp_crypto_init() < 0)
-			return 0;
-		init = 1;
-	}
-	if (size < 1 || (w = fake_worker()) == NULL)
-		return 0;
-	if (w->loop == NULL ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-	    sv) < 0) {
-		fake_worker_free(w);
-		return 0;
-	}
-	if (fake_conn_new(w, sv[0]) == NULL) {
-		close(sv[0]);
-		close(sv[1]);
-		fake_worker_free(w);
-		return 0;
-	}
-	feed(w, sv[1], (const uint8_t *)UPGRADE, sizeof(UPGRADE) - 1);
-	if ((data[0] & 1) && w->conns != NULL) {
+			abort();
+		w = fake_worker();
 		memset(cpriv, 0x24, sizeof(cpriv));
 		cil = derp_client_info_frame(cif, sizeof(cif), &ci, cpriv,
 		    w->pub);
-		if (cil > 0)
-			feed(w, sv[1], msg, ws_message(msg, cif, (size_t)cil));
+		if (cil <= 0)
+			abort();
+		msg_len = ws_message(msg, cif, (size_t)cil);
 	}
+	w = fake_worker();
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	    sv) < 0)
+		return 0;
+	if (fake_conn_new(w, sv[0]) == NULL) {
+		close(sv[0]);
+		close(sv[1]);
+		return 0;
+	}
+	feed(w, sv[1], (const uint8_t *)UPGRADE, sizeof(UPGRADE) - 1);
+	if ((data[0] & 1) && w->conns != NULL)
+		feed(w, sv[1], msg, msg_len);
 	feed(w, sv[1], data + 1, size - 1);
 	/* And the peer's EOF. */
 	(void)shutdown(sv[1], SHUT_WR);
 	feed(w, sv[1], NULL, 0);
-	fake_worker_free(w);
+	fake_worker_reset(w);
 	close(sv[1]);
 	return 0;
 }

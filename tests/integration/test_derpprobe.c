@@ -3,7 +3,8 @@
  * TLS mesh region with STUN (every probe ok, all 6 ordered pairs and the
  * self pairs), certificate warning, a node with the wrong mesh PSK (mesh
  * fails, connect works), the derpd-config source, netcheck with the
- * captive-portal check, the daemon's /metrics, and a stopped node.
+ * captive-portal check, the daemon's /metrics and its HTTP (pipelining,
+ * refusals, limits, deadlines), and a stopped node.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -570,22 +572,16 @@ metric(const char *text, const char *needle)
 	return p == NULL ? -1 : strtol(p + strlen(needle), NULL, 10);
 }
 
-static void
-test_derpprobe_daemon_metrics(void **state)
+/* derpprobe --daemon on 127.0.0.1:port probing region r900, its output
+ * in log.  Killed by teardown if the test fails. */
+static pid_t
+daemon_start(uint16_t port, const char *log)
 {
-	struct client_opts	 o;
-	static char		 buf[256 * 1024];
-	const char		*bin = getenv("DERPPROBE_BIN");
-	char			 listen[32], log[400];
-	uint16_t		 port = free_tcp_port();
-	uint64_t		 deadline;
-	pid_t			 pid;
-	FILE			*f;
-	int			 st = -1;
+	const char	*bin = getenv("DERPPROBE_BIN");
+	char		 listen[32];
+	pid_t		 pid;
 
-	(void)state;
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
-	snprintf(log, sizeof(log), "%s/derpprobe.log", nodes[0]->dir);
 	if ((pid = fork()) == 0) {
 		int	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
@@ -597,7 +593,86 @@ test_derpprobe_daemon_metrics(void **state)
 		    "--interval", "1", (char *)NULL);
 		_exit(127);
 	}
+	assert_true(pid > 0);
 	daemon_pid = pid;
+	return pid;
+}
+
+/* SIGTERM: a clean exit, no error or sanitizer line in the log. */
+static void
+daemon_stop(pid_t pid, const char *log)
+{
+	char	line[4096];
+	FILE	*f;
+	int	st;
+
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	daemon_pid = 0;
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_non_null(f = fopen(log, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		assert_null(strstr(line, "Sanitizer"));
+		assert_null(strstr(line, "runtime error"));
+		assert_null(strstr(line, " err "));
+	}
+	fclose(f);
+}
+
+/* A request with a 9000-byte header field, in buf. */
+static const char *
+big_header(char *buf)
+{
+	size_t	n = (size_t)sprintf(buf, "GET / HTTP/1.1\r\nX-Big: ");
+
+	memset(buf + n, 'x', 9000);
+	strcpy(buf + n + 9000, "\r\n\r\n");
+	return buf;
+}
+
+/* Send req on a new connection, read until the daemon closes it; the
+ * answers in buf.  Returns the first answer's status. */
+static int
+exchange_n(uint16_t port, const char *req, size_t len, char *buf,
+    size_t cap)
+{
+	int	fd = raw_connect(port);
+	ssize_t	n;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, req, len), (ssize_t)len);
+	n = raw_read_until_eof(fd, (uint8_t *)buf, cap - 1, 15000);
+	close(fd);
+	if (n < 0)
+		fail_msg("no EOF after %.60s", req);
+	buf[n] = '\0';
+	if (n < 12 || strncmp(buf, "HTTP/1.1 ", 9) != 0)
+		fail_msg("no answer to %.60s: %.100s", req, buf);
+	return atoi(buf + 9);
+}
+
+static int
+exchange(uint16_t port, const char *req, char *buf, size_t cap)
+{
+	return exchange_n(port, req, strlen(req), buf, cap);
+}
+
+static void
+test_derpprobe_daemon_metrics(void **state)
+{
+	struct client_opts	 o;
+	static char		 buf[256 * 1024];
+	char			 log[400];
+	uint16_t		 port = free_tcp_port();
+	uint64_t		 deadline;
+	pid_t			 pid;
+	FILE			*f;
+	int			 st = -1;
+
+	(void)state;
+	snprintf(log, sizeof(log), "%s/derpprobe.log", nodes[0]->dir);
+	pid = daemon_start(port, log);
 	memset(&o, 0, sizeof(o));
 	o.host = "127.0.0.1";
 	o.port = port;
@@ -650,37 +725,154 @@ test_derpprobe_daemon_metrics(void **state)
 	    sizeof(buf)), 405);
 	assert_int_equal(client_http_get(&o, "GET", "/nope", NULL, buf,
 	    sizeof(buf)), 404);
-	/* An idle connection does not block others; an oversized request
-	 * is refused with 431 and closed. */
+	/* An idle connection does not block others; an oversized header
+	 * section is refused with 431 and closed. */
 	{
-		int	idle = raw_connect(port), big = raw_connect(port);
-		ssize_t	n;
+		int	idle = raw_connect(port);
 
-		assert_true(idle >= 0 && big >= 0);
+		assert_true(idle >= 0);
 		assert_int_equal(client_http_get(&o, "GET", "/healthz", NULL,
 		    buf, sizeof(buf)), 200);
-		memset(buf, 'x', 5000);
-		assert_int_equal(write(big, buf, 5000), 5000);
-		n = raw_read_until_eof(big, (uint8_t *)buf, sizeof(buf) - 1,
-		    5000);
-		assert_true(n > 12);
-		buf[n] = '\0';
-		assert_int_equal(strncmp(buf, "HTTP/1.1 431", 12), 0);
-		close(big);
 		close(idle);
 	}
-	kill(pid, SIGTERM);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	daemon_pid = 0;
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
-	assert_non_null(f = fopen(log, "r"));
-	while (fgets(buf, sizeof(buf), f) != NULL) {
-		assert_null(strstr(buf, "Sanitizer"));
-		assert_null(strstr(buf, "runtime error"));
-		assert_null(strstr(buf, " err "));
+	assert_int_equal(exchange(port, big_header(buf), buf, sizeof(buf)),
+	    431);
+	daemon_stop(pid, log);
+}
+
+/* The position of needle in hay at or after from, or fail. */
+static const char *
+after(const char *hay, const char *from, const char *needle)
+{
+	const char	*p = strstr(from, needle);
+
+	if (p == NULL)
+		fail_msg("no %s in %.300s", needle, hay);
+	return p + strlen(needle);
+}
+
+/* The daemon's HTTP as a client sees it: pipelined keep-alive requests,
+ * a request sent a byte at a time, each refusal with its status and a
+ * close, a full house answered 503, and slots held by silent or slow
+ * clients freed by the request deadline. */
+static void
+test_derpprobe_daemon_http(void **state)
+{
+	static const char	 pipelined[] =
+	    "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+	    "HEAD /metrics HTTP/1.1\r\nHost: a\r\n\r\n"
+	    "GET /nope HTTP/1.1\r\nHost: a\r\n\r\n"
+	    "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	static const char	 bytewise[] =
+	    "GET /healthz?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n";
+	static char		 buf[256 * 1024];
+	struct client_opts	 o;
+	const char		*p;
+	char			 log[400], req[2048];
+	uint16_t		 port = free_tcp_port();
+	uint64_t		 deadline;
+	pid_t			 pid;
+	size_t			 i;
+	int			 fd, conns[16], st = -1, one = 1;
+	ssize_t			 n;
+
+	(void)state;
+	snprintf(log, sizeof(log), "%s/derpprobe-http.log", nodes[0]->dir);
+	pid = daemon_start(port, log);
+	memset(&o, 0, sizeof(o));
+	o.host = "127.0.0.1";
+	o.port = port;
+	o.timeout_ms = 2000;
+	deadline = now_ms() + 30000;
+	while (now_ms() < deadline && (st = client_http_get(&o, "GET",
+	    "/healthz", NULL, buf, sizeof(buf))) != 200)
+		poll(NULL, 0, 50);	/* poll interval, not a sync sleep */
+	assert_int_equal(st, 200);
+
+	/* Four requests in one write: four answers in order, then EOF. */
+	assert_int_equal(exchange(port, pipelined, buf, sizeof(buf)), 200);
+	p = after(buf, buf, "Connection: keep-alive\r\n\r\nok\n");
+	/* HEAD: a length, and no body before the next answer. */
+	assert_int_equal(strncmp(p, "HTTP/1.1 200 OK\r\n", 17), 0);
+	p = after(buf, p, "Content-Type: text/plain; version=0.0.4\r\n");
+	assert_true(strtol(after(buf, p, "Content-Length: "), NULL, 10) >
+	    100);
+	p = after(buf, p, "Connection: keep-alive\r\n\r\n");
+	assert_int_equal(strncmp(p, "HTTP/1.1 404 Not Found\r\n", 24), 0);
+	p = after(buf, p, "Connection: keep-alive\r\n\r\nNot Found\n");
+	assert_int_equal(strncmp(p, "HTTP/1.1 200 OK\r\n", 17), 0);
+	p = after(buf, p, "Connection: close\r\n\r\nok\n");
+	assert_int_equal(*p, '\0');
+
+	/* One byte per segment. */
+	assert_true((fd = raw_connect(port)) >= 0);
+	assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one)), 0);
+	for (i = 0; i < sizeof(bytewise) - 1; i++)
+		assert_int_equal(write(fd, bytewise + i, 1), 1);
+	n = raw_read_until_eof(fd, (uint8_t *)buf, sizeof(buf) - 1, 15000);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_int_equal(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17), 0);
+	after(buf, buf, "\r\n\r\nok\n");
+
+	/* Refusals: the status, Connection: close, and a close. */
+	assert_int_equal(exchange_n(port, "\x16\x03\x01\x02\x00\x01\x00\x01"
+	    "\xfc\x03\x03", 11, buf, sizeof(buf)), 400);
+	after(buf, buf, "Connection: close\r\n\r\nBad Request\n");
+	assert_int_equal(exchange(port, "GET /\r\n\r\n", buf, sizeof(buf)),
+	    400);
+	assert_int_equal(exchange(port, "DELETE /metrics HTTP/1.1\r\n\r\n",
+	    buf, sizeof(buf)), 405);
+	after(buf, buf, "\r\nAllow: GET, HEAD\r\n");
+	assert_int_equal(exchange(port, "GET /metrics HTTP/1.1\r\n"
+	    "Content-Length: 10\r\n\r\n0123456789", buf, sizeof(buf)), 413);
+	assert_int_equal(exchange(port, "GET / HTTP/1.1\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", buf, sizeof(buf)),
+	    413);
+	i = (size_t)snprintf(req, sizeof(req), "GET /");
+	memset(req + i, 'a', 1100);
+	strcpy(req + i + 1100, " HTTP/1.1\r\n\r\n");
+	assert_int_equal(exchange(port, req, buf, sizeof(buf)), 414);
+	assert_int_equal(exchange(port, big_header(buf), buf, sizeof(buf)),
+	    431);
+	after(buf, buf, "Connection: close\r\n");
+
+	/* Sixteen connections fill the daemon: silent ones and one that
+	 * stops mid-request.  The next is answered 503 at once. */
+	for (i = 0; i < 16; i++) {
+		assert_true((conns[i] = raw_connect(port)) >= 0);
+		if (i == 0)
+			assert_int_equal(write(conns[i], "GET /metr", 9), 9);
 	}
-	fclose(f);
+	deadline = now_ms() + 5000;
+	do {
+		/* The daemon accepts in turn: retry until it is full. */
+		assert_true((fd = raw_connect(port)) >= 0);
+		n = raw_read_until_eof(fd, (uint8_t *)buf, sizeof(buf) - 1,
+		    15000);
+		close(fd);
+		assert_true(n >= 0);
+		buf[n] = '\0';
+	} while (strncmp(buf, "HTTP/1.1 503 ", 13) != 0 &&
+	    now_ms() < deadline);
+	assert_int_equal(strncmp(buf, "HTTP/1.1 503 Service Unavailable\r\n",
+	    34), 0);
+	/* The request deadline (5 s) closes every one of them, the slow
+	 * one unanswered (a connection of the exchanges above still
+	 * draining may have left one of the others a 503). */
+	for (i = 0; i < 16; i++) {
+		n = raw_read_until_eof(conns[i], (uint8_t *)buf,
+		    sizeof(buf) - 1, 15000);
+		if (i == 0)
+			assert_int_equal(n, 0);
+		assert_true(n >= 0);
+		close(conns[i]);
+	}
+	assert_int_equal(client_http_get(&o, "GET", "/healthz", NULL, buf,
+	    sizeof(buf)), 200);
+	daemon_stop(pid, log);
 }
 
 static void
@@ -728,6 +920,7 @@ main(void)
 		cmocka_unit_test(test_derpprobe_bad_map_is_usage_error),
 		cmocka_unit_test(test_derpprobe_silent_node_times_out),
 		cmocka_unit_test(test_derpprobe_daemon_metrics),
+		cmocka_unit_test(test_derpprobe_daemon_http),
 		cmocka_unit_test(test_derpprobe_stopped_node_is_critical),
 	};
 
