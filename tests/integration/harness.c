@@ -1012,3 +1012,45 @@ harness_run_group(const char *name, const struct CMUnitTest *tests,
 	free(w);
 	return rc;
 }
+
+struct node *
+node_start_layer(const char *layer, const char *more)
+{
+	struct node	*n = node_new();
+	char		 extra[2048];
+
+	node_make_cert(n);
+	assert_true((size_t)snprintf(extra, sizeof(extra), "tls = { "
+	    "certificate = \"%s\"; private_key = \"%s/key.pem\"; "
+	    "record_layer = \"%s\"; };\n%s", n->cert, n->dir, layer,
+	    more != NULL ? more : "") < sizeof(extra));
+	return node_start_in(n, true, extra);
+}
+
+void
+relay_sizes(struct client *a, struct client *b, const size_t *sizes,
+    size_t n, int salt)
+{
+	static uint8_t		 buf[DERP_MAX_PACKET];
+	struct client		*from, *to;
+	struct client_msg	 m;
+	size_t			 i, j, k;
+
+	for (i = 0; i < n; i++) {
+		assert_true(sizes[i] <= sizeof(buf));
+		for (k = 0; k < 2; k++) {
+			from = k == 0 ? a : b;
+			to = k == 0 ? b : a;
+			for (j = 0; j < sizes[i]; j++)
+				buf[j] = (uint8_t)(j * 13 + i + k + salt);
+			assert_int_equal(client_send_packet(from,
+			    client_public_key(to), buf, sizes[i]), 0);
+			assert_int_equal(recv_type(to, DERP_FRAME_RECV_PACKET,
+			    &m, 10000), 0);
+			assert_int_equal(m.len, sizes[i]);
+			assert_memory_equal(m.key, client_public_key(from),
+			    DERP_KEY_LEN);
+			assert_memory_equal(m.data, buf, sizes[i]);
+		}
+	}
+}

@@ -82,6 +82,14 @@ int		 recv_type(struct client *c, uint8_t type,
  * after 15 s. */
 void		 reach(struct client *a, struct client *b);
 
+/* A TLS node with its own certificate and tls.record_layer = layer
+ * ("derpd", "kernel", "openssl"), with more config appended. */
+struct node	*node_start_layer(const char *layer, const char *more);
+/* For each of n sizes one packet a to b and one b to a, checked byte
+ * for byte; salt varies the bytes between calls. */
+void		 relay_sizes(struct client *a, struct client *b,
+		    const size_t *sizes, size_t n, int salt);
+
 /* A mesh PSK for test regions (64 hex, as a psk_file holds it). */
 #define REGION_PSK \
 	"8fb454e8a4747af1bbc2f421ad3c8aca9e0416cc60a7102983692f34dc153b2a\n"

@@ -27,19 +27,6 @@
 
 #define OFFLOADED	"derpd_tls_record_offload{result=\"offloaded\"}"
 
-static struct node *
-node_with_layer(const char *layer)
-{
-	struct node	*n = node_new();
-	char		 extra[1024];
-
-	node_make_cert(n);
-	snprintf(extra, sizeof(extra), "tls = { certificate = \"%s\"; "
-	    "private_key = \"%s/key.pem\"; record_layer = \"%s\"; };\n",
-	    n->cert, n->dir, layer);
-	return node_start_in(n, true, extra);
-}
-
 /* SSL_read until the connection ends: its SSL_get_error, or -1 when it
  * has not ended by the deadline. */
 static int
@@ -146,7 +133,7 @@ protocol_errors(const char *layer)
 {
 	/* NotePreferred with 2 bytes: frame_invalid (PROTOCOL.md 3). */
 	static const uint8_t	bad[] = { 0x07, 0, 0, 0, 2, 1, 1 };
-	struct node		*n = node_with_layer(layer);
+	struct node		*n = node_start_layer(layer, NULL);
 	struct client		*c = node_client(n);
 	struct raw		 r;
 	int			 e;
@@ -203,7 +190,7 @@ test_close_notify_protocol_error_kernel(void **state)
 static void
 stopping(const char *layer)
 {
-	struct node	*n = node_with_layer(layer);
+	struct node	*n = node_start_layer(layer, NULL);
 	struct client	*c = node_client(n);
 	struct raw	 r;
 

@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "harness.h"
+#include "tests/kernel_tls.h"
 
 #define KERNEL		"derpd_tls_record_offload{result=\"kernel\"}"
 #define OFFLOADED	"derpd_tls_record_offload{result=\"offloaded\"}"
@@ -32,61 +33,7 @@ static const size_t sizes[] = { 1, 1200, 16384, 16385, 65536 };
 static void
 relay_both(struct client *a, struct client *b, int salt)
 {
-	static uint8_t		 buf[65536];
-	struct client		*from, *to;
-	struct client_msg	 m;
-	size_t			 i, j, k;
-
-	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		for (k = 0; k < 2; k++) {
-			from = k == 0 ? a : b;
-			to = k == 0 ? b : a;
-			for (j = 0; j < sizes[i]; j++)
-				buf[j] = (uint8_t)(j * 7 + i + k + salt);
-			assert_int_equal(client_send_packet(from,
-			    client_public_key(to), buf, sizes[i]), 0);
-			assert_int_equal(recv_type(to, DERP_FRAME_RECV_PACKET,
-			    &m, 10000), 0);
-			assert_int_equal(m.len, sizes[i]);
-			assert_memory_equal(m.data, buf, sizes[i]);
-		}
-	}
-}
-
-/* What this kernel answers to TCP_ULP "tls" on a connected socket. */
-static bool
-kernel_has_ulp(void)
-{
-	struct sockaddr_in	sa = { .sin_family = AF_INET };
-	socklen_t		sl = sizeof(sa);
-	int			l, c, a, ok;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_true((l = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(l, 1), 0);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
-	assert_true((c = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-	assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_true((a = accept(l, NULL, NULL)) >= 0);
-	ok = setsockopt(c, IPPROTO_TCP, TCP_ULP, "tls", 3) == 0;
-	close(a);
-	close(c);
-	close(l);
-	return ok;
-}
-
-static struct node *
-node_kernel_tls(void)
-{
-	struct node	*n = node_new();
-	char		 extra[1024];
-
-	node_make_cert(n);
-	snprintf(extra, sizeof(extra), "workers = 2;\ntls = { certificate = "
-	    "\"%s\"; private_key = \"%s/key.pem\"; record_layer = "
-	    "\"kernel\"; };\n", n->cert, n->dir);
-	return node_start_in(n, true, extra);
+	relay_sizes(a, b, sizes, sizeof(sizes) / sizeof(sizes[0]), salt);
 }
 
 static void
@@ -94,10 +41,10 @@ test_ktls_relays_or_falls_back(void **state)
 {
 	struct node	*n;
 	struct client	*a, *b, *w;
-	bool		 kernel = kernel_has_ulp();
+	bool		 kernel = kernel_has_tls_ulp();
 
 	(void)state;
-	n = node_kernel_tls();
+	n = node_start_layer("kernel", "workers = 2;\n");
 	/* Both workers probed before they were ready. */
 	if (kernel) {
 		assert_int_equal(node_log_count(n, "event=ktls_ready"), 2);
@@ -138,11 +85,11 @@ test_ktls_key_update(void **state)
 	struct node		*n;
 	struct client		*a, *b, *c;
 	struct client_msg	 m;
-	bool			 kernel = kernel_has_ulp();
+	bool			 kernel = kernel_has_tls_ulp();
 	int			 rc;
 
 	(void)state;
-	n = node_kernel_tls();
+	n = node_start_layer("kernel", "workers = 2;\n");
 	a = node_client(n);
 	b = node_client(n);
 	c = node_client(n);

@@ -30,31 +30,10 @@
 static const size_t sizes[] = { 1, 37, 1200, 1500, 9000, 16384, 16385,
 	40000, 65536 };
 
-/* One packet each way per size, checked byte for byte. */
 static void
 relay_both(struct client *a, struct client *b, int salt)
 {
-	static uint8_t		 buf[65536];
-	struct client		*from, *to;
-	struct client_msg	 m;
-	size_t			 i, j, k;
-
-	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		for (k = 0; k < 2; k++) {
-			from = k == 0 ? a : b;
-			to = k == 0 ? b : a;
-			for (j = 0; j < sizes[i]; j++)
-				buf[j] = (uint8_t)(j * 13 + i + k + salt);
-			assert_int_equal(client_send_packet(from,
-			    client_public_key(to), buf, sizes[i]), 0);
-			assert_int_equal(recv_type(to, DERP_FRAME_RECV_PACKET,
-			    &m, 10000), 0);
-			assert_int_equal(m.len, sizes[i]);
-			assert_memory_equal(m.key, client_public_key(from),
-			    DERP_KEY_LEN);
-			assert_memory_equal(m.data, buf, sizes[i]);
-		}
-	}
+	relay_sizes(a, b, sizes, sizeof(sizes) / sizeof(sizes[0]), salt);
 }
 
 static void
@@ -113,19 +92,6 @@ test_tlsrec_key_update_mid_session(void **state)
 	node_free(n);
 }
 
-static struct node *
-node_with_layer(const char *layer)
-{
-	struct node	*n = node_new();
-	char		 extra[1024];
-
-	node_make_cert(n);
-	snprintf(extra, sizeof(extra), "tls = { certificate = \"%s\"; "
-	    "private_key = \"%s/key.pem\"; record_layer = \"%s\"; };\n",
-	    n->cert, n->dir, layer);
-	return node_start_in(n, true, extra);
-}
-
 static void
 conf_swap(const struct node *n, const char *from, const char *to)
 {
@@ -155,7 +121,7 @@ test_tlsrec_openssl_setting_and_reload(void **state)
 	long		 before;
 
 	(void)state;
-	n = node_with_layer("openssl");
+	n = node_start_layer("openssl", NULL);
 	a = node_client(n);
 	b = node_client(n);
 	reach(a, b);

@@ -21,6 +21,7 @@
 #include <linux/tls.h>
 
 #include "hex.h"
+#include "tests/kernel_tls.h"
 #include "worker/ktls.h"
 
 /* RFC 8448 section 3: the server's application traffic secret and the
@@ -118,29 +119,6 @@ test_ktls_info_refuses(void **state)
 	assert_int_equal(ktls_suite_bit(0x1304), 0);
 }
 
-/* Whether this kernel attaches the tls ULP at all, asked directly. */
-static bool
-kernel_has_ulp(void)
-{
-	struct sockaddr_in	sa = { .sin_family = AF_INET };
-	socklen_t		sl = sizeof(sa);
-	int			l, c, a, ok;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_true((l = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(l, 1), 0);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
-	assert_true((c = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-	assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_true((a = accept(l, NULL, NULL)) >= 0);
-	ok = setsockopt(c, IPPROTO_TCP, TCP_ULP, "tls", 3) == 0;
-	close(a);
-	close(c);
-	close(l);
-	return ok;
-}
-
 /* The probe agrees with the kernel: every suite where the ULP exists
  * (its loopback round trip against tlsrec passed), a reason naming
  * TCP_ULP where it does not. */
@@ -150,7 +128,7 @@ test_ktls_probe_verdict(void **state)
 	char		why[192];
 	unsigned	bits = ktls_probe(*state, why, sizeof(why));
 
-	if (kernel_has_ulp()) {
+	if (kernel_has_tls_ulp()) {
 		print_message("kTLS present: suites 0x%x (%s)\n", bits, why);
 		assert_int_equal(bits, 7);
 	} else {
