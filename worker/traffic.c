@@ -475,14 +475,15 @@ static void
 dump_write(struct traffic *t)
 {
 	struct worker	*w = t->w;
-	const char	*p = (const char *)t->lines.p + t->lines.off;
+	const char	*p, *nl;
 	size_t		 left = bbuf_len(&t->lines), n;
 	ssize_t		 r;
 	int		 fd = -1, err = 0;
-	const char	*nl;
 
 	if (left == 0 || t->path[0] == '\0')
 		goto out;
+	/* Not before: an empty buffer has no memory (p NULL, + 0 is UB). */
+	p = (const char *)t->lines.p + t->lines.off;
 	fd = open(t->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
 	    O_NOCTTY, 0640);
 	if (fd == -1) {
