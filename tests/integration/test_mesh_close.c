@@ -140,18 +140,29 @@ node_meshed_to(struct node *n, const struct peer *p)
 	return node_start_in(n, true, extra);
 }
 
+/* A node meshed to the test's peer p, whose link got as far as p's
+ * ServerKey (with magic). */
+static struct node *
+link_to_peer(struct peer *p, const char *magic)
+{
+	struct node	*n = node_new();
+
+	node_make_cert(n);
+	peer_listen(p, n);
+	n = node_meshed_to(n, p);
+	peer_serve(p, magic);
+	return n;
+}
+
 /* The node stops while its link waits for ServerInfo. */
 static void
 test_mesh_close_notify_on_stop(void **state)
 {
-	struct node	*n = node_new();
+	struct node	*n;
 	struct peer	 p;
 
 	(void)state;
-	node_make_cert(n);
-	peer_listen(&p, n);
-	n = node_meshed_to(n, &p);
-	peer_serve(&p, DERP_MAGIC);
+	n = link_to_peer(&p, DERP_MAGIC);
 	node_stop(n);
 	assert_int_equal(peer_end(&p), SSL_ERROR_ZERO_RETURN);
 	peer_free(&p);
@@ -162,14 +173,11 @@ test_mesh_close_notify_on_stop(void **state)
 static void
 test_mesh_close_notify_on_bad_server_key(void **state)
 {
-	struct node	*n = node_new();
+	struct node	*n;
 	struct peer	 p;
 
 	(void)state;
-	node_make_cert(n);
-	peer_listen(&p, n);
-	n = node_meshed_to(n, &p);
-	peer_serve(&p, "DERPNOPE");
+	n = link_to_peer(&p, "DERPNOPE");
 	assert_int_equal(peer_end(&p), SSL_ERROR_ZERO_RETURN);
 	assert_true(node_log_wait(n, "reason=bad_server_key", 10000));
 	node_stop(n);
@@ -182,15 +190,12 @@ test_mesh_close_notify_on_bad_server_key(void **state)
 static void
 test_mesh_no_close_notify_after_peer_eof(void **state)
 {
-	struct node	*n = node_new();
+	struct node	*n;
 	struct peer	 p;
 	int		 e;
 
 	(void)state;
-	node_make_cert(n);
-	peer_listen(&p, n);
-	n = node_meshed_to(n, &p);
-	peer_serve(&p, DERP_MAGIC);
+	n = link_to_peer(&p, DERP_MAGIC);
 	assert_int_equal(SSL_shutdown(p.ssl), 0);	/* ours sent */
 	assert_true(node_log_wait(n, "reason=eof", 10000));
 	e = peer_end(&p);
