@@ -12,6 +12,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 
 PKG=build/pkg
+mkdir -p build
 ROOT=$PKG/root
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 NSPAWN_PID=
@@ -151,7 +152,9 @@ systemd-nspawn --register=no --keep-unit --private-network -D "$ROOT" -b \
     >$PKG/nspawn.log 2>&1 &
 NSPAWN_PID=$!
 CPID=
-deadline=$(( $(date +%s) + 60 ))
+# A slow machine can take a minute to boot the root; the wait is bounded
+# (3 minutes), and a failure says which stage it stopped at.
+deadline=$(( $(date +%s) + 180 ))
 while [ -z "$CPID" ] && [ "$(date +%s)" -lt $deadline ]; do
 	CPID=$(pgrep -P $NSPAWN_PID 2>/dev/null | head -1 || true)
 	[ -n "$CPID" ] || sleep 0.2	# polling for the container to exist
@@ -159,12 +162,23 @@ done
 [ -n "$CPID" ] || { tail $PKG/nspawn.log; fail "the container did not start"; }
 state=
 while [ "$(date +%s)" -lt $deadline ]; do
-	state=$(in_root systemctl is-active derpd 2>/dev/null || true)
+	state=$(in_root systemctl is-active derpd 2>$PKG/is-active.err || true)
 	[ "$state" = active ] && break
 	[ "$state" = failed ] && break
+	kill -0 "$NSPAWN_PID" 2>/dev/null || break
 	sleep 0.2	# polling systemd for the unit's state
 done
-[ "$state" = active ] || fail "derpd.service is $state"
+if [ "$state" != active ]; then
+	echo "-- systemd-nspawn's console (last 30 lines):" >&2
+	tail -30 $PKG/nspawn.log >&2
+	echo "-- systemctl is-active's stderr:" >&2
+	cat $PKG/is-active.err >&2
+	kill -0 "$NSPAWN_PID" 2>/dev/null || fail "systemd-nspawn exited early"
+	echo "-- the container's system state and jobs:" >&2
+	in_root systemctl is-system-running >&2 || true
+	in_root systemctl list-jobs --no-pager >&2 || true
+	fail "derpd.service is ${state:-unknown (systemd in the container did not answer)}"
+fi
 in_root systemctl show derpd -p Type -p StatusText -p MainPID -p WatchdogUSec \
     -p ProtectSystem -p NoNewPrivileges -p MemoryDenyWriteExecute \
     -p RestrictAddressFamilies -p SystemCallFilter -p User --no-pager |
