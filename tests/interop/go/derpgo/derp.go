@@ -157,6 +157,10 @@ type dialOpts struct {
 	roots            *x509.CertPool
 	fastStart        bool // when the meta-cert allows it
 	tls12            bool // TLS 1.2 only: no meta-cert scan
+	// early writes frames behind ClientInfo before ServerInfo is
+	// read: Tailscale's derp.NewClient returns once ClientInfo is
+	// out, and its caller sends NotePreferred and packets at once.
+	early func(c *conn) error
 }
 
 // dial connects, upgrades and completes the DERP handshake up to and
@@ -240,6 +244,11 @@ func (c *conn) start(o dialOpts) error {
 	// Fast start: the request goes out with ClientInfo, in one write.
 	if err := c.sendClientInfo(); err != nil {
 		return err
+	}
+	if o.early != nil {
+		if err := o.early(c); err != nil {
+			return err
+		}
 	}
 	return c.recvServerInfo()
 }

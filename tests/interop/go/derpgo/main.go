@@ -69,15 +69,24 @@ func relayOne(a, b *conn, n, salt int) error {
 	return nil
 }
 
-func ping(c *conn) error {
+func sendPing(c *conn) ([8]byte, error) {
 	var data [8]byte
 
 	if _, err := rand.Read(data[:]); err != nil {
+		return data, err
+	}
+	return data, c.writeFrame(framePing, data[:])
+}
+
+func ping(c *conn) error {
+	data, err := sendPing(c)
+	if err != nil {
 		return err
 	}
-	if err := c.writeFrame(framePing, data[:]); err != nil {
-		return err
-	}
+	return pong(c, data)
+}
+
+func pong(c *conn, data [8]byte) error {
 	m, err := c.recv(5 * second) // the Tailscale client's bound
 	if err != nil {
 		return fmt.Errorf("ping: %v", err)
@@ -91,6 +100,10 @@ func ping(c *conn) error {
 func relay(o dialOpts, bulk int) (*relayResult, error) {
 	r := &relayResult{Mode: "relay", PeerGone: -1}
 	start := time.Now()
+	count := func(n int) {
+		r.Packets++
+		r.Bytes += int64(n)
+	}
 	ka, err := newKeyPair()
 	if err != nil {
 		return nil, err
@@ -99,9 +112,30 @@ func relay(o dialOpts, bulk int) (*relayResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A as tailscaled with the meta-cert; B without fast start (the
-	// 101 path a client takes behind a TLS middlebox).
-	a, err := dial(o, ka)
+	// B without fast start (the 101 path a client takes behind a TLS
+	// middlebox); then A as tailscaled with the meta-cert, which sends
+	// NotePreferred, a packet to B and a Ping before ServerInfo.
+	ob := o
+	ob.fastStart = false
+	b, err := dial(ob, kb)
+	if err != nil {
+		return nil, fmt.Errorf("client B: %v", err)
+	}
+	defer b.tc.Close()
+	var early [8]byte
+	oa := o
+	oa.early = func(c *conn) error {
+		if err := c.notePreferred(true); err != nil {
+			return err
+		}
+		if err := c.send(kb.pub, fill(1200, 99)); err != nil {
+			return err
+		}
+		var e error
+		early, e = sendPing(c)
+		return e
+	}
+	a, err := dial(oa, ka)
 	if err != nil {
 		return nil, fmt.Errorf("client A: %v", err)
 	}
@@ -110,13 +144,17 @@ func relay(o dialOpts, bulk int) (*relayResult, error) {
 		return nil, errors.New("no derpkey meta-certificate in the " +
 			"chain")
 	}
-	ob := o
-	ob.fastStart = false
-	b, err := dial(ob, kb)
-	if err != nil {
-		return nil, fmt.Errorf("client B: %v", err)
+	if err := pong(a, early); err != nil {
+		return nil, fmt.Errorf("A's early %v", err)
 	}
-	defer b.tc.Close()
+	r.Pongs++
+	m, err := b.recv(10 * second)
+	if err != nil || m.typ != frameRecvPacket || m.src != ka.pub ||
+		!bytes.Equal(m.data, fill(1200, 99)) {
+		return nil, fmt.Errorf("A's early packet: frame %#x, %v",
+			m.typ, err)
+	}
+	count(1200)
 	// C as a client stuck at TLS 1.2 (OpenSSL keeps its records).
 	oc := ob
 	oc.tls12 = true
@@ -140,9 +178,6 @@ func relay(o dialOpts, bulk int) (*relayResult, error) {
 		return nil, fmt.Errorf("ServerInfo %q and %q", a.serverInfo,
 			b.serverInfo)
 	}
-	if err := a.notePreferred(true); err != nil {
-		return nil, err
-	}
 	if err := b.notePreferred(false); err != nil {
 		return nil, err
 	}
@@ -151,10 +186,6 @@ func relay(o dialOpts, bulk int) (*relayResult, error) {
 			return nil, err
 		}
 		r.Pongs++
-	}
-	count := func(n int) {
-		r.Packets++
-		r.Bytes += int64(n)
 	}
 	for i, n := range sizes {
 		if err := relayOne(a, b, n, i); err != nil {
@@ -193,7 +224,7 @@ func relay(o dialOpts, bulk int) (*relayResult, error) {
 	// A leaves (close_notify, FIN): B, which received from A, is
 	// told it is gone.
 	a.tc.Close()
-	m, err := b.recv(10 * second)
+	m, err = b.recv(10 * second)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for PeerGone: %v", err)
 	}
