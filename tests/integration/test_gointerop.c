@@ -216,6 +216,10 @@ test_gointerop_relay_derpd_key_updates(void **state)
 	n = start("derpd", 64);
 	expect_ok(n, "-mode relay -bulk 100", &r);
 	check_relay(n, r, 100);
+	/* The self-signed leaf and the meta-cert; Go verified the leaf
+	 * alone, as its own root. */
+	assert_int_equal(jint(r, "peer_certs"), 2);
+	assert_int_equal(jint(r, "verified_chain"), 1);
 	/* A and B each took some 7 MB: over 400 records, 6 KeyUpdates. */
 	assert_true(node_metric(n, KU_SENT) >= 10);
 	/* A's request and ClientInfo right behind Go's Finished did not
@@ -308,6 +312,54 @@ test_gointerop_http(void **state)
 	}
 }
 
+/* The shape of a public certificate: leaf and intermediate in the
+ * file, the meta-cert after them; Go verifies to the root alone, with
+ * the meta-cert among the intermediates it was given. */
+static void
+test_gointerop_ca_chain(void **state)
+{
+	struct node	*n = node_new();
+	json_t		*r;
+	char		 cmd[2560], args[400], extra[128];
+	const char	*ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+	    "-nodes";
+
+	(void)state;
+	assert_true((size_t)snprintf(cmd, sizeof(cmd), "(cd '%s' && "
+	    "openssl req -x509 %s -keyout root.key -out root.pem -days 2 "
+	    "-subj /CN=gointerop-root -addext basicConstraints=critical,"
+	    "CA:TRUE -addext keyUsage=critical,keyCertSign && "
+	    "openssl req %s -keyout int.key -out int.csr "
+	    "-subj /CN=gointerop-intermediate && "
+	    "printf 'basicConstraints=critical,CA:TRUE,pathlen:0\n"
+	    "keyUsage=critical,keyCertSign\n' > int.ext && "
+	    "openssl x509 -req -in int.csr -CA root.pem -CAkey root.key "
+	    "-CAcreateserial -out int.pem -days 2 -extfile int.ext && "
+	    "openssl req %s -keyout key.pem -out leaf.csr -subj /CN=localhost "
+	    "&& printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+	    "extendedKeyUsage=serverAuth\n' > leaf.ext && "
+	    "openssl x509 -req -in leaf.csr -CA int.pem -CAkey int.key "
+	    "-CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext && "
+	    "cat leaf.pem int.pem > cert.pem) 2>/dev/null", n->dir, ec, ec, ec)
+	    < sizeof(cmd));
+	assert_int_equal(system(cmd), 0);
+	snprintf(n->cert, sizeof(n->cert), "%s/cert.pem", n->dir);
+	/* Metrics in the clear: the harness's client trusts n->cert. */
+	n->metrics_port = free_tcp_port();
+	snprintf(extra, sizeof(extra), "metrics = { listen = "
+	    "\"127.0.0.1:%u\"; };\n", n->metrics_port);
+	node_start_in(n, true, extra);
+	/* derpgo takes the last -ca given: the root, not n->cert. */
+	snprintf(args, sizeof(args), "-mode relay -ca '%s/root.pem'", n->dir);
+	expect_ok(n, args, &r);
+	check_relay(n, r, 0);
+	assert_int_equal(jint(r, "peer_certs"), 3);
+	assert_int_equal(jint(r, "verified_chain"), 3);
+	json_decref(r);
+	node_stop(n);
+	node_free(n);
+}
+
 /* Go sends no SNI for an IP literal and is served (the certificate has
  * the IP); a name that is not derpd's hostname gets the alert Go
  * reports as such. */
@@ -378,6 +430,7 @@ main(void)
 		cmocka_unit_test(test_gointerop_relay_openssl),
 		cmocka_unit_test(test_gointerop_relay_kernel),
 		cmocka_unit_test(test_gointerop_http),
+		cmocka_unit_test(test_gointerop_ca_chain),
 		cmocka_unit_test(test_gointerop_sni),
 		cmocka_unit_test(test_gointerop_keepalive_and_stop),
 	};

@@ -27,6 +27,8 @@ type relayResult struct {
 	TLS        string   `json:"tls"`
 	Cipher     string   `json:"cipher"`
 	TLS12      string   `json:"tls12_cipher"`
+	Certs      int      `json:"peer_certs"`
+	Verified   int      `json:"verified_chain"`
 	Meta       metaCert `json:"meta"`
 	FastStart  []bool   `json:"fast_start"`
 	ServerInfo string   `json:"server_info"`
@@ -171,6 +173,10 @@ func relay(o dialOpts, bulk int) (*relayResult, error) {
 	cs := a.tc.ConnectionState()
 	r.TLS = "1.3"
 	r.Cipher = tls.CipherSuiteName(cs.CipherSuite)
+	r.Certs = len(cs.PeerCertificates)
+	if len(cs.VerifiedChains) > 0 {
+		r.Verified = len(cs.VerifiedChains[0])
+	}
 	r.Meta = a.meta
 	r.FastStart = []bool{a.fastStart, b.fastStart, c.fastStart}
 	r.ServerInfo = a.serverInfo
