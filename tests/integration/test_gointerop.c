@@ -321,8 +321,8 @@ test_gointerop_ca_chain(void **state)
 	struct node	*n = node_new();
 	json_t		*r;
 	char		 cmd[2560], args[400], extra[128];
-	const char	*ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-	    "-nodes";
+	const char	*ec =
+	    "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
 
 	(void)state;
 	assert_true((size_t)snprintf(cmd, sizeof(cmd), "(cd '%s' && "
