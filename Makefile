@@ -124,9 +124,23 @@ FUZZ_EXTRA_probehttp := tools/derpprobe_http.c
 $(B)/tests/fuzz/replay_probehttp $(B)/tests/unit/test_probehttp: \
     $(B)/tools/derpprobe_http.o
 
+# The Go DERP client of test_gointerop (tests/interop/go): Debian's go
+# in GOPATH mode with golang.org/x/crypto from
+# golang-golang-x-crypto-dev, so no module download and no network; the
+# cache and HOME under build/ (CI runs as root with no home to write).
+GO	?= go
+GO_ENV	:= GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off GOFLAGS= \
+	   GOCACHE=$(CURDIR)/$(B)/gocache HOME=$(CURDIR)/$(B) CGO_ENABLED=0
+DERPGO	:= $(B)/derpgo
+$(DERPGO): $(wildcard tests/interop/go/derpgo/*.go)
+	@mkdir -p $(B)/gocache
+	@echo "  GO      tests/interop/go/derpgo"
+	@cd tests/interop/go/derpgo && $(GO_ENV) $(GO) vet . && \
+	    $(GO_ENV) $(GO) build -o $(CURDIR)/$@ .
+
 .SECONDARY:
 
-tests: $(UNIT_BIN) $(ITEST_BIN) $(REPLAY_BIN) $(SOAK_BIN)
+tests: $(UNIT_BIN) $(ITEST_BIN) $(REPLAY_BIN) $(SOAK_BIN) $(DERPGO)
 
 check: deps
 	$(MAKE) all tests
@@ -137,7 +151,7 @@ check: deps
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; \
 	    DERPD_BIN=$(B)/derpd DERPCAT_BIN=$(B)/derpcat \
 	    DERPPROBE_BIN=$(B)/derpprobe DERPBENCH_BIN=$(B)/derpbench \
-	    VECTORS=../shared/vectors $$t; done
+	    DERPGO_BIN=$(DERPGO) VECTORS=../shared/vectors $$t; done
 	@echo "check: all passed"
 
 # The integration tests with derpd under valgrind memcheck (slow: run a
@@ -157,7 +171,7 @@ check-valgrind: all tests
 	    VG_LOG_DIR=$(CURDIR)/$(B)/valgrind \
 	    DERPD_BIN=tests/valgrind/derpd.sh DERPD_REAL=$(B)/derpd \
 	    TEST_TIME_SCALE=$${TEST_TIME_SCALE:-10} DERPCAT_BIN=$(B)/derpcat \
-	    VECTORS=../shared/vectors $(B)/tests/integration/test_$$t || \
+	    DERPGO_BIN=$(DERPGO) VECTORS=../shared/vectors $(B)/tests/integration/test_$$t || \
 	    { find $(B)/valgrind -type f -size +0 -exec tail -n +1 {} +; exit 1; }; \
 	    done
 	@if find $(B)/valgrind -type f -size +0 | grep -q .; then \
@@ -208,9 +222,11 @@ BUILD_PKGS := build-essential pkg-config libssl-dev libsodium-dev \
 	    libjansson-dev libconfig-dev libzmq3-dev libsystemd-dev \
 	    libcurl4-openssl-dev libhttp-parser-dev libwslay-dev libseccomp-dev \
 	    openssl
-# The tests' real peers: clang (libFuzzer), STUN, Prometheus, ACME, a browser.
+# The tests' real peers: clang (libFuzzer), STUN, Prometheus, ACME, a
+# browser, GnuTLS, and Go's TLS and HTTP stacks (Tailscale's clients').
 TEST_PKGS := clang libcmocka-dev curl coturn python3 prometheus pebble uacme \
-	    chromium node-tweetnacl gnuplot-nox gnutls-bin
+	    chromium node-tweetnacl gnuplot-nox gnutls-bin golang-go \
+	    golang-golang-x-crypto-dev
 DEB_PKGS := $(BUILD_PKGS) $(TEST_PKGS)
 # Install what is missing of $(1) (root), or print the command.
 define install_pkgs

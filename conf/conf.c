@@ -65,6 +65,9 @@ static const struct conf_item conf_items[] = {
 	/* "derpd": TLS 1.3 records framed by derpd after the handshake
 	 * (worker/tlsrec.c); "openssl": OpenSSL keeps the connection. */
 	S("tls.record_layer", tls_record_layer, "derpd", CONF_RELOAD),
+	/* = TLSREC_REKEY_SEQ (worker/tlsrec.h), the default and the most. */
+	I("tls.key_update_records", tls_key_update_records, 64, 16777216,
+	    16777216, CONF_RELOAD),
 	G("acme"),
 	S("acme.webroot", acme_webroot, "", CONF_RELOAD),
 	S("node_key_file", node_key_file, "/var/lib/derpd/derpd.key",

@@ -27,6 +27,7 @@ struct config {
 	char	 tls_private_key[PATH_MAX];
 	bool	 tls_watch;			/* reload on file change */
 	char	 tls_record_layer[16];	/* "derpd" | "kernel" | "openssl" */
+	int	 tls_key_update_records;	/* our KeyUpdate's interval */
 	char	 acme_webroot[PATH_MAX];	/* "" = no challenge path */
 	char	 node_key_file[PATH_MAX];	/* "" = ephemeral key */
 	char	 runtime_dir[PATH_MAX];

@@ -333,13 +333,19 @@ sock_read(struct conn *c, uint8_t *p, size_t n)
 static ssize_t
 sock_write(struct conn *c, const uint8_t *p, size_t n)
 {
-	ssize_t	r;
-	int	e;
+	ssize_t		r;
+	int		e;
+	uint64_t	ku;
 
 	if (c->ktls)
 		return n > 0 ? ktls_write(c->fd, p, n) : 0;
-	if (c->rec != NULL)
-		return tlsrec_write(c->rec, c->fd, p, n);
+	if (c->rec != NULL) {
+		ku = tlsrec_key_updates_sent(c->rec);
+		r = tlsrec_write(c->rec, c->fd, p, n);
+		c->w->m->tls_key_updates_sent +=
+		    tlsrec_key_updates_sent(c->rec) - ku;
+		return r;
+	}
 	if (c->ssl == NULL) {
 		r = send(c->fd, p, n, MSG_NOSIGNAL);
 		if (r >= 0)

@@ -120,6 +120,8 @@ static const struct {
 	    "for TLS 1.2, or OpenSSL for another reason (other)." },
 	{ "derpd_tls_key_updates_received", "TLS 1.3 KeyUpdate messages "
 	    "received on offloaded connections." },
+	{ "derpd_tls_key_updates_sent", "TLS 1.3 KeyUpdate messages derpd's "
+	    "record layer sent (tls.key_update_records)." },
 	{ "derpd_loop_turn_seconds", "Event loop turns of the workers by how "
 	    "long each took (from the wait's return to the end of its work): "
 	    "every packet waits for the turn it arrived in." },
@@ -300,6 +302,7 @@ static const struct series derpd[] = {
 	S("derpd_admission_list_refused", "counter", admission_list_refused),
 	S("derpd_clients_refused_max", "counter", clients_refused_max),
 	S("derpd_tls_key_updates_received", "counter", tls_key_updates),
+	S("derpd_tls_key_updates_sent", "counter", tls_key_updates_sent),
 };
 
 #undef S

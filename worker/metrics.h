@@ -140,6 +140,7 @@ struct metrics {
 	uint64_t	tls_rec_other;		/* another reason, or off */
 	uint64_t	tls_rec_kernel;		/* kernel TLS frames them */
 	uint64_t	tls_key_updates;	/* KeyUpdates received */
+	uint64_t	tls_key_updates_sent;	/* our own */
 	/* loop.c: the worker's loop turns (max_ns: the longest of any) */
 	struct loop_turns loop_turns;
 };

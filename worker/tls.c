@@ -289,6 +289,8 @@ tls_offload(struct conn *c)
 		w->m->tls_rec_other++;
 		return;
 	}
+	tlsrec_set_key_update_records(t,
+	    (uint64_t)w->cfg.tls_key_update_records);
 	/* The fd stays open; OpenSSL sends nothing more. */
 	SSL_set_quiet_shutdown(c->ssl, 1);
 	SSL_free(c->ssl);

@@ -5,6 +5,7 @@
  * OpenSSL's (EVP, EVP_KDF "TLS13-KDF"); the handshake stays OpenSSL's.
  * Buffers exist only while bytes wait; idle connections hold none.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,8 @@ struct tlsrec {
 	int		 err;		/* sticky, negative */
 	int		 alert;		/* to send with err, or AD_NONE */
 	unsigned	 ku_run;	/* KeyUpdates since application data */
-	uint64_t	 key_updates;
+	uint64_t	 key_updates, key_updates_sent;
+	uint64_t	 rekey_at;	/* tx records under one key */
 };
 
 /* ---- keys ---- */
@@ -532,6 +534,7 @@ tlsrec_new(struct tlsrec_pool *pool, const struct tlsrec_keys *k)
 	}
 	t->rx.seq = k->rx_seq;
 	t->tx.seq = k->tx_seq;
+	t->rekey_at = TLSREC_REKEY_SEQ;
 	return t;
 }
 
@@ -778,6 +781,7 @@ seal_key_update(struct tlsrec *t, uint8_t *out, size_t cap)
 	if ((rc = dir_update(t, &t->tx)) < 0)
 		return rc;
 	t->ku_send = t->ku_req = false;
+	t->key_updates_sent++;
 	return r;
 }
 
@@ -802,7 +806,7 @@ tlsrec_write(struct tlsrec *t, int fd, const uint8_t *p, size_t n)
 		if (done > 0)
 			return (ssize_t)done;
 	}
-	if (t->tx.seq >= TLSREC_REKEY_SEQ)
+	if (t->tx.seq >= t->rekey_at)
 		t->ku_send = true;
 	if (n == 0 && !t->ku_send)
 		return 0;
@@ -881,10 +885,23 @@ tlsrec_key_update(struct tlsrec *t, bool update_requested)
 	t->ku_req = t->ku_req || update_requested;
 }
 
+void
+tlsrec_set_key_update_records(struct tlsrec *t, uint64_t records)
+{
+	assert(records >= 1 && records <= TLSREC_REKEY_SEQ);
+	t->rekey_at = records;
+}
+
 uint64_t
 tlsrec_key_updates(const struct tlsrec *t)
 {
 	return t->key_updates;
+}
+
+uint64_t
+tlsrec_key_updates_sent(const struct tlsrec *t)
+{
+	return t->key_updates_sent;
 }
 
 void

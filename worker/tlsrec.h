@@ -22,7 +22,8 @@
 #define TLSREC_KEY_MAX		32
 #define TLSREC_IV_LEN		12
 /* Our own KeyUpdate after this many records under one key: far inside
- * the AES-GCM limit of RFC 8446 5.5 (2^24.5 full records). */
+ * the AES-GCM limit of RFC 8446 5.5 (2^24.5 full records).  The most,
+ * and the default, of tlsrec_set_key_update_records. */
 #define TLSREC_REKEY_SEQ	(UINT64_C(1) << 24)
 
 /* TLS 1.3 cipher suites (RFC 8446 B.4). */
@@ -114,6 +115,12 @@ int		 tlsrec_close_notify(struct tlsrec *t, int fd);
  * asks the peer to update too). */
 void		 tlsrec_key_update(struct tlsrec *t, bool update_requested);
 
+/* Our own KeyUpdate (update_not_requested) once `records` records went
+ * out under one key: 1 .. TLSREC_REKEY_SEQ, which tlsrec_new starts
+ * with (tls.key_update_records). */
+void		 tlsrec_set_key_update_records(struct tlsrec *t,
+		    uint64_t records);
+
 /* One direction's write key and IV from its traffic secret (RFC 8446
  * 7.3), for a record layer elsewhere (kernel TLS): 0, -EINVAL (unknown
  * suite, secret length not the suite's hash) or -EIO.  *key_len is the
@@ -123,9 +130,10 @@ int		 tlsrec_traffic_key(struct tlsrec_pool *pool, uint16_t suite,
 		    uint8_t key[TLSREC_KEY_MAX], size_t *key_len,
 		    uint8_t iv[TLSREC_IV_LEN]);
 
-/* KeyUpdates received, and the bytes buffered for each direction
- * (memory this connection holds beyond the struct). */
+/* KeyUpdates received and sent, and the bytes buffered for each
+ * direction (memory this connection holds beyond the struct). */
 uint64_t	 tlsrec_key_updates(const struct tlsrec *t);
+uint64_t	 tlsrec_key_updates_sent(const struct tlsrec *t);
 void		 tlsrec_held(const struct tlsrec *t, size_t *rx, size_t *tx);
 /* Next sequence numbers (tests). */
 void		 tlsrec_seqs(const struct tlsrec *t, uint64_t *rx,

@@ -88,6 +88,11 @@ test_conf_full_values(void **state)
 	    "t.conf", &c, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	assert_string_equal(c.tls_record_layer, "kernel");
+	assert_int_equal(c.tls_key_update_records, 1 << 24);	/* default */
+	if (conf_parse_string("tls = { key_update_records = 64; };\n",
+	    "t.conf", &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.tls_key_update_records, 64);
 }
 
 static void
@@ -118,6 +123,11 @@ test_conf_errors_have_lines(void **state)
 	expect_error("tls = { record_layer = \"ktls\"; };\n",
 	    "t.conf:1: \"tls.record_layer\" must be \"derpd\", "
 	    "\"kernel\" or \"openssl\", not \"ktls\"");
+	expect_error("tls = { key_update_records = 63; };\n",
+	    "t.conf:1: \"tls.key_update_records\" is out of range "
+	    "(64..16777216)");
+	expect_error("tls = { key_update_records = 16777217; };\n",
+	    "out of range");
 	expect_error("workers = ;\n", "t.conf:1:");
 	expect_error("listen = 5;\n", "must be a group");
 	expect_error("listen = { https = \"\"; http = \"\"; };\n",

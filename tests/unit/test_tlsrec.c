@@ -1014,6 +1014,37 @@ test_tlsrec_sequence_limits(void **state)
 	tlsrec_free(b);
 }
 
+/* tls.key_update_records: our KeyUpdate after every `records` records
+ * under one key (the KeyUpdate's own record counts under the old key),
+ * and the peer follows each. */
+static void
+test_tlsrec_key_update_records(void **state)
+{
+	struct fx	*f = *state;
+	struct tlsrec	*a, *b;
+	uint8_t		 buf[16];
+	ssize_t		 n;
+	size_t		 got = 0;
+	int		 i;
+
+	pair(f, TLSREC_CHACHA20_POLY1305_SHA256, &a, &b);
+	tlsrec_set_key_update_records(a, 3);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(tlsrec_write(a, f->sv[0],
+		    (const uint8_t *)"0123456789" + i, 1), 1);
+	/* Before the 4th, 7th and 10th records. */
+	assert_int_equal(tlsrec_key_updates_sent(a), 3);
+	while (got < 10 && (n = tlsrec_read(b, f->sv[1], buf + got,
+	    sizeof(buf) - got)) > 0)
+		got += (size_t)n;
+	assert_int_equal(got, 10);
+	assert_memory_equal(buf, "0123456789", 10);
+	assert_int_equal(tlsrec_key_updates(b), 3);
+	assert_int_equal(tlsrec_key_updates_sent(b), 0);
+	tlsrec_free(a);
+	tlsrec_free(b);
+}
+
 /* A socket that takes part of a record: the rest is kept, counted when
  * out, and the bytes arrive once, in order. */
 static void
@@ -1205,6 +1236,7 @@ main(void)
 		T(test_tlsrec_bad_inner),
 		T(test_tlsrec_key_update_split),
 		T(test_tlsrec_sequence_limits),
+		T(test_tlsrec_key_update_records),
 		T(test_tlsrec_partial_write),
 		T(test_tlsrec_bad_keys),
 		T(test_tlsrec_key_update_flood),
