@@ -1,7 +1,8 @@
 /*
  * The one writer of log output: key=value lines to stderr, journald-aware.
- * Owns the process tag and level; nothing else in the project writes to
- * stderr once the daemon is running.
+ * Owns the process tag and level, the rate limiters' token buckets and
+ * the list of those holding counts back; nothing else in the project
+ * writes to stderr once the daemon is running.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -159,7 +160,8 @@ log_limit_allow(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed)
 	} else if (now_ms > l->last_ms) {
 		dt = now_ms - l->last_ms;
 		if (dt > cap)
-			dt = cap;	/* refills it whole: rate >= 1 */
+			dt = cap;	/* refills it whole (rate >= 1); and
+					 * cap * rate fits: see log.h */
 		l->credit += dt * l->rate;
 		if (l->credit > cap)
 			l->credit = cap;

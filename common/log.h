@@ -30,7 +30,9 @@ void	log_msg(int prio, const char *event, const char *fmt, ...)
  * no later line did.  Counters (metrics) are incremented by the caller
  * before and regardless of this.  Lines the level filters out use no
  * budget.  Single-threaded: a limiter, and the flush, belong to one
- * thread (each derpd process; derpprobe's serving thread).
+ * thread (each derpd process; derpprobe's serving thread).  burst *
+ * interval_ms * rate must fit in 64 bits (the settings' ranges keep it
+ * under 2^44).
  */
 struct log_limit {
 	uint32_t	 burst;		/* lines let through at once */
