@@ -1,7 +1,8 @@
 /*
  * The one writer of log output: key=value lines to stderr, journald-aware.
- * Owns the process tag and level; nothing else in the project writes to
- * stderr once the daemon is running.
+ * Owns the process tag and level, the rate limiters' token buckets and
+ * the list of those holding counts back; nothing else in the project
+ * writes to stderr once the daemon is running.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +20,9 @@ static char	log_tag[32] = "derpd";
 static int	log_level = LOG_INFO;
 static int	log_journal = -1;
 static log_clock_fn	log_clock;	/* NULL: CLOCK_MONOTONIC */
+static struct log_limit	*log_limits;	/* those that held lines back */
+static uint32_t	log_conn_burst = LOG_CONN_BURST;
+static uint32_t	log_conn_rate = LOG_CONN_RATE;
 
 static const char *const log_names[] = {
 	"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
@@ -122,25 +126,99 @@ log_msg(int prio, const char *event, const char *fmt, ...)
 	errno = saved;
 }
 
+static void
+log_line(int prio, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+log_line(int prio, const char *event, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vmsg(prio, event, 0, fmt, ap);
+	va_end(ap);
+}
+
 bool
 log_limit_allow(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed)
 {
-	/* A window opens at the first line after the previous one ended
-	 * (or at a clock that went back); burst lines per window. */
-	if (!l->started || now_ms < l->window ||
-	    now_ms - l->window >= l->interval_ms) {
+	uint64_t	cap, dt;
+
+	if (l->rate == 0 || l->interval_ms == 0)
+		goto allow;
+	/*
+	 * Credit in 1/interval_ms lines: rate units a ms come in, a line
+	 * costs interval_ms, the bucket holds burst lines; integers, so
+	 * nothing is lost to rounding.  It starts full; a clock that went
+	 * back adds nothing.
+	 */
+	cap = (uint64_t)l->burst * l->interval_ms;
+	if (!l->started) {
 		l->started = true;
-		l->window = now_ms;
-		l->used = 0;
+		l->credit = cap;
+	} else if (now_ms > l->last_ms) {
+		dt = now_ms - l->last_ms;
+		if (dt > cap)
+			dt = cap;	/* refills it whole (rate >= 1); and
+					 * cap * rate fits: see log.h */
+		l->credit += dt * l->rate;
+		if (l->credit > cap)
+			l->credit = cap;
 	}
-	if (l->used >= l->burst) {
+	l->last_ms = now_ms;
+	if (l->credit < l->interval_ms) {
 		l->suppressed++;
 		return false;
 	}
-	l->used++;
+	l->credit -= l->interval_ms;
+allow:
 	*suppressed = l->suppressed;
 	l->suppressed = 0;
 	return true;
+}
+
+/* Put l on the flush list once (a test may have reset its fields). */
+static void
+limit_list(struct log_limit *l)
+{
+	struct log_limit	*p;
+
+	l->listed = true;
+	for (p = log_limits; p != NULL; p = p->next)
+		if (p == l)
+			return;
+	l->next = log_limits;
+	log_limits = l;
+}
+
+int
+log_limit_flush(void)
+{
+	int			 saved = errno, lines = 0;
+	struct log_limit	*l;
+	uint64_t		 n;
+
+	for (l = log_limits; l != NULL; l = l->next) {
+		if (l->suppressed == 0)
+			continue;
+		n = l->suppressed;
+		l->suppressed = 0;
+		if (l->prio > log_level)
+			continue;	/* the level was lowered since */
+		log_line(l->prio, "log_suppressed", "what=%s count=%" PRIu64,
+		    l->event, n);
+		lines++;
+	}
+	errno = saved;
+	return lines;
+}
+
+void
+log_set_conn_limit(uint32_t burst, uint32_t rate)
+{
+	log_conn_burst = burst;
+	log_conn_rate = rate;
 }
 
 static uint64_t
@@ -168,8 +246,17 @@ log_msg_limited(struct log_limit *l, int prio, const char *event,
 
 	if (prio > log_level)
 		return;
+	if (l->conn) {
+		l->burst = log_conn_burst;
+		l->rate = log_conn_rate;
+		l->interval_ms = 1000;
+	}
+	l->prio = prio;
+	l->event = event;
 	if (!log_limit_allow(l, log_clock != NULL ? log_clock() :
 	    monotonic_ms(), &sup)) {
+		if (!l->listed)
+			limit_list(l);
 		errno = saved;
 		return;
 	}

@@ -14,6 +14,7 @@
 
 #include <libconfig.h>
 
+#include "common/log.h"
 #include "conf/conf.h"
 
 enum conf_type {
@@ -79,6 +80,11 @@ static const struct conf_item conf_items[] = {
 	G("log"),
 	{ "log.level", CONF_LEVEL, F(log_level), 0, 0, LOG_INFO, NULL,
 	    CONF_RELOAD },
+	/* Per-connection lines, per worker and event (common/log.h). */
+	I("log.conn_burst", log_conn_burst, 1, 100000, LOG_CONN_BURST,
+	    CONF_RELOAD),
+	I("log.conn_rate", log_conn_rate, 0, 100000, LOG_CONN_RATE,
+	    CONF_RELOAD),
 	G("derp"),
 	I("derp.keepalive_ms", keepalive_ms, 100, 3600000, 60000, CONF_RELOAD),
 	I("derp.write_timeout_ms", write_timeout_ms, 0, 600000, 2000,

@@ -35,6 +35,8 @@ struct config {
 	char	 user[CONF_STR_MAX];		/* "" = keep */
 	char	 group[CONF_STR_MAX];
 	int	 log_level;			/* LOG_* */
+	int	 log_conn_burst;		/* per-connection lines, 50 */
+	int	 log_conn_rate;			/* then a second, 10; 0 = all */
 
 	/* derp */
 	int	 keepalive_ms;			/* 60000 */

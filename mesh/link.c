@@ -164,11 +164,11 @@ link_fail(struct mesh_link *lk, const char *why)
 	uint64_t	delay;
 
 	if (lk->st == L_UP || lk->st == L_WAIT_INFO)
-		log_warn_limited("mesh_link_down", "peer=%s reason=%s",
+		log_warn_conn("mesh_link_down", "peer=%s reason=%s",
 		    lk->host, why);
 	else
-		log_info("mesh_link_failed", "peer=%s reason=%s", lk->host,
-		    why);
+		log_info_conn("mesh_link_failed", "peer=%s reason=%s",
+		    lk->host, why);
 	if (lk->fd >= 0) {
 		loop_io_del(lk->loop, &lk->io);
 		close_notify(lk, why);
@@ -286,7 +286,8 @@ frames(struct mesh_link *lk)
 			}
 			lk->has_server = true;
 			if (derp_key_equal(lk->server, lk->pub)) {
-				log_notice("mesh_self", "peer=%s", lk->host);
+				log_notice_conn("mesh_self", "peer=%s",
+				    lk->host);
 				lk->st = L_SELF;
 				link_fail(lk, "self");
 				return;
@@ -304,7 +305,7 @@ frames(struct mesh_link *lk)
 			lk->st = L_UP;
 			lk->fails = 0;
 			lk->up_ms = loop_now(lk->loop);
-			log_notice("mesh_link_up", "peer=%s", lk->host);
+			log_notice_conn("mesh_link_up", "peer=%s", lk->host);
 			break;
 		case DERP_FRAME_PEER_PRESENT:
 			/* Our own links are clients over there: never

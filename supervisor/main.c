@@ -164,6 +164,9 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_init("sup", cfg.log_level);
+	/* Workers inherit it at fork, and set it again on reload. */
+	log_set_conn_limit((uint32_t)cfg.log_conn_burst,
+	    (uint32_t)cfg.log_conn_rate);
 	if (derp_crypto_init() < 0) {
 		log_err("crypto_init_failed", "err=%s", strerror(EIO));
 		return 1;

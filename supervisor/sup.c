@@ -357,6 +357,8 @@ reload(struct sup *s)
 		nc.dev = s->cfg.dev;
 		s->cfg = nc;
 		log_set_level(nc.log_level);
+		log_set_conn_limit((uint32_t)nc.log_conn_burst,
+		    (uint32_t)nc.log_conn_rate);
 		signal_workers(s, SIGHUP);
 		log_notice("reloaded", "path=%s", s->cfg_path);
 	}

@@ -30,6 +30,7 @@
 #define LINGER_MS	1000	/* draining after the last answer */
 #define MAX_REQS	100	/* per connection, then Connection: close */
 #define REQS_PER_WAKEUP	8
+#define ACCEPT_PAUSE_MS	100	/* out of fds or memory: listener unpolled */
 
 struct shared {
 	pthread_mutex_t		 mu;
@@ -321,7 +322,11 @@ conn_io(struct shared *s, struct hconn *c)
 	}
 }
 
-static void
+/* Accept one connection.  Returns 1 if one was taken, 0 if none was
+ * there, or -errno when accept4 cannot take one for want of fds or
+ * memory: the listener then stays readable, and the caller must stop
+ * polling it for a while or spin. */
+static int
 conn_accept(struct hconn *conns, int lfd, double now)
 {
 	static const char	busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -331,16 +336,21 @@ conn_accept(struct hconn *conns, int lfd, double now)
 	for (i = 0; i < MAX_CONNS && conns[i].fd >= 0; i++)
 		;
 	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM)
+			return -errno;
+		return 0;	/* EAGAIN, ECONNABORTED, EINTR: next time */
+	}
 	if (i == MAX_CONNS) {
 		/* Full: say so (the scraper retries) in one try. */
 		if (write(fd, busy, sizeof(busy) - 1) < 0)
 			log_debug("http_busy", "err=%s", strerror(errno));
 		close(fd);
-		return;
+		return 1;
 	}
 	conn_open(&conns[i], fd, now);
+	return 1;
 }
 
 /* What c waits for.  Pipelined bytes still buffered are parsed on the
@@ -353,23 +363,66 @@ conn_events(const struct hconn *c)
 	return c->out != NULL || c->in_len > 0 ? POLLOUT : POLLIN;
 }
 
+/* The listener: polled, or paused until resume after accept4 ran out of
+ * fds or memory (it stays readable then: polled, it would spin). */
+struct acceptor {
+	int	 fd;
+	double	 resume;
+	bool	 starved;	/* said so, and nothing accepted since */
+};
+
+/* Its pollfd at now: fd -1 (which poll skips) while paused, and
+ * *timeout no later than the resumption. */
+static struct pollfd
+acceptor_poll(const struct acceptor *a, double now, int *timeout)
+{
+	if (now >= a->resume)
+		return (struct pollfd){ .fd = a->fd, .events = POLLIN };
+	if (a->resume - now < *timeout)
+		*timeout = (int)(a->resume - now) + 1;
+	return (struct pollfd){ .fd = -1 };
+}
+
+static void
+acceptor_run(struct acceptor *a, struct hconn *conns)
+{
+	int	rc;
+
+	if ((rc = conn_accept(conns, a->fd, now_mono_ms())) > 0) {
+		a->starved = false;
+	} else if (rc < 0) {
+		/* A connection closing frees an fd; the backlog waits.
+		 * One line until an accept works again. */
+		if (!a->starved)
+			log_warn_limited("accept_paused", "err=%s retry_ms=%d",
+			    strerror(-rc), ACCEPT_PAUSE_MS);
+		a->starved = true;
+		a->resume = now_mono_ms() + ACCEPT_PAUSE_MS;
+	}
+}
+
 static void
 serve(struct shared *s, int lfd, int sfd)
 {
 	struct hconn		 conns[MAX_CONNS];	/* ~5 KiB each */
 	struct pollfd		 pf[MAX_CONNS + 2];
+	struct acceptor		 acc = { .fd = lfd };
 	int			 i, n, map[MAX_CONNS + 2], timeout;
-	double			 now, until;
+	double			 now, until, flushed = 0;
 
 	memset(conns, 0, sizeof(conns));
 	for (i = 0; i < MAX_CONNS; i++)
 		conns[i].fd = -1;
 	for (;;) {
 		now = now_mono_ms();
+		if (now - flushed >= 1000) {
+			(void)log_limit_flush();	/* held-back counts */
+			flushed = now;
+		}
 		timeout = 1000;
 		n = 0;
 		pf[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-		pf[n++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+		pf[n++] = acceptor_poll(&acc, now, &timeout);
 		for (i = 0; i < MAX_CONNS; i++) {
 			if (conns[i].fd < 0)
 				continue;
@@ -395,7 +448,7 @@ serve(struct shared *s, int lfd, int sfd)
 			if (pf[i].revents)
 				conn_io(s, &conns[map[i]]);
 		if (pf[1].revents & POLLIN)
-			conn_accept(conns, lfd, now_mono_ms());
+			acceptor_run(&acc, conns);
 	}
 	for (i = 0; i < MAX_CONNS; i++)
 		if (conns[i].fd >= 0)
@@ -453,6 +506,7 @@ daemon_run(struct derp_map *m, const struct probe_opts *o,
 	pthread_mutex_destroy(&s.mu);
 	close(sfd);
 	close(lfd);
+	(void)log_limit_flush();
 	log_notice("derpprobe_stopped", "rounds=%llu",
 	    (unsigned long long)s.rounds);
 	return 0;

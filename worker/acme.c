@@ -84,6 +84,10 @@ read_bounded(int fd, char *body, size_t cap, size_t *blen)
 	return 0;
 }
 
+/* One event kind, two causes: one budget. */
+static struct log_limit	unreadable = LOG_LIMIT_INIT(LOG_LIMIT_BURST,
+			    LOG_LIMIT_INTERVAL_MS);
+
 int
 acme_challenge(const char *webroot, const char *path, char *body,
     size_t cap, size_t *blen)
@@ -97,16 +101,17 @@ acme_challenge(const char *webroot, const char *path, char *body,
 		return 400;
 	if ((fd = open_token(webroot, tok)) < 0) {
 		if (fd != -ENOENT && fd != -ENOTDIR)
-			log_warn_limited("acme_challenge_unreadable",
-			    "token=%s err=%s", tok, fd == -ELOOP ? "symlink refused" :
+			log_msg_limited(&unreadable, LOG_WARNING,
+			    "acme_challenge_unreadable", "token=%s err=%s",
+			    tok, fd == -ELOOP ? "symlink refused" :
 			    strerror(-fd));
 		return 404;
 	}
 	rc = read_bounded(fd, body, cap, blen);
 	close(fd);
 	if (rc < 0) {
-		log_warn_limited("acme_challenge_unreadable",
-		    "token=%s err=%s", tok,
+		log_msg_limited(&unreadable, LOG_WARNING,
+		    "acme_challenge_unreadable", "token=%s err=%s", tok,
 		    rc == -EINVAL ? "not a regular file" :
 		    rc == -EFBIG ? "file too large" : strerror(-rc));
 		return 404;

@@ -551,7 +551,7 @@ refuse(struct conn *c, const char *reason, const char *detail)
 	char	ks[DERP_KEY_SHORT_MAX];
 
 	derp_key_format_short(ks, c->key);
-	log_info("client_refused", "conn=%" PRIu64 " peer=%s key=%s "
+	log_info_conn("client_refused", "conn=%" PRIu64 " peer=%s key=%s "
 	    "reason=%s%s", c->id, c->addr, ks, reason, detail);
 	conn_close(c, reason);
 }
@@ -620,7 +620,7 @@ verdict(struct admit_req *r, CURLcode res)
 
 		m->admission_fail_open++;
 		derp_key_format_short(ks, c->key);
-		log_info("client_admitted_fail_open", "conn=%" PRIu64
+		log_info_conn("client_admitted_fail_open", "conn=%" PRIu64
 		    " key=%s%s", c->id, ks, detail);
 		resume(c);
 		return;

@@ -725,8 +725,8 @@ conn_close(struct conn *c, const char *reason)
 		return;
 	c->closing = true;
 	if (strcmp(reason, "done") != 0)
-		log_info("conn_closed", "conn=%" PRIu64 " peer=%s reason=%s",
-		    c->id, c->addr, reason);
+		log_info_conn("conn_closed", "conn=%" PRIu64 " peer=%s "
+		    "reason=%s", c->id, c->addr, reason);
 	loop_io_del(w->loop, &c->io);
 	loop_timer_cancel(w->loop, &c->deadline);
 	loop_timer_cancel(w->loop, &c->keepalive);

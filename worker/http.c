@@ -459,8 +459,8 @@ serve_acme(struct conn *c, const char *path)
 		    "Allow: GET, HEAD\r\n", "method not allowed\n");
 	} else if (st == 200) {
 		c->w->m->acme_challenges_served++;
-		log_info("acme_challenge_served", "conn=%" PRIu64 " peer=%s "
-		    "path=%s", c->id, c->addr, path);
+		log_info_conn("acme_challenge_served", "conn=%" PRIu64
+		    " peer=%s path=%s", c->id, c->addr, path);
 		respond(c, 200, "OK", "text/plain", NULL, body, blen);
 	} else if (st == 400) {
 		respond_text(c, 400, "Bad Request", NULL, "bad token\n");

@@ -196,7 +196,7 @@ session_admitted(struct conn *c)
 	if (c->not_ideal)
 		w->m->current_notideal_connections++;
 	derp_key_format_short(ks, c->key);
-	log_info("client_registered", "conn=%" PRIu64 " peer=%s key=%s "
+	log_info_conn("client_registered", "conn=%" PRIu64 " peer=%s key=%s "
 	    "mesh=%d prober=%d fast_start=%d", c->id, c->addr, ks,
 	    c->can_mesh, c->info.is_prober, c->fast_start);
 	session_watchers_present(w, c->key, c->ip16, c->port,

@@ -250,7 +250,7 @@ req_finish(struct traffic_req *q)
 	struct conn	*c = q->c;
 
 	if (q->waiting > 0)
-		log_warn("traffic_partial", "conn=%" PRIu64 " missing=%d",
+		log_warn_conn("traffic_partial", "conn=%" PRIu64 " missing=%d",
 		    c->id, q->waiting);
 	c->treq = NULL;
 	c->close_after_write = true;
@@ -368,7 +368,7 @@ answer_step(struct answer *a, size_t budget)
 		return false;
 	if (!a->failed && node_traffic_reply(w, a->to, a->id, a->chunk,
 	    a->chunk_len, true) < 0)
-		log_warn("traffic_answer_failed", "req=%" PRIu32 " to=%d",
+		log_warn_conn("traffic_answer_failed", "req=%" PRIu32 " to=%d",
 		    a->id, a->to);
 	return true;
 }

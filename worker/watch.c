@@ -49,7 +49,7 @@ arm(struct watch_walk *ww)
 
 	if (!loop_timer_armed(&ww->step) &&
 	    loop_timer_set(w->loop, &ww->step, WATCH_DELAY_MS) < 0)
-		log_warn("watch_step_failed", "conn=%" PRIu64 " err=%s",
+		log_warn_conn("watch_step_failed", "conn=%" PRIu64 " err=%s",
 		    ww->c->id, "no_memory");	/* writes re-arm it */
 }
 

@@ -216,6 +216,8 @@ reload(struct worker *w)
 		certwatch_loaded(w, &id);
 	}
 	log_set_level(nc.log_level);
+	log_set_conn_limit((uint32_t)nc.log_conn_burst,
+	    (uint32_t)nc.log_conn_rate);
 	bootdns_reload(w->bootdns);
 	log_notice("reloaded", "path=%s", w->cfg_path);
 }
@@ -339,6 +341,8 @@ on_beat(struct loop_timer *t)
 	w->m->mesh_links_up = (uint64_t)up;
 	membuf_scan(w);
 	send_beat(w);
+	/* Held-back per-connection lines no later line reported. */
+	(void)log_limit_flush();
 	(void)loop_timer_set(w->loop, &w->beat, 1000);
 }
 
@@ -535,6 +539,7 @@ worker_main(const struct config *cfg, const char *cfg_path,
 {
 	struct worker	*w;
 	int		 rc;
+	uint64_t	 accepts;
 	char		 ks[DERP_KEY_TEXT_MAX];
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
@@ -550,7 +555,10 @@ worker_main(const struct config *cfg, const char *cfg_path,
 	rc = loop_run(w->loop);
 	if (rc < 0)
 		log_err("loop_failed", "err=%s", strerror(-rc));
-	log_notice("stopped", "accepts=%" PRIu64, w->m->accepts);
+	accepts = w->m->accepts;
 	worker_free(w);
+	/* Last: worker_free's conn_closed lines are counted too. */
+	(void)log_limit_flush();
+	log_notice("stopped", "accepts=%" PRIu64, accepts);
 	return rc < 0 ? 1 : 0;
 }

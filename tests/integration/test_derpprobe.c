@@ -4,10 +4,12 @@
  * self pairs), certificate warning, a node with the wrong mesh PSK (mesh
  * fails, connect works), the derpd-config source, netcheck with the
  * captive-portal check, the daemon's /metrics and its HTTP (pipelining,
- * refusals, limits, deadlines), and a stopped node.
+ * refusals, limits, deadlines, out of fds), and a stopped node.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -20,6 +22,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -572,10 +575,10 @@ metric(const char *text, const char *needle)
 	return p == NULL ? -1 : strtol(p + strlen(needle), NULL, 10);
 }
 
-/* derpprobe --daemon on 127.0.0.1:port probing region r900, its output
- * in log.  Killed by teardown if the test fails. */
+/* derpprobe --daemon on 127.0.0.1:port probing region r900 every
+ * interval, its output in log.  Killed by teardown if the test fails. */
 static pid_t
-daemon_start(uint16_t port, const char *log)
+daemon_start_every(uint16_t port, const char *log, const char *interval)
 {
 	const char	*bin = getenv("DERPPROBE_BIN");
 	char		 listen[32];
@@ -590,12 +593,18 @@ daemon_start(uint16_t port, const char *log)
 		execl(bin ? bin : "build/derpprobe", "derpprobe", "--derp-map",
 		    map_path, "--region", "r900", "--ca", nodes[0]->cert,
 		    "--cert-warn-days", "1", "--daemon", "--listen", listen,
-		    "--interval", "1", (char *)NULL);
+		    "--interval", interval, (char *)NULL);
 		_exit(127);
 	}
 	assert_true(pid > 0);
 	daemon_pid = pid;
 	return pid;
+}
+
+static pid_t
+daemon_start(uint16_t port, const char *log)
+{
+	return daemon_start_every(port, log, "1");
 }
 
 /* SIGTERM: a clean exit, no error or sanitizer line in the log. */
@@ -875,6 +884,145 @@ test_derpprobe_daemon_http(void **state)
 	daemon_stop(pid, log);
 }
 
+/* Lines of the file at path containing needle. */
+static int
+log_count(const char *path, const char *needle)
+{
+	char	 line[4096];
+	FILE	*f = fopen(path, "r");
+	int	 c = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		c += strstr(line, needle) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return c;
+}
+
+/* How many of a process's fds are numbered below lim (RLIMIT_NOFILE
+ * bounds the numbers, not the count: inherited high fds do not count). */
+static long
+fds_below(pid_t pid, long lim)
+{
+	char		 path[64];
+	DIR		*d;
+	struct dirent	*e;
+	long		 c = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	assert_non_null(d = opendir(path));
+	while ((e = readdir(d)) != NULL)
+		c += e->d_name[0] != '.' && atol(e->d_name) < lim;
+	closedir(d);
+	return c;
+}
+
+/* The lowest fd number a process has free. */
+static long
+lowest_free_fd(pid_t pid)
+{
+	long	n;
+
+	for (n = 0; fds_below(pid, n + 1) == n + 1; n++)
+		;
+	return n;
+}
+
+/* CPU time (utime + stime, clock ticks) of a process, all threads. */
+static long
+proc_cpu_ticks(pid_t pid)
+{
+	char		 path[64], buf[1024];
+	const char	*p;
+	long		 ut, st;
+	FILE		*f;
+	size_t		 n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* After the command's ")": state, then fields 4-13, then utime
+	 * and stime (proc(5)). */
+	assert_non_null(p = strrchr(buf, ')'));
+	assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+	    "%*u %*u %ld %ld", &ut, &st), 2);
+	return ut + st;
+}
+
+/*
+ * Out of fds, the daemon stops polling its listener for a while instead
+ * of finding it readable again at once: with RLIMIT_NOFILE four above
+ * what it holds (set once its first round is done, so the round has
+ * what it needs), twelve connections leave eight in the backlog that
+ * accept4 cannot take (EMFILE).  Over a second of that it uses next to
+ * no CPU (it spun at 100 % before), says so once (not per retry), and
+ * serves again once the connections go.
+ */
+#define NOFILE_HEADROOM	4
+#define NOFILE_CONNS	12
+#define SPIN_WINDOW_MS	1000
+
+static void
+test_derpprobe_daemon_out_of_fds_no_spin(void **state)
+{
+	static char		 buf[16384];
+	struct client_opts	 o;
+	struct rlimit		 rl;
+	char			 log[400];
+	uint16_t		 port = free_tcp_port();
+	uint64_t		 deadline, t0, t1;
+	pid_t			 pid;
+	long			 lim, cpu0, cpu1, hz = sysconf(_SC_CLK_TCK);
+	int			 conns[NOFILE_CONNS], i, st = -1, pauses;
+
+	(void)state;
+	snprintf(log, sizeof(log), "%s/derpprobe-nofile.log", nodes[0]->dir);
+	pid = daemon_start_every(port, log, "3600");
+	memset(&o, 0, sizeof(o));
+	o.host = "127.0.0.1";
+	o.port = port;
+	o.timeout_ms = 2000;
+	deadline = now_ms() + 30000;
+	while (now_ms() < deadline && (log_count(log,
+	    "event=probe_round ") == 0 || (st = client_http_get(&o, "GET",
+	    "/healthz", NULL, buf, sizeof(buf))) != 200))
+		poll(NULL, 0, 50);	/* poll interval, not a sync sleep */
+	assert_int_equal(st, 200);
+	/* At most NOFILE_HEADROOM fd numbers left (fewer if it holds some
+	 * above its lowest free one; the answer's connection may be one). */
+	lim = lowest_free_fd(pid) + NOFILE_HEADROOM;
+	rl.rlim_cur = rl.rlim_max = (rlim_t)lim;
+	assert_int_equal(prlimit(pid, RLIMIT_NOFILE, &rl, NULL), 0);
+	for (i = 0; i < NOFILE_CONNS; i++)
+		assert_true((conns[i] = raw_connect(port)) >= 0);
+	deadline = now_ms() + 5000;
+	while (fds_below(pid, lim) < lim && now_ms() < deadline)
+		poll(NULL, 0, 5);	/* poll interval, not a sync sleep */
+	assert_int_equal(fds_below(pid, lim), lim);
+	/* A measurement window: the assertion is on CPU time used in it. */
+	cpu0 = proc_cpu_ticks(pid);
+	t0 = now_ms();
+	poll(NULL, 0, SPIN_WINDOW_MS);
+	cpu1 = proc_cpu_ticks(pid);
+	t1 = now_ms();
+	print_message("out of fds: %ld ms CPU in %" PRIu64 " ms (%ld ticks)\n",
+	    (cpu1 - cpu0) * 1000 / hz, t1 - t0, cpu1 - cpu0);
+	assert_true((cpu1 - cpu0) * 1000 / hz <= (long)(t1 - t0) / 10);
+	pauses = log_count(log, "event=accept_paused ");
+	assert_int_equal(pauses, 1);	/* once, not per retry */
+	for (i = 0; i < NOFILE_CONNS; i++)
+		close(conns[i]);
+	/* Accepting again: the fds are back. */
+	deadline = now_ms() + 10000;
+	while (now_ms() < deadline && (st = client_http_get(&o, "GET",
+	    "/healthz", NULL, buf, sizeof(buf))) != 200)
+		poll(NULL, 0, 50);	/* poll interval, not a sync sleep */
+	assert_int_equal(st, 200);
+	daemon_stop(pid, log);
+}
+
 static void
 test_derpprobe_stopped_node_is_critical(void **state)
 {
@@ -921,6 +1069,7 @@ main(void)
 		cmocka_unit_test(test_derpprobe_silent_node_times_out),
 		cmocka_unit_test(test_derpprobe_daemon_metrics),
 		cmocka_unit_test(test_derpprobe_daemon_http),
+		cmocka_unit_test(test_derpprobe_daemon_out_of_fds_no_spin),
 		cmocka_unit_test(test_derpprobe_stopped_node_is_critical),
 	};
 

@@ -29,9 +29,10 @@
 static struct node *
 start4(void)
 {
-	char	more[64];
+	char	more[96];
 
-	snprintf(more, sizeof(more), "log = { level = \"%s\"; };\n",
+	snprintf(more, sizeof(more), "log = { level = \"%s\"; "
+	    "conn_rate = 0; };\n",
 	    getenv("DERPD_LOG_LEVEL") ? getenv("DERPD_LOG_LEVEL") : "info");
 	return node_start_psk(4, more);
 }

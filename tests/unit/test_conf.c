@@ -40,6 +40,8 @@ test_conf_defaults(void **state)
 	assert_int_equal(c.keepalive_ms, 60000);
 	assert_int_equal(c.queue_packets, 32);
 	assert_int_equal(c.log_level, LOG_INFO);
+	assert_int_equal(c.log_conn_burst, 50);
+	assert_int_equal(c.log_conn_rate, 10);
 	assert_int_equal(c.workers, 0);
 	assert_false(c.dev);
 }
@@ -66,7 +68,7 @@ test_conf_full_values(void **state)
 	    "hostname = \"a.b\";\nworkers = 4;\n"
 	    "listen = { https = \"127.0.0.1:8443\"; http = \"\"; "
 	    "stun = \"[::1]:3478\"; };\n"
-	    "log = { level = \"debug\"; };\n"
+	    "log = { level = \"debug\"; conn_burst = 7; conn_rate = 0; };\n"
 	    "derp = { keepalive_ms = 200; queue_packets = 8; };\n"
 	    "mesh = { psk_file = \"/x\"; peers = (\"b.c\", \"d.e:8443/10.0.0.3\")"
 	    "; insecure_skip_verify = true; };\n"
@@ -78,6 +80,8 @@ test_conf_full_values(void **state)
 	assert_int_equal(c.workers, 4);
 	assert_string_equal(c.listen_http, "");
 	assert_int_equal(c.log_level, LOG_DEBUG);
+	assert_int_equal(c.log_conn_burst, 7);
+	assert_int_equal(c.log_conn_rate, 0);
 	assert_int_equal(c.keepalive_ms, 200);
 	assert_int_equal(c.mesh_npeers, 2);
 	assert_string_equal(c.mesh_peers[1], "d.e:8443/10.0.0.3");
@@ -120,6 +124,9 @@ test_conf_errors_have_lines(void **state)
 	    "\"o\",\"p\",\"q\"); };\n", "too many");
 	expect_error("stun = { any_client = 1; };\n", "true or false");
 	expect_error("log = { level = \"loud\"; };\n", "unknown level");
+	expect_error("log = { conn_burst = 0; };\n", "t.conf:1: "
+	    "\"log.conn_burst\" is out of range (1..100000)");
+	expect_error("log = { conn_rate = -1; };\n", "out of range");
 	expect_error("tls = { record_layer = \"ktls\"; };\n",
 	    "t.conf:1: \"tls.record_layer\" must be \"derpd\", "
 	    "\"kernel\" or \"openssl\", not \"ktls\"");
