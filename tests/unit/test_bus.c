@@ -230,7 +230,8 @@ ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Drive every bus until each worker's table holds all others' locals. */
+/* Drive every bus until each is synced and each worker's table holds
+ * all others' locals. */
 static bool
 converge(int timeout_ms)
 {
@@ -248,7 +249,9 @@ converge(int timeout_ms)
 			for (k = 0; k < NW; k++)
 				if (k != w && buses[k] != NULL)
 					want += local[k].n;
-			if (tabs[w].n != want)
+			/* Deltas can fill a table before the snapshots
+			 * finish: synced is part of converged. */
+			if (tabs[w].n != want || !bus_synced(buses[w]))
 				ok = false;
 			for (i = 0; ok && i < tabs[w].n; i++)
 				if (buses[tabs[w].e[i].worker] == NULL)
