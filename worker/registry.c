@@ -5,7 +5,10 @@
  * Hashes are SipHash (libsodium) under a random key: peers choose keys.
  * Both tables grow incrementally (worker/ihash.c); every walk over all
  * keys goes through the list of peers, and the long ones (a watcher's
- * first presence list) through a cursor that removals move along.
+ * first presence list, a mesh link's forwarder clear) through a cursor
+ * that removals move along.  What a dead or resynchronised sibling
+ * leaves, and what a broken mesh link forwarded, stops routing at once
+ * and is removed a bounded step per loop turn (registry_reap).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,21 +27,38 @@
 #define CEDGE_OF(e)	((const struct saw_edge *)(const void *)( \
 			    (const char *)(e) - offsetof(struct saw_edge, h)))
 
-/* A connection of this key on a sibling worker, as the bus reported it. */
+#define REG_WORKERS	256	/* conf: workers <= 256 */
+#define REAP_DELAY_MS	1	/* 0 would run again in the same turn */
+
+/* A connection of this key on a sibling worker, as the bus reported it.
+ * It routes while gen >= its sibling's floor (visible()); below, it is
+ * a leftover of a death or a resync, waiting to be reaped. */
 struct remote {
-	struct remote	*next;
-	uint16_t	 worker;
+	struct remote	*next;		/* the peer's */
+	struct remote	*sprev, *snext;	/* the sibling's, newest first */
+	struct peer	*p;
 	uint64_t	 conn_id;
 	uint64_t	 stamp;
+	uint32_t	 gen;
+	uint16_t	 worker;
 	uint8_t		 flags;
 	uint8_t		 ip16[16];
 	uint16_t	 port;
-	bool		 stale;
+};
+
+/* One sibling's remotes, most recently added or confirmed first.  gen
+ * goes up at a resync's mark and at a death; an add or confirmation
+ * stamps it and moves the entry to the head, so gens never increase
+ * toward the tail and everything below floor is a tail of the list. */
+struct sib {
+	struct remote	*head, *tail;
+	uint32_t	 gen, floor;
 };
 
 struct peer {
 	struct ihnode	 h;
 	struct peer	*lprev, *lnext;	/* the registry's list of peers */
+	uint64_t	 seq;		/* order in that list */
 	uint8_t		 key[DERP_KEY_LEN];
 	struct conn	**conns;
 	uint32_t	 n, cap;
@@ -46,6 +66,8 @@ struct peer {
 	struct remote	*remotes;	/* node-wide: sibling workers */
 	uint32_t	 nremote;
 	uint32_t	 fwd_mask;	/* mesh links that announced key */
+	uint32_t	 fwd_fresh;	/* of those, announced again since
+					 * the link's clear began */
 	int		 fwd_pref;	/* link used, -1 = none (6.4) */
 	struct saw_edge	*seen_by;	/* conns that received from key */
 };
@@ -69,8 +91,16 @@ struct registry {
 	struct ihash	  edges;	/* by (conn, peer) */
 	struct peer	 *head, *tail;	/* every peer, oldest first */
 	struct reg_cursor *cursors;
+	uint64_t	  next_seq;
 	size_t		  nmesh;	/* keys known only through mesh */
 	size_t		  nlocal, nremote;	/* connections node-wide */
+	struct sib	  sibs[REG_WORKERS];
+	/* Links whose forwarders are being cleared (a bit of fwd_mask
+	 * counts only where fwd_fresh has it too), each by a cursor. */
+	uint32_t	  fwd_dead;
+	struct reg_cursor *fwd_cur[32];
+	struct loop	 *loop;		/* of the reap timer, once armed */
+	struct loop_timer reap;
 };
 
 size_t
@@ -100,9 +130,14 @@ registry_free(struct registry *r)
 {
 	struct peer	*p, *np;
 	struct saw_edge	*e, *ne;
+	int		 i;
 
 	if (r == NULL)
 		return;
+	if (r->loop != NULL)
+		loop_timer_cancel(r->loop, &r->reap);
+	for (i = 0; i < 32; i++)
+		registry_cursor_free(r, r->fwd_cur[i]);
 	for (p = r->head; p != NULL; p = np) {
 		np = p->lnext;
 		while (p->remotes != NULL) {
@@ -203,12 +238,6 @@ registry_active(const struct peer *p)
 	return p->active;
 }
 
-size_t
-registry_nconns(const struct peer *p)
-{
-	return p->n + p->nremote;
-}
-
 static struct peer *
 peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
 {
@@ -224,6 +253,7 @@ peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
 	p->cap = 1;
 	memcpy(p->key, key, DERP_KEY_LEN);
 	p->fwd_pref = -1;
+	p->seq = r->next_seq++;
 	p->h.hash = khash(r, p->key);
 	ihash_insert(&r->peers, &p->h);
 	p->lprev = r->tail;
@@ -333,16 +363,51 @@ maybe_gone(struct worker *w, struct peer *p)
 		peer_gone(w, p);
 }
 
-int
-registry_forwarder(const struct peer *p)
+/* Link idx is being cleared and its cursor went past p: what p holds
+ * of idx was announced since (the pass removed the rest). */
+static bool
+fwd_passed(const struct registry *r, const struct peer *p, int idx)
 {
-	return p->fwd_mask != 0 ? p->fwd_pref : -1;
+	const struct peer	*n = r->fwd_cur[idx]->next;
+
+	return n == NULL || p->seq < n->seq;
+}
+
+/* The links that reach p.  One being cleared counts where it announced
+ * p again since its clear began: ahead of the cursor, fwd_fresh says
+ * so; behind it, what is left is all new. */
+static uint32_t
+fwd_live(const struct registry *r, const struct peer *p)
+{
+	uint32_t	m = p->fwd_mask & (~r->fwd_dead | p->fwd_fresh), d;
+	int		i;
+
+	for (d = p->fwd_mask & r->fwd_dead & ~p->fwd_fresh; d != 0;
+	    d &= d - 1) {
+		i = __builtin_ctz(d);
+		if (fwd_passed(r, p, i))
+			m |= 1u << i;
+	}
+	return m;
+}
+
+int
+registry_forwarder(const struct registry *r, const struct peer *p)
+{
+	uint32_t	m = p->fwd_mask != 0 ? fwd_live(r, p) : 0;
+
+	if (m == 0)
+		return -1;
+	if (p->fwd_pref >= 0 && (m & (1u << p->fwd_pref)) != 0)
+		return p->fwd_pref;
+	return __builtin_ctz(m);
 }
 
 int
 registry_fwd_add(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
 {
-	struct peer	*p = registry_get(w->reg, key);
+	struct registry	*r = w->reg;
+	struct peer	*p = registry_get(r, key);
 	bool		 was;
 
 	if (p == NULL && (p = peer_new(w, key)) == NULL)
@@ -351,7 +416,9 @@ registry_fwd_add(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
 	if (p->fwd_mask == 0)
 		p->fwd_pref = idx;	/* the first to report it is used */
 	p->fwd_mask |= 1u << idx;
-	mesh_note(w->reg, p, was);
+	if ((r->fwd_dead & (1u << idx)) != 0 && !fwd_passed(r, p, idx))
+		p->fwd_fresh |= 1u << idx;	/* the clear keeps it */
+	mesh_note(r, p, was);
 	return 0;
 }
 
@@ -366,6 +433,7 @@ fwd_del(struct worker *w, struct peer *p, int idx)
 		return;
 	}
 	p->fwd_mask &= ~(1u << idx);
+	p->fwd_fresh &= ~(1u << idx);
 	mesh_note(w->reg, p, was);
 	if (p->fwd_pref == idx) {
 		p->fwd_pref = -1;
@@ -387,13 +455,52 @@ registry_fwd_del(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
 		fwd_del(w, p, idx);
 }
 
+/* Up to *budget more peers of link idx's clear; true when it is over. */
+static bool
+fwd_clear_step(struct worker *w, int idx, size_t *budget)
+{
+	struct registry		*r = w->reg;
+	struct reg_cursor	*k = r->fwd_cur[idx];
+	struct peer		*p;
+	uint32_t		 bit = 1u << idx;
+
+	while ((p = k->next) != NULL && *budget > 0) {
+		(*budget)--;
+		k->next = p->lnext;	/* fwd_del frees p at most */
+		if ((p->fwd_fresh & bit) != 0)
+			p->fwd_fresh &= ~bit;
+		else if ((p->fwd_mask & bit) != 0)
+			fwd_del(w, p, idx);
+	}
+	if (p != NULL)
+		return false;
+	registry_cursor_free(r, k);
+	r->fwd_cur[idx] = NULL;
+	r->fwd_dead &= ~bit;
+	return true;
+}
+
+static void	reap_arm(struct worker *);
+
 void
 registry_fwd_clear(struct worker *w, int idx)
 {
+	struct registry	*r = w->reg;
 	struct peer	*p, *np;
+	size_t		 all = SIZE_MAX;
 
-	/* fwd_del frees p at most: keep the next first. */
-	for (p = w->reg->head; p != NULL; p = np) {
+	/* Down again before the last clear ended: finish that one first
+	 * (what it keeps as announced again, this one must not). */
+	if (r->fwd_cur[idx] != NULL)
+		(void)fwd_clear_step(w, idx, &all);
+	if ((r->fwd_cur[idx] = registry_cursor_new(r)) != NULL) {
+		r->fwd_dead |= 1u << idx;	/* stops routing now */
+		reap_arm(w);
+		return;
+	}
+	/* No memory for a cursor: all at once.  fwd_del frees p at most:
+	 * keep the next first. */
+	for (p = r->head; p != NULL; p = np) {
 		np = p->lnext;
 		if (p->fwd_mask & (1u << idx))
 			fwd_del(w, p, idx);
@@ -440,15 +547,22 @@ registry_remove(struct worker *w, struct conn *c)
 	p->active = best;
 }
 
+/* x still routes: not a leftover of its sibling's death or resync. */
+static bool
+visible(const struct registry *r, const struct remote *x)
+{
+	return x->gen >= r->sibs[x->worker].floor;
+}
+
 /* Node-wide best connection by activity stamp (ties: lower worker). */
 static struct remote *
-best_remote(const struct peer *p)
+best_remote(const struct registry *r, const struct peer *p)
 {
 	struct remote	*x, *best = NULL;
 
 	for (x = p->remotes; x != NULL; x = x->next)
-		if (best == NULL || x->stamp > best->stamp ||
-		    (x->stamp == best->stamp && x->worker < best->worker))
+		if (visible(r, x) && (best == NULL || x->stamp > best->stamp ||
+		    (x->stamp == best->stamp && x->worker < best->worker)))
 			best = x;
 	return best;
 }
@@ -465,31 +579,43 @@ best_local(const struct peer *p)
 	return best;
 }
 
-int
-registry_route(const struct peer *p, struct conn **local)
+size_t
+registry_nconns(const struct registry *r, const struct peer *p)
 {
-	struct remote	*r;
+	const struct remote	*x;
+	size_t			 n = p->n;
+
+	for (x = p->remotes; x != NULL; x = x->next)
+		n += visible(r, x);
+	return n;
+}
+
+int
+registry_route(const struct registry *r, const struct peer *p,
+    struct conn **local)
+{
+	struct remote	*x;
 	struct conn	*c;
 
 	*local = NULL;
-	if (p->nremote == 0) {
+	if (p->nremote == 0 || (x = best_remote(r, p)) == NULL) {
 		*local = p->active;
 		return -1;
 	}
-	r = best_remote(p);
 	c = best_local(p);
-	if (c != NULL && (c->stamp > r->stamp || (c->stamp == r->stamp &&
-	    c->w->id < r->worker))) {
+	if (c != NULL && (c->stamp > x->stamp || (c->stamp == x->stamp &&
+	    c->w->id < x->worker))) {
 		*local = c;
 		return -1;
 	}
-	return r->worker;
+	return x->worker;
 }
 
 struct conn *
-registry_local_target(const struct peer *p)
+registry_local_target(const struct registry *r, const struct peer *p)
 {
-	return p->nremote == 0 ? p->active : best_local(p);
+	return p->nremote == 0 || best_remote(r, p) == NULL ? p->active :
+	    best_local(p);
 }
 
 bool
@@ -509,7 +635,8 @@ registry_note_activity(struct worker *w, struct conn *c)
 		return false;
 	/* A node-wide duplicate spoke: if it is not already the target,
 	 * it becomes so everywhere (announced on the bus). */
-	if (registry_route(p, &cur) == -1 && cur == c)
+	if (registry_route(w->reg, p, &cur) == -1 && (cur == c ||
+	    best_remote(w->reg, p) == NULL))
 		return false;
 	c->stamp = loop_clock_ns();
 	return true;
@@ -526,14 +653,46 @@ remote_find(const struct peer *p, uint16_t worker, uint64_t conn_id)
 	return NULL;
 }
 
+static void
+sib_push(struct sib *s, struct remote *x)
+{
+	x->sprev = NULL;
+	x->snext = s->head;
+	if (s->head != NULL)
+		s->head->sprev = x;
+	else
+		s->tail = x;
+	s->head = x;
+	x->gen = s->gen;
+}
+
+static void
+sib_unlink(struct sib *s, struct remote *x)
+{
+	if (x->sprev != NULL)
+		x->sprev->snext = x->snext;
+	else
+		s->head = x->snext;
+	if (x->snext != NULL)
+		x->snext->sprev = x->sprev;
+	else
+		s->tail = x->sprev;
+}
+
 int
 registry_remote_add(struct worker *w, const struct bus_client *bc)
 {
-	struct peer	*p = registry_get(w->reg, bc->key);
+	struct registry	*r = w->reg;
+	struct peer	*p;
 	struct remote	*x;
-	bool		 fresh = false;
+	struct sib	*s;
+	int		 fresh;
 
-	if (p == NULL && (p = peer_new(w, bc->key)) == NULL)
+	if (bc->worker >= REG_WORKERS)
+		return -EINVAL;
+	s = &r->sibs[bc->worker];
+	if ((p = registry_get(r, bc->key)) == NULL &&
+	    (p = peer_new(w, bc->key)) == NULL)
 		return -ENOMEM;
 	if ((x = remote_find(p, bc->worker, bc->conn_id)) == NULL) {
 		if ((x = calloc(1, sizeof(*x))) == NULL) {
@@ -543,19 +702,25 @@ registry_remote_add(struct worker *w, const struct bus_client *bc)
 		x->next = p->remotes;
 		p->remotes = x;
 		p->nremote++;
-		mesh_note(w->reg, p, p->n == 0 && p->nremote == 1 &&
+		mesh_note(r, p, p->n == 0 && p->nremote == 1 &&
 		    p->fwd_mask != 0);
-		w->reg->nremote++;
+		r->nremote++;
+		x->p = p;
 		x->worker = bc->worker;
 		x->conn_id = bc->conn_id;
-		fresh = true;
+		fresh = 1;
+	} else {
+		/* Confirmed (a resync's snapshot) or back before its
+		 * leftover was reaped: present again, for watchers. */
+		fresh = !visible(r, x);
+		sib_unlink(s, x);
 	}
+	sib_push(s, x);
 	x->stamp = bc->stamp;
 	x->flags = bc->flags;
 	memcpy(x->ip16, bc->ip16, 16);
 	x->port = bc->port;
-	x->stale = false;
-	return fresh ? 1 : 0;
+	return fresh;
 }
 
 static void
@@ -568,6 +733,7 @@ remote_unlink(struct worker *w, struct peer *p, struct remote *x)
 			*pp = x->next;
 			break;
 		}
+	sib_unlink(&w->reg->sibs[x->worker], x);
 	p->nremote--;
 	mesh_note(w->reg, p, false);	/* it had a remote */
 	w->reg->nremote--;
@@ -599,49 +765,99 @@ registry_remote_active(struct worker *w, const struct bus_client *bc)
 void
 registry_remote_mark(struct worker *w, int worker)
 {
-	struct peer	*p;
-	struct remote	*x;
-
-	for (p = w->reg->head; p != NULL; p = p->lnext)
-		for (x = p->remotes; x != NULL; x = x->next)
-			if (x->worker == worker)
-				x->stale = true;
+	/* Entries older than the new gen are still routed: the snapshot
+	 * confirms what is left of them, the sweep drops the rest. */
+	if (worker >= 0 && worker < REG_WORKERS)
+		w->reg->sibs[worker].gen++;
 }
 
 void
 registry_remote_sweep(struct worker *w, int worker, bool all)
 {
-	struct peer	*p, *np;
-	struct remote	*x, *nx;
+	struct sib	*s;
 
-	/* peer_gone may free p (and nothing else): keep the next first. */
-	for (p = w->reg->head; p != NULL; p = np) {
-		np = p->lnext;
-		for (x = p->remotes; x != NULL; x = nx) {
-			nx = x->next;
-			if (x->worker == worker && (all || x->stale)) {
-				bool	last = p->nremote == 1 && p->n == 0 &&
-					    p->fwd_mask == 0;
+	if (worker < 0 || worker >= REG_WORKERS)
+		return;
+	s = &w->reg->sibs[worker];
+	if (all)
+		s->gen++;
+	s->floor = s->gen;	/* the rest stops routing now */
+	if (s->tail != NULL && s->tail->gen < s->floor)
+		reap_arm(w);
+}
 
-				remote_unlink(w, p, x);
-				if (last)
-					break;	/* p is freed */
-			}
-		}
+/* Up to *budget more of s's leftovers (the tail below its floor);
+ * true when none is left. */
+static bool
+sib_reap(struct worker *w, struct sib *s, size_t *budget)
+{
+	struct remote	*x;
+
+	while ((x = s->tail) != NULL && x->gen < s->floor) {
+		if (*budget == 0)
+			return false;
+		(*budget)--;
+		remote_unlink(w, x->p, x);	/* may free x->p */
 	}
+	return true;
+}
+
+bool
+registry_reap(struct worker *w, size_t budget)
+{
+	struct registry	*r = w->reg;
+	bool		 done = true;
+	int		 i;
+
+	for (i = 0; i < REG_WORKERS; i++)
+		if (!sib_reap(w, &r->sibs[i], &budget))
+			done = false;
+	for (i = 0; i < 32; i++)
+		if (r->fwd_cur[i] != NULL && !fwd_clear_step(w, i, &budget))
+			done = false;
+	return done;
+}
+
+static void
+reap_timer(struct loop_timer *t)
+{
+	struct worker	*w = t->arg;
+
+	if (!registry_reap(w, REGISTRY_REAP_STEP) &&
+	    loop_timer_set(w->loop, &w->reg->reap, REAP_DELAY_MS) < 0)
+		(void)registry_reap(w, SIZE_MAX);	/* no memory: finish */
+}
+
+/* Reap on the next turns, a step per turn, from a 1 ms timer. */
+static void
+reap_arm(struct worker *w)
+{
+	struct registry	*r = w->reg;
+
+	if (r->loop != NULL && loop_timer_armed(&r->reap))
+		return;
+	if (w->loop == NULL) {
+		(void)registry_reap(w, SIZE_MAX);
+		return;
+	}
+	r->loop = w->loop;
+	loop_timer_init(&r->reap, reap_timer, w);
+	if (loop_timer_set(w->loop, &r->reap, REAP_DELAY_MS) < 0)
+		(void)registry_reap(w, SIZE_MAX);
 }
 
 /* fn for p if it is present node-wide, with its target's address. */
 static void
-present_one(struct peer *p, registry_present_fn fn, void *arg)
+present_one(const struct registry *r, struct peer *p,
+    registry_present_fn fn, void *arg)
 {
 	struct conn	*c;
 	struct remote	*x;
 
-	if (registry_route(p, &c) == -1) {
+	if (registry_route(r, p, &c) == -1) {
 		if (c != NULL)
 			fn(arg, p->key, c->ip16, c->port, session_flags(c));
-	} else if ((x = best_remote(p)) != NULL) {
+	} else if ((x = best_remote(r, p)) != NULL) {
 		fn(arg, p->key, x->ip16, x->port, x->flags);
 	}
 }
@@ -681,10 +897,9 @@ registry_cursor_present(struct registry *r, struct reg_cursor *k,
 {
 	struct peer	*p;
 
-	(void)r;
 	/* fn only queues frames: nothing it does frees a peer. */
 	for (p = k->next; p != NULL && budget > 0; p = p->lnext, budget--)
-		present_one(p, fn, arg);
+		present_one(r, p, fn, arg);
 	k->next = p;
 	return p == NULL;
 }
