@@ -467,10 +467,12 @@ fwd_clear_step(struct worker *w, int idx, size_t *budget)
 	while ((p = k->next) != NULL && *budget > 0) {
 		(*budget)--;
 		k->next = p->lnext;	/* fwd_del frees p at most */
-		if ((p->fwd_fresh & bit) != 0)
+		if ((p->fwd_fresh & bit) != 0) {
 			p->fwd_fresh &= ~bit;
-		else if ((p->fwd_mask & bit) != 0)
+		} else if ((p->fwd_mask & bit) != 0) {
+			w->m->registry_reaped++;
 			fwd_del(w, p, idx);
+		}
 	}
 	if (p != NULL)
 		return false;
@@ -797,6 +799,7 @@ sib_reap(struct worker *w, struct sib *s, size_t *budget)
 		if (*budget == 0)
 			return false;
 		(*budget)--;
+		w->m->registry_reaped++;
 		remote_unlink(w, x->p, x);	/* may free x->p */
 	}
 	return true;
@@ -823,6 +826,7 @@ reap_timer(struct loop_timer *t)
 {
 	struct worker	*w = t->arg;
 
+	w->m->registry_reap_steps++;
 	if (!registry_reap(w, REGISTRY_REAP_STEP) &&
 	    loop_timer_set(w->loop, &w->reg->reap, REAP_DELAY_MS) < 0)
 		(void)registry_reap(w, SIZE_MAX);	/* no memory: finish */
