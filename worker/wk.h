@@ -27,6 +27,9 @@
 						 * bounds a turn's work */
 #define WK_ACCEPTS_PER_WAKEUP	64
 #define WK_OUT_CAP		(16 * 1024)	/* coalesced write size */
+#define WK_FLUSH_BUDGET		(256 * 1024)	/* bytes per flush: a large
+						 * response or presence
+						 * burst over many turns */
 #define WK_IN_CAP		(DERP_FRAME_HDR_LEN + 64 + DERP_MAX_PACKET + 64)
 #define WK_HTTP_HEAD_MAX	8192
 #define WK_CTRL_CAP		(256 * 1024)	/* non-watcher control bytes */
@@ -285,6 +288,8 @@ void	conn_free(struct conn *c);
 int	conn_init(struct conn *c, struct worker *w, int fd,
 	    enum listen_role role) __attribute__((warn_unused_result));
 void	conn_link(struct conn *c);
+/* Write what is queued: up to WK_FLUSH_BUDGET bytes a call, the rest
+ * when epoll next reports the socket writable. */
 void	conn_flush(struct conn *c);
 /* Flush at the end of this dispatch round, coalescing what is queued
  * meanwhile into large writes. */
@@ -488,6 +493,11 @@ size_t	registry_saw_count(const struct conn *c);
 void	http_respond_debug(struct conn *c, int status, const char *reason,
 	    const char *ctype, const char *extra, const char *body,
 	    size_t blen);
+/* The same with a body built in a buffer, which it takes (and leaves
+ * empty): queued without a copy when nothing else waits on c. */
+void	http_respond_debug_take(struct conn *c, int status,
+	    const char *reason, const char *ctype, const char *extra,
+	    struct bbuf *body);
 
 /* tls.c */
 /* The handshake finished: hand the record layer to tlsrec (c->ssl is
