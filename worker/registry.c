@@ -6,9 +6,9 @@
  * Both tables grow incrementally (worker/ihash.c); every walk over all
  * keys goes through the list of peers, and the long ones (a watcher's
  * first presence list, a mesh link's forwarder clear) through a cursor
- * that removals move along.  What a dead or resynchronised sibling
- * leaves, and what a broken mesh link forwarded, stops routing at once
- * and is removed a bounded step per loop turn (registry_reap).
+ * that removals move along.  What a broken mesh link forwarded stops
+ * routing at once and goes a bounded step per loop turn (the reap, in
+ * remote.c with the siblings' entries and routing across workers).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@
 
 #include "common/bus.h"
 #include "worker/ihash.h"
+#include "worker/registry_int.h"
 #include "worker/wk.h"
 
 #define PEER_OF(e)	((struct peer *)(void *)((char *)(e) - \
@@ -26,82 +27,6 @@
 			    (const char *)(e) - offsetof(struct peer, h)))
 #define CEDGE_OF(e)	((const struct saw_edge *)(const void *)( \
 			    (const char *)(e) - offsetof(struct saw_edge, h)))
-
-#define REG_WORKERS	256	/* conf: workers <= 256 */
-#define REAP_DELAY_MS	1	/* 0 would run again in the same turn */
-
-/* A connection of this key on a sibling worker, as the bus reported it.
- * It routes while gen >= its sibling's floor (visible()); below, it is
- * a leftover of a death or a resync, waiting to be reaped. */
-struct remote {
-	struct remote	*next;		/* the peer's */
-	struct remote	*sprev, *snext;	/* the sibling's, newest first */
-	struct peer	*p;
-	uint64_t	 conn_id;
-	uint64_t	 stamp;
-	uint32_t	 gen;
-	uint16_t	 worker;
-	uint8_t		 flags;
-	uint8_t		 ip16[16];
-	uint16_t	 port;
-};
-
-/* One sibling's remotes, most recently added or confirmed first.  gen
- * goes up at a resync's mark and at a death; an add or confirmation
- * stamps it and moves the entry to the head, so gens never increase
- * toward the tail and everything below floor is a tail of the list. */
-struct sib {
-	struct remote	*head, *tail;
-	uint32_t	 gen, floor;
-};
-
-struct peer {
-	struct ihnode	 h;
-	struct peer	*lprev, *lnext;	/* the registry's list of peers */
-	uint64_t	 seq;		/* order in that list */
-	uint8_t		 key[DERP_KEY_LEN];
-	struct conn	**conns;
-	uint32_t	 n, cap;
-	struct conn	*active, *last;
-	struct remote	*remotes;	/* node-wide: sibling workers */
-	uint32_t	 nremote;
-	uint32_t	 fwd_mask;	/* mesh links that announced key */
-	uint32_t	 fwd_fresh;	/* of those, announced again since
-					 * the link's clear began */
-	int		 fwd_pref;	/* link used, -1 = none (6.4) */
-	struct saw_edge	*seen_by;	/* conns that received from key */
-};
-
-struct saw_edge {
-	struct ihnode	 h;
-	struct conn	*c;
-	struct peer	*p;
-	struct saw_edge	*pnext, *pprev;
-	struct saw_edge	*cnext, *cprev;
-};
-
-struct reg_cursor {
-	struct peer		*next;	/* moved past a peer that goes */
-	struct reg_cursor	*cprev, *cnext;
-};
-
-struct registry {
-	uint8_t		  hkey[crypto_shorthash_KEYBYTES];
-	struct ihash	  peers;	/* by key */
-	struct ihash	  edges;	/* by (conn, peer) */
-	struct peer	 *head, *tail;	/* every peer, oldest first */
-	struct reg_cursor *cursors;
-	uint64_t	  next_seq;
-	size_t		  nmesh;	/* keys known only through mesh */
-	size_t		  nlocal, nremote;	/* connections node-wide */
-	struct sib	  sibs[REG_WORKERS];
-	/* Links whose forwarders are being cleared (a bit of fwd_mask
-	 * counts only where fwd_fresh has it too), each by a cursor. */
-	uint32_t	  fwd_dead;
-	struct reg_cursor *fwd_cur[32];
-	struct loop	 *loop;		/* of the reap timer, once armed */
-	struct loop_timer reap;
-};
 
 size_t
 registry_node_conns(const struct registry *r)
@@ -159,20 +84,6 @@ registry_free(struct registry *r)
 	free(r);
 }
 
-/* Keys known only through mesh links: kept as a count, changed where
- * a peer's sets change (mesh_note after each), not walked per scrape. */
-static bool
-mesh_only(const struct peer *p)
-{
-	return p->n == 0 && p->nremote == 0 && p->fwd_mask != 0;
-}
-
-static void
-mesh_note(struct registry *r, const struct peer *p, bool was)
-{
-	if (mesh_only(p) != was)
-		r->nmesh = was ? r->nmesh - 1 : r->nmesh + 1;
-}
 
 static uint64_t
 khash(const struct registry *r, const uint8_t key[DERP_KEY_LEN])
@@ -238,8 +149,8 @@ registry_active(const struct peer *p)
 	return p->active;
 }
 
-static struct peer *
-peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
+struct peer *
+registry_peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
 {
 	struct registry	*r = w->reg;
 	struct peer	*p;
@@ -274,7 +185,7 @@ registry_add(struct worker *w, struct conn *c)
 	struct peer	*p = registry_get(r, c->key);
 	struct conn	**nc;
 
-	if (p == NULL && (p = peer_new(w, c->key)) == NULL)
+	if (p == NULL && (p = registry_peer_new(w, c->key)) == NULL)
 		return -ENOMEM;
 	if (p->n == p->cap) {
 		/* p->n >= 1 here: a failure leaves the set as it was. */
@@ -356,8 +267,8 @@ peer_gone(struct worker *w, struct peer *p)
 	free(p);
 }
 
-static void
-maybe_gone(struct worker *w, struct peer *p)
+void
+registry_maybe_gone(struct worker *w, struct peer *p)
 {
 	if (p->n == 0 && p->nremote == 0 && p->fwd_mask == 0)
 		peer_gone(w, p);
@@ -410,7 +321,7 @@ registry_fwd_add(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
 	struct peer	*p = registry_get(r, key);
 	bool		 was;
 
-	if (p == NULL && (p = peer_new(w, key)) == NULL)
+	if (p == NULL && (p = registry_peer_new(w, key)) == NULL)
 		return -ENOMEM;
 	was = mesh_only(p);
 	if (p->fwd_mask == 0)
@@ -443,7 +354,7 @@ fwd_del(struct worker *w, struct peer *p, int idx)
 				break;
 			}
 	}
-	maybe_gone(w, p);
+	registry_maybe_gone(w, p);
 }
 
 void
@@ -456,8 +367,8 @@ registry_fwd_del(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
 }
 
 /* Up to *budget more peers of link idx's clear; true when it is over. */
-static bool
-fwd_clear_step(struct worker *w, int idx, size_t *budget)
+bool
+registry_fwd_step(struct worker *w, int idx, size_t *budget)
 {
 	struct registry		*r = w->reg;
 	struct reg_cursor	*k = r->fwd_cur[idx];
@@ -482,8 +393,6 @@ fwd_clear_step(struct worker *w, int idx, size_t *budget)
 	return true;
 }
 
-static void	reap_arm(struct worker *);
-
 void
 registry_fwd_clear(struct worker *w, int idx)
 {
@@ -494,10 +403,10 @@ registry_fwd_clear(struct worker *w, int idx)
 	/* Down again before the last clear ended: finish that one first
 	 * (what it keeps as announced again, this one must not). */
 	if (r->fwd_cur[idx] != NULL)
-		(void)fwd_clear_step(w, idx, &all);
+		(void)registry_fwd_step(w, idx, &all);
 	if ((r->fwd_cur[idx] = registry_cursor_new(r)) != NULL) {
 		r->fwd_dead |= 1u << idx;	/* stops routing now */
-		reap_arm(w);
+		remote_reap_arm(w);
 		return;
 	}
 	/* No memory for a cursor: all at once.  fwd_del frees p at most:
@@ -529,7 +438,7 @@ registry_remove(struct worker *w, struct conn *c)
 	w->reg->nlocal--;
 	if (p->n == 0) {
 		p->active = p->last = NULL;
-		maybe_gone(w, p);
+		registry_maybe_gone(w, p);
 		return;
 	}
 	if (p->n == 1) {
@@ -549,307 +458,6 @@ registry_remove(struct worker *w, struct conn *c)
 	p->active = best;
 }
 
-/* x still routes: not a leftover of its sibling's death or resync. */
-static bool
-visible(const struct registry *r, const struct remote *x)
-{
-	return x->gen >= r->sibs[x->worker].floor;
-}
-
-/* Node-wide best connection by activity stamp (ties: lower worker). */
-static struct remote *
-best_remote(const struct registry *r, const struct peer *p)
-{
-	struct remote	*x, *best = NULL;
-
-	for (x = p->remotes; x != NULL; x = x->next)
-		if (visible(r, x) && (best == NULL || x->stamp > best->stamp ||
-		    (x->stamp == best->stamp && x->worker < best->worker)))
-			best = x;
-	return best;
-}
-
-static struct conn *
-best_local(const struct peer *p)
-{
-	struct conn	*best = NULL;
-	uint32_t	 i;
-
-	for (i = 0; i < p->n; i++)
-		if (best == NULL || p->conns[i]->stamp > best->stamp)
-			best = p->conns[i];
-	return best;
-}
-
-size_t
-registry_nconns(const struct registry *r, const struct peer *p)
-{
-	const struct remote	*x;
-	size_t			 n = p->n;
-
-	for (x = p->remotes; x != NULL; x = x->next)
-		n += visible(r, x);
-	return n;
-}
-
-int
-registry_route(const struct registry *r, const struct peer *p,
-    struct conn **local)
-{
-	struct remote	*x;
-	struct conn	*c;
-
-	*local = NULL;
-	if (p->nremote == 0 || (x = best_remote(r, p)) == NULL) {
-		*local = p->active;
-		return -1;
-	}
-	c = best_local(p);
-	if (c != NULL && (c->stamp > x->stamp || (c->stamp == x->stamp &&
-	    c->w->id < x->worker))) {
-		*local = c;
-		return -1;
-	}
-	return x->worker;
-}
-
-struct conn *
-registry_local_target(const struct registry *r, const struct peer *p)
-{
-	return p->nremote == 0 || best_remote(r, p) == NULL ? p->active :
-	    best_local(p);
-}
-
-bool
-registry_note_activity(struct worker *w, struct conn *c)
-{
-	struct peer	*p = c->peer;
-	struct conn	*cur;
-
-	if (p == NULL)
-		return false;
-	if (p->n >= 2) {
-		c->spoke_seq = ++w->spoke_clock;
-		p->last = c;
-		p->active = c;
-	}
-	if (p->nremote == 0)
-		return false;
-	/* A node-wide duplicate spoke: if it is not already the target,
-	 * it becomes so everywhere (announced on the bus). */
-	if (registry_route(w->reg, p, &cur) == -1 && (cur == c ||
-	    best_remote(w->reg, p) == NULL))
-		return false;
-	c->stamp = loop_clock_ns();
-	return true;
-}
-
-static struct remote *
-remote_find(const struct peer *p, uint16_t worker, uint64_t conn_id)
-{
-	struct remote	*x;
-
-	for (x = p->remotes; x != NULL; x = x->next)
-		if (x->worker == worker && x->conn_id == conn_id)
-			return x;
-	return NULL;
-}
-
-static void
-sib_push(struct sib *s, struct remote *x)
-{
-	x->sprev = NULL;
-	x->snext = s->head;
-	if (s->head != NULL)
-		s->head->sprev = x;
-	else
-		s->tail = x;
-	s->head = x;
-	x->gen = s->gen;
-}
-
-static void
-sib_unlink(struct sib *s, struct remote *x)
-{
-	if (x->sprev != NULL)
-		x->sprev->snext = x->snext;
-	else
-		s->head = x->snext;
-	if (x->snext != NULL)
-		x->snext->sprev = x->sprev;
-	else
-		s->tail = x->sprev;
-}
-
-int
-registry_remote_add(struct worker *w, const struct bus_client *bc)
-{
-	struct registry	*r = w->reg;
-	struct peer	*p;
-	struct remote	*x;
-	struct sib	*s;
-	int		 fresh;
-
-	if (bc->worker >= REG_WORKERS)
-		return -EINVAL;
-	s = &r->sibs[bc->worker];
-	if ((p = registry_get(r, bc->key)) == NULL &&
-	    (p = peer_new(w, bc->key)) == NULL)
-		return -ENOMEM;
-	if ((x = remote_find(p, bc->worker, bc->conn_id)) == NULL) {
-		if ((x = calloc(1, sizeof(*x))) == NULL) {
-			maybe_gone(w, p);
-			return -ENOMEM;
-		}
-		x->next = p->remotes;
-		p->remotes = x;
-		p->nremote++;
-		mesh_note(r, p, p->n == 0 && p->nremote == 1 &&
-		    p->fwd_mask != 0);
-		r->nremote++;
-		x->p = p;
-		x->worker = bc->worker;
-		x->conn_id = bc->conn_id;
-		fresh = 1;
-	} else {
-		/* Confirmed (a resync's snapshot) or back before its
-		 * leftover was reaped: present again, for watchers. */
-		fresh = !visible(r, x);
-		sib_unlink(s, x);
-	}
-	sib_push(s, x);
-	x->stamp = bc->stamp;
-	x->flags = bc->flags;
-	memcpy(x->ip16, bc->ip16, 16);
-	x->port = bc->port;
-	return fresh;
-}
-
-static void
-remote_unlink(struct worker *w, struct peer *p, struct remote *x)
-{
-	struct remote	**pp;
-
-	for (pp = &p->remotes; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == x) {
-			*pp = x->next;
-			break;
-		}
-	sib_unlink(&w->reg->sibs[x->worker], x);
-	p->nremote--;
-	mesh_note(w->reg, p, false);	/* it had a remote */
-	w->reg->nremote--;
-	free(x);
-	maybe_gone(w, p);
-}
-
-void
-registry_remote_del(struct worker *w, const struct bus_client *bc)
-{
-	struct peer	*p = registry_get(w->reg, bc->key);
-	struct remote	*x;
-
-	if (p != NULL && (x = remote_find(p, bc->worker, bc->conn_id)) != NULL)
-		remote_unlink(w, p, x);
-}
-
-void
-registry_remote_active(struct worker *w, const struct bus_client *bc)
-{
-	struct peer	*p = registry_get(w->reg, bc->key);
-	struct remote	*x;
-
-	if (p != NULL && (x = remote_find(p, bc->worker, bc->conn_id)) != NULL &&
-	    bc->stamp > x->stamp)
-		x->stamp = bc->stamp;
-}
-
-void
-registry_remote_mark(struct worker *w, int worker)
-{
-	/* Entries older than the new gen are still routed: the snapshot
-	 * confirms what is left of them, the sweep drops the rest. */
-	if (worker >= 0 && worker < REG_WORKERS)
-		w->reg->sibs[worker].gen++;
-}
-
-void
-registry_remote_sweep(struct worker *w, int worker, bool all)
-{
-	struct sib	*s;
-
-	if (worker < 0 || worker >= REG_WORKERS)
-		return;
-	s = &w->reg->sibs[worker];
-	if (all)
-		s->gen++;
-	s->floor = s->gen;	/* the rest stops routing now */
-	if (s->tail != NULL && s->tail->gen < s->floor)
-		reap_arm(w);
-}
-
-/* Up to *budget more of s's leftovers (the tail below its floor);
- * true when none is left. */
-static bool
-sib_reap(struct worker *w, struct sib *s, size_t *budget)
-{
-	struct remote	*x;
-
-	while ((x = s->tail) != NULL && x->gen < s->floor) {
-		if (*budget == 0)
-			return false;
-		(*budget)--;
-		w->m->registry_reaped++;
-		remote_unlink(w, x->p, x);	/* may free x->p */
-	}
-	return true;
-}
-
-bool
-registry_reap(struct worker *w, size_t budget)
-{
-	struct registry	*r = w->reg;
-	bool		 done = true;
-	int		 i;
-
-	for (i = 0; i < REG_WORKERS; i++)
-		if (!sib_reap(w, &r->sibs[i], &budget))
-			done = false;
-	for (i = 0; i < 32; i++)
-		if (r->fwd_cur[i] != NULL && !fwd_clear_step(w, i, &budget))
-			done = false;
-	return done;
-}
-
-static void
-reap_timer(struct loop_timer *t)
-{
-	struct worker	*w = t->arg;
-
-	w->m->registry_reap_steps++;
-	if (!registry_reap(w, REGISTRY_REAP_STEP) &&
-	    loop_timer_set(w->loop, &w->reg->reap, REAP_DELAY_MS) < 0)
-		(void)registry_reap(w, SIZE_MAX);	/* no memory: finish */
-}
-
-/* Reap on the next turns, a step per turn, from a 1 ms timer. */
-static void
-reap_arm(struct worker *w)
-{
-	struct registry	*r = w->reg;
-
-	if (r->loop != NULL && loop_timer_armed(&r->reap))
-		return;
-	if (w->loop == NULL) {
-		(void)registry_reap(w, SIZE_MAX);
-		return;
-	}
-	r->loop = w->loop;
-	loop_timer_init(&r->reap, reap_timer, w);
-	if (loop_timer_set(w->loop, &r->reap, REAP_DELAY_MS) < 0)
-		(void)registry_reap(w, SIZE_MAX);
-}
-
 /* fn for p if it is present node-wide, with its target's address. */
 static void
 present_one(const struct registry *r, struct peer *p,
@@ -861,7 +469,7 @@ present_one(const struct registry *r, struct peer *p,
 	if (registry_route(r, p, &c) == -1) {
 		if (c != NULL)
 			fn(arg, p->key, c->ip16, c->port, session_flags(c));
-	} else if ((x = best_remote(r, p)) != NULL) {
+	} else if ((x = remote_best(r, p)) != NULL) {
 		fn(arg, p->key, x->ip16, x->port, x->flags);
 	}
 }

@@ -1,10 +1,13 @@
 /*
- * Unit tests for worker/registry.c: the lastWriterIsActive duplicate
- * policy (PROTOCOL.md 5.3), dup metrics, PeerGone(Disconnected) edges
- * (5.7) and ClosePeer; tens of thousands of keys added, looked up and
+ * Unit tests for worker/registry.c and remote.c: the lastWriterIsActive
+ * duplicate policy (PROTOCOL.md 5.3), dup metrics, PeerGone(Disconnected)
+ * edges (5.7) and ClosePeer; tens of thousands of keys added, looked up and
  * removed across the incremental growths, against a reference; the
  * mesh-only count against one kept by the test through random local,
- * sibling and forwarder changes.  Connections are in-memory (no fds);
+ * sibling and forwarder changes; a dead sibling, a resync and a broken
+ * mesh link: their entries stop routing at once and are reaped in
+ * bounded steps with one PeerGone per key that leaves, while entries
+ * confirmed or announced again stay.  Connections are in-memory (no fds);
  * what the registry queues for them is read back from their control
  * buffers.
  */
