@@ -113,6 +113,9 @@ $(B)/tests/integration/%: $(B)/tests/integration/%.o $(ITEST_LIB) $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
 
 SOAK_BIN := $(B)/tests/soak/test_soak
+# The registry's node-wide walks at 100,000 clients (tests/bench/walks.c):
+# built with the tests so it keeps compiling, run by bench-walks.
+WALKS_BIN := $(B)/tests/bench/walks
 $(B)/tests/soak/%: $(B)/tests/soak/%.o $(ITEST_LIB) $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
 
@@ -140,7 +143,7 @@ $(DERPGO): $(wildcard tests/interop/go/derpgo/*.go)
 
 .SECONDARY:
 
-tests: $(UNIT_BIN) $(ITEST_BIN) $(REPLAY_BIN) $(SOAK_BIN) $(DERPGO)
+tests: $(UNIT_BIN) $(ITEST_BIN) $(REPLAY_BIN) $(SOAK_BIN) $(DERPGO) $(WALKS_BIN)
 
 check: deps
 	$(MAKE) all tests
@@ -211,6 +214,12 @@ run: deps-build all
 FLOOR_BIN := $(B)/tests/bench/floor
 $(FLOOR_BIN): $(B)/tests/bench/floor.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(WALKS_BIN): $(B)/tests/bench/walks.o $(ARCHIVES)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-walks: all $(WALKS_BIN)
+	$(WALKS_BIN)
 
 bench: deps all $(FLOOR_BIN)
 	tests/bench/relay.sh $(B)
@@ -308,7 +317,7 @@ clean:
 	rm -rf build
 
 .PHONY: all check check-unit check-valgrind soak tests fuzz run bench \
-	bench-scale deps deps-build install clean \
+	bench-walks bench-scale deps deps-build install clean \
 	man deb rpm check-packaging FORCE
 
 -include $(shell find $(B) -path build/pkg -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -429,12 +429,14 @@ conn_fill(struct conn *c)
 	return 0;
 }
 
-void
-conn_flush(struct conn *c)
+/* Write until done, EAGAIN or budget bytes written (the rest on the
+ * next turns, when epoll reports the socket writable). */
+static void
+flush_upto(struct conn *c, size_t budget)
 {
 	struct worker	*w = c->w;
 	const uint8_t	*p;
-	size_t		 n;
+	size_t		 n, sent = 0;
 	ssize_t		 r;
 	int		 rc;
 	bool		 progress = false;
@@ -450,6 +452,11 @@ conn_flush(struct conn *c)
 			if (bbuf_len(&c->out) == 0 && c->cur == NULL &&
 			    (c->ws == NULL || !ws_want_write(c)))
 				break;
+		}
+		if (sent >= budget) {
+			(void)loop_io_mod(w->loop, &c->io, c->throttled ?
+			    LOOP_OUT : LOOP_RW);
+			return;
 		}
 		if (bbuf_len(&c->out) > 0) {
 			p = c->out.p + c->out.off;
@@ -485,6 +492,7 @@ conn_flush(struct conn *c)
 			return;
 		}
 		progress = true;
+		sent += (size_t)r;
 		if (bbuf_len(&c->out) > 0) {
 			bbuf_consume(&c->out, (size_t)r);
 		} else if (c->cur != NULL) {
@@ -506,6 +514,12 @@ conn_flush(struct conn *c)
 	if (c->wwalk != NULL)
 		watch_writable(c);	/* the rest of its presence list */
 	(void)loop_io_mod(w->loop, &c->io, c->throttled ? 0 : LOOP_IN);
+}
+
+void
+conn_flush(struct conn *c)
+{
+	flush_upto(c, WK_FLUSH_BUDGET);
 }
 
 int
@@ -596,8 +610,9 @@ conn_on_readable(struct conn *c)
 		if (r == -EAGAIN)
 			break;
 		if (r == 0) {
-			/* A half-closed peer still gets what it asked for. */
-			conn_flush(c);
+			/* A half-closed peer still gets what it asked for
+			 * (as much as the socket takes now). */
+			flush_upto(c, SIZE_MAX);
 			conn_close(c, c->state == ST_DERP ? "eof" :
 			    c->state == ST_HTTP && bbuf_len(in) > 0 ?
 			    "http_bad_request" : "eof");

@@ -203,6 +203,24 @@ http_end(struct conn *c)
 	c->req = NULL;
 }
 
+/* A response's status line and headers into head[0..cap): the length,
+ * or -1 when they do not fit. */
+static int
+head_format(struct conn *c, char *head, size_t cap, int status,
+    const char *reason, const char *ctype, const char *extra, size_t blen)
+{
+	int	n;
+
+	if (!http_should_keep_alive(&c->hp))
+		c->close_after_write = true;
+	n = snprintf(head, cap,
+	    "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s%s\r\n",
+	    status, reason, ctype ? "Content-Type: " : "", ctype ? ctype : "",
+	    ctype ? "\r\n" : "", blen, extra ? extra : "",
+	    c->close_after_write ? "Connection: close\r\n" : "");
+	return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
 /* Queue a complete response.  extra: additional header lines. */
 static void
 respond(struct conn *c, int status, const char *reason, const char *ctype,
@@ -212,14 +230,8 @@ respond(struct conn *c, int status, const char *reason, const char *ctype,
 	int	 n;
 	bool	 head_only = c->hp.method == HTTP_HEAD;
 
-	if (!http_should_keep_alive(&c->hp))
-		c->close_after_write = true;
-	n = snprintf(head, sizeof(head),
-	    "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s%s\r\n",
-	    status, reason, ctype ? "Content-Type: " : "", ctype ? ctype : "",
-	    ctype ? "\r\n" : "", blen, extra ? extra : "",
-	    c->close_after_write ? "Connection: close\r\n" : "");
-	if (n < 0 || (size_t)n >= sizeof(head)) {
+	if ((n = head_format(c, head, sizeof(head), status, reason, ctype,
+	    extra, blen)) < 0) {
 		conn_close(c, "http_response_too_large");
 		return;
 	}
@@ -238,6 +250,43 @@ http_respond_debug(struct conn *c, int status, const char *reason,
 	snprintf(hdrs, sizeof(hdrs), "%s%s", SECURITY_HEADERS,
 	    extra != NULL ? extra : "");
 	respond(c, status, reason, ctype, hdrs, body, blen);
+}
+
+void
+http_respond_debug_take(struct conn *c, int status, const char *reason,
+    const char *ctype, const char *extra, struct bbuf *body)
+{
+	char	hdrs[sizeof(SECURITY_HEADERS) + 512], head[1024];
+	int	n;
+
+	/* Nothing else queued: the head goes first through the write
+	 * buffer and the body becomes the control buffer as it is.  A
+	 * copy of megabytes (and its page faults) was a turn of its own. */
+	if (c->closing || c->hp.method == HTTP_HEAD ||
+	    bbuf_len(&c->out) > 0 || c->cur != NULL ||
+	    bbuf_len(&c->ctrl) > 0) {
+		http_respond_debug(c, status, reason, ctype, extra,
+		    bbuf_len(body) > 0 ? (const char *)body->p + body->off :
+		    "", bbuf_len(body));
+		bbuf_free(body);
+		return;
+	}
+	snprintf(hdrs, sizeof(hdrs), "%s%s", SECURITY_HEADERS,
+	    extra != NULL ? extra : "");
+	if ((n = head_format(c, head, sizeof(head), status, reason, ctype,
+	    hdrs, bbuf_len(body))) < 0) {
+		bbuf_free(body);
+		conn_close(c, "http_response_too_large");
+		return;
+	}
+	if (bbuf_append(&c->out, head, (size_t)n, WK_OUT_CAP) < 0) {
+		bbuf_free(body);
+		conn_close(c, "out_of_memory");
+		return;
+	}
+	bbuf_free(&c->ctrl);
+	c->ctrl = *body;
+	memset(body, 0, sizeof(*body));
 }
 
 static void

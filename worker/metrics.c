@@ -184,6 +184,11 @@ static const struct {
 	    "request state, at the last scan." },
 	{ "derpd_conn_buffer_scans", "Scans of the connections' buffers "
 	    "(each worker, once a second)." },
+	{ "derpd_registry_reaped", "Entries of dead or resynchronised "
+	    "sibling workers and broken mesh links removed from a worker's "
+	    "table after they stopped routing." },
+	{ "derpd_registry_reap_steps", "Loop turns that removed them, a "
+	    "bounded number each." },
 };
 
 /* HELP and TYPE lines of a series (type NULL: untyped, as Go). */
@@ -284,6 +289,8 @@ static const struct series derpd[] = {
 	S("derpd_conn_buffers_ctrl", "gauge", conn_buf_ctrl),
 	S("derpd_conn_buffers_http", "gauge", conn_buf_http),
 	S("derpd_conn_buffer_scans", "counter", conn_buf_scans),
+	S("derpd_registry_reaped", "counter", registry_reaped),
+	S("derpd_registry_reap_steps", "counter", registry_reap_steps),
 	S("derpd_accepts_rejected_per_ip", "counter", accepts_rejected_ip),
 	S("derpd_traffic_dump_lines", "counter", traffic_dump_lines),
 	S("derpd_traffic_dump_early_flushes", "counter",

@@ -134,6 +134,10 @@ struct metrics {
 	uint64_t	conn_buf_ctrl;		/* queued control frames */
 	uint64_t	conn_buf_http;		/* request state kept */
 	uint64_t	conn_buf_scans;
+	/* registry.c: leftovers of dead or resynchronised siblings and
+	 * broken mesh links, removed after they stopped routing */
+	uint64_t	registry_reaped;
+	uint64_t	registry_reap_steps;	/* turns that did it */
 	/* tls.c, tlsrec.c: the record layer after TLS handshakes */
 	uint64_t	tls_rec_offloaded;	/* derpd frames the records */
 	uint64_t	tls_rec_tls12;		/* TLS 1.2: OpenSSL keeps it */

@@ -5,7 +5,10 @@
  * Hashes are SipHash (libsodium) under a random key: peers choose keys.
  * Both tables grow incrementally (worker/ihash.c); every walk over all
  * keys goes through the list of peers, and the long ones (a watcher's
- * first presence list) through a cursor that removals move along.
+ * first presence list, a mesh link's forwarder clear) through a cursor
+ * that removals move along.  What a broken mesh link forwarded stops
+ * routing at once and goes a bounded step per loop turn (the reap, in
+ * remote.c with the siblings' entries and routing across workers).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 
 #include "common/bus.h"
 #include "worker/ihash.h"
+#include "worker/registry_int.h"
 #include "worker/wk.h"
 
 #define PEER_OF(e)	((struct peer *)(void *)((char *)(e) - \
@@ -23,55 +27,6 @@
 			    (const char *)(e) - offsetof(struct peer, h)))
 #define CEDGE_OF(e)	((const struct saw_edge *)(const void *)( \
 			    (const char *)(e) - offsetof(struct saw_edge, h)))
-
-/* A connection of this key on a sibling worker, as the bus reported it. */
-struct remote {
-	struct remote	*next;
-	uint16_t	 worker;
-	uint64_t	 conn_id;
-	uint64_t	 stamp;
-	uint8_t		 flags;
-	uint8_t		 ip16[16];
-	uint16_t	 port;
-	bool		 stale;
-};
-
-struct peer {
-	struct ihnode	 h;
-	struct peer	*lprev, *lnext;	/* the registry's list of peers */
-	uint8_t		 key[DERP_KEY_LEN];
-	struct conn	**conns;
-	uint32_t	 n, cap;
-	struct conn	*active, *last;
-	struct remote	*remotes;	/* node-wide: sibling workers */
-	uint32_t	 nremote;
-	uint32_t	 fwd_mask;	/* mesh links that announced key */
-	int		 fwd_pref;	/* link used, -1 = none (6.4) */
-	struct saw_edge	*seen_by;	/* conns that received from key */
-};
-
-struct saw_edge {
-	struct ihnode	 h;
-	struct conn	*c;
-	struct peer	*p;
-	struct saw_edge	*pnext, *pprev;
-	struct saw_edge	*cnext, *cprev;
-};
-
-struct reg_cursor {
-	struct peer		*next;	/* moved past a peer that goes */
-	struct reg_cursor	*cprev, *cnext;
-};
-
-struct registry {
-	uint8_t		  hkey[crypto_shorthash_KEYBYTES];
-	struct ihash	  peers;	/* by key */
-	struct ihash	  edges;	/* by (conn, peer) */
-	struct peer	 *head, *tail;	/* every peer, oldest first */
-	struct reg_cursor *cursors;
-	size_t		  nmesh;	/* keys known only through mesh */
-	size_t		  nlocal, nremote;	/* connections node-wide */
-};
 
 size_t
 registry_node_conns(const struct registry *r)
@@ -100,9 +55,14 @@ registry_free(struct registry *r)
 {
 	struct peer	*p, *np;
 	struct saw_edge	*e, *ne;
+	int		 i;
 
 	if (r == NULL)
 		return;
+	if (r->loop != NULL)
+		loop_timer_cancel(r->loop, &r->reap);
+	for (i = 0; i < 32; i++)
+		registry_cursor_free(r, r->fwd_cur[i]);
 	for (p = r->head; p != NULL; p = np) {
 		np = p->lnext;
 		while (p->remotes != NULL) {
@@ -124,20 +84,6 @@ registry_free(struct registry *r)
 	free(r);
 }
 
-/* Keys known only through mesh links: kept as a count, changed where
- * a peer's sets change (mesh_note after each), not walked per scrape. */
-static bool
-mesh_only(const struct peer *p)
-{
-	return p->n == 0 && p->nremote == 0 && p->fwd_mask != 0;
-}
-
-static void
-mesh_note(struct registry *r, const struct peer *p, bool was)
-{
-	if (mesh_only(p) != was)
-		r->nmesh = was ? r->nmesh - 1 : r->nmesh + 1;
-}
 
 static uint64_t
 khash(const struct registry *r, const uint8_t key[DERP_KEY_LEN])
@@ -203,14 +149,8 @@ registry_active(const struct peer *p)
 	return p->active;
 }
 
-size_t
-registry_nconns(const struct peer *p)
-{
-	return p->n + p->nremote;
-}
-
-static struct peer *
-peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
+struct peer *
+registry_peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
 {
 	struct registry	*r = w->reg;
 	struct peer	*p;
@@ -224,6 +164,7 @@ peer_new(struct worker *w, const uint8_t key[DERP_KEY_LEN])
 	p->cap = 1;
 	memcpy(p->key, key, DERP_KEY_LEN);
 	p->fwd_pref = -1;
+	p->seq = r->next_seq++;
 	p->h.hash = khash(r, p->key);
 	ihash_insert(&r->peers, &p->h);
 	p->lprev = r->tail;
@@ -244,7 +185,7 @@ registry_add(struct worker *w, struct conn *c)
 	struct peer	*p = registry_get(r, c->key);
 	struct conn	**nc;
 
-	if (p == NULL && (p = peer_new(w, c->key)) == NULL)
+	if (p == NULL && (p = registry_peer_new(w, c->key)) == NULL)
 		return -ENOMEM;
 	if (p->n == p->cap) {
 		/* p->n >= 1 here: a failure leaves the set as it was. */
@@ -326,32 +267,69 @@ peer_gone(struct worker *w, struct peer *p)
 	free(p);
 }
 
-static void
-maybe_gone(struct worker *w, struct peer *p)
+void
+registry_maybe_gone(struct worker *w, struct peer *p)
 {
 	if (p->n == 0 && p->nremote == 0 && p->fwd_mask == 0)
 		peer_gone(w, p);
 }
 
-int
-registry_forwarder(const struct peer *p)
+/* Link idx is being cleared and its cursor went past p: what p holds
+ * of idx was announced since (the pass removed the rest). */
+static bool
+fwd_passed(const struct registry *r, const struct peer *p, int idx)
 {
-	return p->fwd_mask != 0 ? p->fwd_pref : -1;
+	const struct peer	*n = r->fwd_cur[idx]->next;
+
+	return n == NULL || p->seq < n->seq;
+}
+
+/* The links that reach p.  One being cleared counts where it announced
+ * p again since its clear began: ahead of the cursor, fwd_fresh says
+ * so; behind it, what is left is all new. */
+static uint32_t
+fwd_live(const struct registry *r, const struct peer *p)
+{
+	uint32_t	m = p->fwd_mask & (~r->fwd_dead | p->fwd_fresh), d;
+	int		i;
+
+	for (d = p->fwd_mask & r->fwd_dead & ~p->fwd_fresh; d != 0;
+	    d &= d - 1) {
+		i = __builtin_ctz(d);
+		if (fwd_passed(r, p, i))
+			m |= 1u << i;
+	}
+	return m;
+}
+
+int
+registry_forwarder(const struct registry *r, const struct peer *p)
+{
+	uint32_t	m = p->fwd_mask != 0 ? fwd_live(r, p) : 0;
+
+	if (m == 0)
+		return -1;
+	if (p->fwd_pref >= 0 && (m & (1u << p->fwd_pref)) != 0)
+		return p->fwd_pref;
+	return __builtin_ctz(m);
 }
 
 int
 registry_fwd_add(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
 {
-	struct peer	*p = registry_get(w->reg, key);
+	struct registry	*r = w->reg;
+	struct peer	*p = registry_get(r, key);
 	bool		 was;
 
-	if (p == NULL && (p = peer_new(w, key)) == NULL)
+	if (p == NULL && (p = registry_peer_new(w, key)) == NULL)
 		return -ENOMEM;
 	was = mesh_only(p);
 	if (p->fwd_mask == 0)
 		p->fwd_pref = idx;	/* the first to report it is used */
 	p->fwd_mask |= 1u << idx;
-	mesh_note(w->reg, p, was);
+	if ((r->fwd_dead & (1u << idx)) != 0 && !fwd_passed(r, p, idx))
+		p->fwd_fresh |= 1u << idx;	/* the clear keeps it */
+	mesh_note(r, p, was);
 	return 0;
 }
 
@@ -366,6 +344,7 @@ fwd_del(struct worker *w, struct peer *p, int idx)
 		return;
 	}
 	p->fwd_mask &= ~(1u << idx);
+	p->fwd_fresh &= ~(1u << idx);
 	mesh_note(w->reg, p, was);
 	if (p->fwd_pref == idx) {
 		p->fwd_pref = -1;
@@ -375,7 +354,7 @@ fwd_del(struct worker *w, struct peer *p, int idx)
 				break;
 			}
 	}
-	maybe_gone(w, p);
+	registry_maybe_gone(w, p);
 }
 
 void
@@ -387,13 +366,52 @@ registry_fwd_del(struct worker *w, const uint8_t key[DERP_KEY_LEN], int idx)
 		fwd_del(w, p, idx);
 }
 
+/* Up to *budget more peers of link idx's clear; true when it is over. */
+bool
+registry_fwd_step(struct worker *w, int idx, size_t *budget)
+{
+	struct registry		*r = w->reg;
+	struct reg_cursor	*k = r->fwd_cur[idx];
+	struct peer		*p;
+	uint32_t		 bit = 1u << idx;
+
+	while ((p = k->next) != NULL && *budget > 0) {
+		(*budget)--;
+		k->next = p->lnext;	/* fwd_del frees p at most */
+		if ((p->fwd_fresh & bit) != 0) {
+			p->fwd_fresh &= ~bit;
+		} else if ((p->fwd_mask & bit) != 0) {
+			w->m->registry_reaped++;
+			fwd_del(w, p, idx);
+		}
+	}
+	if (p != NULL)
+		return false;
+	registry_cursor_free(r, k);
+	r->fwd_cur[idx] = NULL;
+	r->fwd_dead &= ~bit;
+	return true;
+}
+
 void
 registry_fwd_clear(struct worker *w, int idx)
 {
+	struct registry	*r = w->reg;
 	struct peer	*p, *np;
+	size_t		 all = SIZE_MAX;
 
-	/* fwd_del frees p at most: keep the next first. */
-	for (p = w->reg->head; p != NULL; p = np) {
+	/* Down again before the last clear ended: finish that one first
+	 * (what it keeps as announced again, this one must not). */
+	if (r->fwd_cur[idx] != NULL)
+		(void)registry_fwd_step(w, idx, &all);
+	if ((r->fwd_cur[idx] = registry_cursor_new(r)) != NULL) {
+		r->fwd_dead |= 1u << idx;	/* stops routing now */
+		remote_reap_arm(w);
+		return;
+	}
+	/* No memory for a cursor: all at once.  fwd_del frees p at most:
+	 * keep the next first. */
+	for (p = r->head; p != NULL; p = np) {
 		np = p->lnext;
 		if (p->fwd_mask & (1u << idx))
 			fwd_del(w, p, idx);
@@ -420,7 +438,7 @@ registry_remove(struct worker *w, struct conn *c)
 	w->reg->nlocal--;
 	if (p->n == 0) {
 		p->active = p->last = NULL;
-		maybe_gone(w, p);
+		registry_maybe_gone(w, p);
 		return;
 	}
 	if (p->n == 1) {
@@ -440,208 +458,18 @@ registry_remove(struct worker *w, struct conn *c)
 	p->active = best;
 }
 
-/* Node-wide best connection by activity stamp (ties: lower worker). */
-static struct remote *
-best_remote(const struct peer *p)
-{
-	struct remote	*x, *best = NULL;
-
-	for (x = p->remotes; x != NULL; x = x->next)
-		if (best == NULL || x->stamp > best->stamp ||
-		    (x->stamp == best->stamp && x->worker < best->worker))
-			best = x;
-	return best;
-}
-
-static struct conn *
-best_local(const struct peer *p)
-{
-	struct conn	*best = NULL;
-	uint32_t	 i;
-
-	for (i = 0; i < p->n; i++)
-		if (best == NULL || p->conns[i]->stamp > best->stamp)
-			best = p->conns[i];
-	return best;
-}
-
-int
-registry_route(const struct peer *p, struct conn **local)
-{
-	struct remote	*r;
-	struct conn	*c;
-
-	*local = NULL;
-	if (p->nremote == 0) {
-		*local = p->active;
-		return -1;
-	}
-	r = best_remote(p);
-	c = best_local(p);
-	if (c != NULL && (c->stamp > r->stamp || (c->stamp == r->stamp &&
-	    c->w->id < r->worker))) {
-		*local = c;
-		return -1;
-	}
-	return r->worker;
-}
-
-struct conn *
-registry_local_target(const struct peer *p)
-{
-	return p->nremote == 0 ? p->active : best_local(p);
-}
-
-bool
-registry_note_activity(struct worker *w, struct conn *c)
-{
-	struct peer	*p = c->peer;
-	struct conn	*cur;
-
-	if (p == NULL)
-		return false;
-	if (p->n >= 2) {
-		c->spoke_seq = ++w->spoke_clock;
-		p->last = c;
-		p->active = c;
-	}
-	if (p->nremote == 0)
-		return false;
-	/* A node-wide duplicate spoke: if it is not already the target,
-	 * it becomes so everywhere (announced on the bus). */
-	if (registry_route(p, &cur) == -1 && cur == c)
-		return false;
-	c->stamp = loop_clock_ns();
-	return true;
-}
-
-static struct remote *
-remote_find(const struct peer *p, uint16_t worker, uint64_t conn_id)
-{
-	struct remote	*x;
-
-	for (x = p->remotes; x != NULL; x = x->next)
-		if (x->worker == worker && x->conn_id == conn_id)
-			return x;
-	return NULL;
-}
-
-int
-registry_remote_add(struct worker *w, const struct bus_client *bc)
-{
-	struct peer	*p = registry_get(w->reg, bc->key);
-	struct remote	*x;
-	bool		 fresh = false;
-
-	if (p == NULL && (p = peer_new(w, bc->key)) == NULL)
-		return -ENOMEM;
-	if ((x = remote_find(p, bc->worker, bc->conn_id)) == NULL) {
-		if ((x = calloc(1, sizeof(*x))) == NULL) {
-			maybe_gone(w, p);
-			return -ENOMEM;
-		}
-		x->next = p->remotes;
-		p->remotes = x;
-		p->nremote++;
-		mesh_note(w->reg, p, p->n == 0 && p->nremote == 1 &&
-		    p->fwd_mask != 0);
-		w->reg->nremote++;
-		x->worker = bc->worker;
-		x->conn_id = bc->conn_id;
-		fresh = true;
-	}
-	x->stamp = bc->stamp;
-	x->flags = bc->flags;
-	memcpy(x->ip16, bc->ip16, 16);
-	x->port = bc->port;
-	x->stale = false;
-	return fresh ? 1 : 0;
-}
-
-static void
-remote_unlink(struct worker *w, struct peer *p, struct remote *x)
-{
-	struct remote	**pp;
-
-	for (pp = &p->remotes; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == x) {
-			*pp = x->next;
-			break;
-		}
-	p->nremote--;
-	mesh_note(w->reg, p, false);	/* it had a remote */
-	w->reg->nremote--;
-	free(x);
-	maybe_gone(w, p);
-}
-
-void
-registry_remote_del(struct worker *w, const struct bus_client *bc)
-{
-	struct peer	*p = registry_get(w->reg, bc->key);
-	struct remote	*x;
-
-	if (p != NULL && (x = remote_find(p, bc->worker, bc->conn_id)) != NULL)
-		remote_unlink(w, p, x);
-}
-
-void
-registry_remote_active(struct worker *w, const struct bus_client *bc)
-{
-	struct peer	*p = registry_get(w->reg, bc->key);
-	struct remote	*x;
-
-	if (p != NULL && (x = remote_find(p, bc->worker, bc->conn_id)) != NULL &&
-	    bc->stamp > x->stamp)
-		x->stamp = bc->stamp;
-}
-
-void
-registry_remote_mark(struct worker *w, int worker)
-{
-	struct peer	*p;
-	struct remote	*x;
-
-	for (p = w->reg->head; p != NULL; p = p->lnext)
-		for (x = p->remotes; x != NULL; x = x->next)
-			if (x->worker == worker)
-				x->stale = true;
-}
-
-void
-registry_remote_sweep(struct worker *w, int worker, bool all)
-{
-	struct peer	*p, *np;
-	struct remote	*x, *nx;
-
-	/* peer_gone may free p (and nothing else): keep the next first. */
-	for (p = w->reg->head; p != NULL; p = np) {
-		np = p->lnext;
-		for (x = p->remotes; x != NULL; x = nx) {
-			nx = x->next;
-			if (x->worker == worker && (all || x->stale)) {
-				bool	last = p->nremote == 1 && p->n == 0 &&
-					    p->fwd_mask == 0;
-
-				remote_unlink(w, p, x);
-				if (last)
-					break;	/* p is freed */
-			}
-		}
-	}
-}
-
 /* fn for p if it is present node-wide, with its target's address. */
 static void
-present_one(struct peer *p, registry_present_fn fn, void *arg)
+present_one(const struct registry *r, struct peer *p,
+    registry_present_fn fn, void *arg)
 {
 	struct conn	*c;
 	struct remote	*x;
 
-	if (registry_route(p, &c) == -1) {
+	if (registry_route(r, p, &c) == -1) {
 		if (c != NULL)
 			fn(arg, p->key, c->ip16, c->port, session_flags(c));
-	} else if ((x = best_remote(p)) != NULL) {
+	} else if ((x = remote_best(r, p)) != NULL) {
 		fn(arg, p->key, x->ip16, x->port, x->flags);
 	}
 }
@@ -681,10 +509,9 @@ registry_cursor_present(struct registry *r, struct reg_cursor *k,
 {
 	struct peer	*p;
 
-	(void)r;
 	/* fn only queues frames: nothing it does frees a peer. */
 	for (p = k->next; p != NULL && budget > 0; p = p->lnext, budget--)
-		present_one(p, fn, arg);
+		present_one(r, p, fn, arg);
 	k->next = p;
 	return p == NULL;
 }

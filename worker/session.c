@@ -394,12 +394,13 @@ route(struct conn *from, const uint8_t src[DERP_KEY_LEN],
 	struct conn	*to = NULL;
 	int		 kind = derp_looks_disco(pkt, len) ? KIND_DISCO :
 			    KIND_OTHER;
-	int		 sib = p != NULL ? registry_route(p, &to) : -1;
+	int		 sib = p != NULL ? registry_route(w->reg, p, &to) :
+			    -1;
 	int		 fwd;
 
 	log_debug("route", "conn=%" PRIu64 " local=%" PRIu64 " sibling=%d "
 	    "nconns=%zu", from->id, to != NULL ? to->id : 0, sib,
-	    p != NULL ? registry_nconns(p) : 0);
+	    p != NULL ? registry_nconns(w->reg, p) : 0);
 
 	if (to != NULL) {
 		if (!forwarded)
@@ -415,15 +416,16 @@ route(struct conn *from, const uint8_t src[DERP_KEY_LEN],
 	}
 	/* Known only through a mesh peer: one hop, never for a packet
 	 * that itself came from the mesh (5.4, 5.5). */
-	if (!forwarded && p != NULL && registry_nconns(p) == 0 &&
-	    (fwd = registry_forwarder(p)) >= 0 && fwd < w->nlinks) {
+	if (!forwarded && p != NULL && registry_nconns(w->reg, p) == 0 &&
+	    (fwd = registry_forwarder(w->reg, p)) >= 0 &&
+	    fwd < w->nlinks) {
 		if (mesh_link_forward(w->links[fwd], src, dst, pkt, len) == 0)
 			w->m->packets_forwarded_out++;
 		else
 			drop(w, DROP_QUEUE_FULL, kind, len);
 		return;
 	}
-	if (p != NULL && registry_nconns(p) > 1) {
+	if (p != NULL && registry_nconns(w->reg, p) > 1) {
 		drop(w, DROP_DUP_CLIENT, kind, len);
 		return;
 	}
@@ -438,7 +440,8 @@ session_deliver(struct worker *w, const uint8_t dst[DERP_KEY_LEN],
     const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt, size_t len)
 {
 	struct peer	*p = registry_get(w->reg, dst);
-	struct conn	*to = p != NULL ? registry_local_target(p) : NULL;
+	struct conn	*to = p != NULL ? registry_local_target(w->reg, p) :
+			    NULL;
 	int		 kind = derp_looks_disco(pkt, len) ? KIND_DISCO :
 			    KIND_OTHER;
 

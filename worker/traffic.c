@@ -238,9 +238,8 @@ req_respond(struct traffic_req *q)
 	    1 + q->asked - q->waiting, c->w->nworkers,
 	    q->truncated ? "X-Derpd-Truncated: true\r\n" : "");
 	c->big_ctrl = true;
-	http_respond_debug(c, 200, "OK", "application/x-ndjson", extra,
-	    bbuf_len(&q->body) > 0 ? (const char *)q->body.p + q->body.off :
-	    "", bbuf_len(&q->body));
+	http_respond_debug_take(c, 200, "OK", "application/x-ndjson", extra,
+	    &q->body);
 }
 
 /* All answers are in, or the wait is over: respond and close. */

@@ -27,6 +27,9 @@
 						 * bounds a turn's work */
 #define WK_ACCEPTS_PER_WAKEUP	64
 #define WK_OUT_CAP		(16 * 1024)	/* coalesced write size */
+#define WK_FLUSH_BUDGET		(256 * 1024)	/* bytes per flush: a large
+						 * response or presence
+						 * burst over many turns */
 #define WK_IN_CAP		(DERP_FRAME_HDR_LEN + 64 + DERP_MAX_PACKET + 64)
 #define WK_HTTP_HEAD_MAX	8192
 #define WK_CTRL_CAP		(256 * 1024)	/* non-watcher control bytes */
@@ -285,6 +288,8 @@ void	conn_free(struct conn *c);
 int	conn_init(struct conn *c, struct worker *w, int fd,
 	    enum listen_role role) __attribute__((warn_unused_result));
 void	conn_link(struct conn *c);
+/* Write what is queued: up to WK_FLUSH_BUDGET bytes a call, the rest
+ * when epoll next reports the socket writable. */
 void	conn_flush(struct conn *c);
 /* Flush at the end of this dispatch round, coalescing what is queued
  * meanwhile into large writes. */
@@ -393,17 +398,22 @@ size_t		 registry_node_conns(const struct registry *r);
 int		 registry_add(struct worker *w, struct conn *c);
 void		 registry_remove(struct worker *w, struct conn *c);
 struct conn	*registry_active(const struct peer *p);
-/* Connections of the key node-wide (local + sibling workers). */
-size_t		 registry_nconns(const struct peer *p);
+/* Connections of the key node-wide (local + sibling workers; not those
+ * of a dead or resynchronised sibling that wait to be reaped). */
+size_t		 registry_nconns(const struct registry *r,
+		    const struct peer *p);
 /* Where a packet for p goes: -1 with *local set (or NULL: nowhere
  * active), or the sibling worker holding the node-wide target. */
-int		 registry_route(const struct peer *p, struct conn **local);
+int		 registry_route(const struct registry *r, const struct peer *p,
+		    struct conn **local);
 /* The local connection a sibling's packet for p is delivered to. */
-struct conn	*registry_local_target(const struct peer *p);
+struct conn	*registry_local_target(const struct registry *r,
+		    const struct peer *p);
 /* A frame arrived from c; true when c became the node-wide target and
  * siblings must be told (BUS_ACTIVE). */
 bool		 registry_note_activity(struct worker *w, struct conn *c);
-/* Sibling presence, from the bus.  add: 1 new, 0 updated, -ENOMEM. */
+/* Sibling presence, from the bus.  add: 1 new (or back before its
+ * leftover was reaped), 0 updated, -ENOMEM, -EINVAL (worker >= 256). */
 struct bus_client;
 int		 registry_remote_add(struct worker *w,
 		    const struct bus_client *bc);
@@ -411,16 +421,29 @@ void		 registry_remote_del(struct worker *w,
 		    const struct bus_client *bc);
 void		 registry_remote_active(struct worker *w,
 		    const struct bus_client *bc);
+/* A resync of sibling `worker` begins: what the snapshot does not
+ * confirm (add) before the sweep goes then.  The sweep (all: the
+ * sibling died) takes those entries out of routing at once and arms
+ * the reap; both are O(1). */
 void		 registry_remote_mark(struct worker *w, int worker);
+void		 registry_remote_sweep(struct worker *w, int worker, bool all);
 /* Mesh forwarders (PROTOCOL.md 6.4): link idx reaches key. */
 int		 registry_fwd_add(struct worker *w,
 		    const uint8_t key[DERP_KEY_LEN], int idx);
 void		 registry_fwd_del(struct worker *w,
 		    const uint8_t key[DERP_KEY_LEN], int idx);
+/* Link idx went down: its forwarders stop routing at once, and go over
+ * later turns (keys it announces again meanwhile stay). */
 void		 registry_fwd_clear(struct worker *w, int idx);
 /* The mesh link to forward p's packets through, or -1. */
-int		 registry_forwarder(const struct peer *p);
-void		 registry_remote_sweep(struct worker *w, int worker, bool all);
+int		 registry_forwarder(const struct registry *r,
+		    const struct peer *p);
+/* Remove up to budget more entries left by sweeps (each a remote) and
+ * visit up to that many peers of forwarder clears; PeerGone goes out
+ * for each key that leaves.  true when no work is left.  A 1 ms timer
+ * runs REGISTRY_REAP_STEP a turn; tests call it directly. */
+#define REGISTRY_REAP_STEP	1024
+bool		 registry_reap(struct worker *w, size_t budget);
 /* The keys present node-wide in steps (a watcher's first list): a
  * cursor starts at the oldest key; keys added later are reached too,
  * one removed before it is reached is skipped.  Each step calls fn for
@@ -470,6 +493,11 @@ size_t	registry_saw_count(const struct conn *c);
 void	http_respond_debug(struct conn *c, int status, const char *reason,
 	    const char *ctype, const char *extra, const char *body,
 	    size_t blen);
+/* The same with a body built in a buffer, which it takes (and leaves
+ * empty): queued without a copy when nothing else waits on c. */
+void	http_respond_debug_take(struct conn *c, int status,
+	    const char *reason, const char *ctype, const char *extra,
+	    struct bbuf *body);
 
 /* tls.c */
 /* The handshake finished: hand the record layer to tlsrec (c->ssl is

@@ -8,8 +8,13 @@
  * it sees each once present); a mesh watcher's list of 4,000 keys goes
  * in steps of 1,024 while clients leave and join, and it still ends
  * with one PeerPresent for every client there throughout, a PeerGone
- * last for each that left, a PeerPresent last for each that came.
+ * last for each that left, a PeerPresent last for each that came; a
+ * worker killed with about 2,000 clients leaves its sibling's table in
+ * steps of 1,024 (REGISTRY_REAP_STEP), each of its clients with one
+ * PeerGone to a watcher and to each client that received from it, none
+ * routed meanwhile, and the survivors reach its successor's clients.
  */
+#include "derp/disco.h"
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -358,12 +363,167 @@ test_walks_watcher_list_in_steps(void **state)
 	node_free(n);
 }
 
+static bool
+victims_gone(int n)
+{
+	int	i;
+
+	for (i = 0; i < n; i++)
+		if (gone_by_test[i] && seen[i].gones == 0)
+			return false;
+	return true;
+}
+
+/* A client of n's on worker wk, or NULL after 40 tries. */
+static struct client *
+client_on_worker(struct node *n, int wk, bool mesh)
+{
+	struct client	*c;
+	int		 k;
+
+	for (k = 0; k < 40; k++) {
+		c = mesh ? node_mesh_client(n, REGION_PSK, false) :
+		    node_client(n);
+		if (node_client_worker(n, c) == wk)
+			return c;
+		client_free(c);
+	}
+	return NULL;
+}
+
+/* Frames on c until every key in want[0..nw) had a PeerGone of reason,
+ * each once; false at the deadline. */
+static bool
+gones_for(struct client *c, uint8_t (*want)[DERP_KEY_LEN], int nw,
+    uint8_t reason, int timeout_ms)
+{
+	struct client_msg	m;
+	uint64_t		deadline = now_ms() + (uint64_t)timeout_ms;
+	bool			got[64] = { false };
+	int			i, left = nw, rc;
+
+	assert_true(nw <= 64);
+	while (left > 0) {
+		if (now_ms() > deadline)
+			return false;
+		if ((rc = client_recv(c, &m, 500)) == -ETIMEDOUT ||
+		    rc == -EAGAIN)
+			continue;
+		assert_int_equal(rc, 0);
+		if (m.type != DERP_FRAME_PEER_GONE)
+			continue;
+		for (i = 0; i < nw; i++)
+			if (memcmp(m.key, want[i], DERP_KEY_LEN) == 0) {
+				assert_int_equal(m.reason, reason);
+				assert_false(got[i]);
+				got[i] = true;
+				left--;
+			}
+	}
+	return true;
+}
+
+static void
+test_walks_sibling_down_reaped(void **state)
+{
+	enum { NR = 4, NS = 32 };
+	struct node		*n;
+	struct client		*x, *rcv[NR], *snd[NS], *late;
+	struct client_msg	 m;
+	static uint8_t		 from[NR][NS][DERP_KEY_LEN];
+	uint8_t			 disco[80];
+	int			 i, nr = 0, ns = 0, nfrom[NR] = { 0 };
+	int			 victims = 0, other = 0, wk;
+	long			 reaped0, steps0;
+
+	(void)state;
+	assert_true(raise_nofile(3 * NC));
+	memset(seen, 0, sizeof(seen));
+	memset(gone_by_test, 0, sizeof(gone_by_test));
+	n = node_start_psk(2, "");
+	connect_all(n, 0, NC);
+	assert_true(node_converged(n, 2, "keys", NC, 20000));
+	/* Receivers on worker 0, senders on worker 1 (the victim). */
+	for (i = 0; i < NC && (nr < NR || ns < NS); i++) {
+		wk = node_client_worker(n, cl[i]);
+		if (wk == 0 && nr < NR)
+			rcv[nr++] = cl[i];
+		else if (wk == 1 && ns < NS)
+			snd[ns++] = cl[i];
+	}
+	assert_int_equal(nr, NR);
+	assert_int_equal(ns, NS);
+	assert_non_null(x = client_on_worker(n, 0, true));
+	assert_int_equal(client_watch_conns(x), 0);
+	assert_int_equal(client_flush(x, 5000), 0);
+	index_keys(NC);
+	assert_true(watch_until(x, NC, all_alive_present, &other, 15000));
+	/* Each receiver hears from its senders across the ring: the edges
+	 * PeerGone(Disconnected) follows. */
+	for (i = 0; i < NS; i++) {
+		reach(snd[i], rcv[i % NR]);
+		memcpy(from[i % NR][nfrom[i % NR]++], client_public_key(snd[i]),
+		    DERP_KEY_LEN);
+	}
+	reaped0 = node_metric(n, "derpd_registry_reaped");
+	steps0 = node_metric(n, "derpd_registry_reap_steps");
+
+	assert_int_equal(kill(node_worker_pid(n, 1), SIGKILL), 0);
+	assert_true(node_log_wait(n, "signal=9", 10000));
+	for (i = 0; i < NC; i++)
+		if (conn_dead(cl[i])) {
+			gone_by_test[i] = true;
+			victims++;
+		}
+	assert_true(victims > 1024);	/* two reap steps at least */
+	assert_true(victims < NC);
+	/* One PeerGone each to the watcher, for the victim's clients only. */
+	assert_true(watch_until(x, NC, victims_gone, &other, 15000));
+	for (i = 0; i < NR; i++)
+		assert_true(gones_for(rcv[i], from[i], nfrom[i],
+		    DERP_PEER_GONE_DISCONNECTED, 15000));
+	/* A disco packet to one of them: nowhere to go (not the dead
+	 * worker's ring), so PeerGone(NotHere). */
+	memset(disco, 0, sizeof(disco));
+	memcpy(disco, DERP_DISCO_MAGIC, DERP_DISCO_MAGIC_LEN);
+	assert_int_equal(client_send_packet(rcv[0], from[0][0], disco,
+	    sizeof(disco)), 0);
+	assert_true(gones_for(rcv[0], from[0], 1, DERP_PEER_GONE_NOT_HERE,
+	    5000));
+	/* The clients left, and the watcher. */
+	assert_true(node_converged(n, 2, "keys", NC - victims + 1, 20000));
+	assert_true(node_metric(n, "derpd_registry_reaped") - reaped0 >=
+	    victims);
+	assert_true(node_metric(n, "derpd_registry_reap_steps") - steps0 >= 2);
+	/* The successor's clients are routed to (its entries are new). */
+	assert_non_null(late = client_on_worker(n, 1, false));
+	reach(rcv[1], late);
+	reach(late, rcv[2]);
+	/* Late duplicates would show now: still one PeerGone each. */
+	assert_int_equal(client_ping(x, (const uint8_t *)"barrier!"), 0);
+	do {
+		assert_int_equal(client_recv(x, &m, 5000), 0);
+		if (m.type == DERP_FRAME_PEER_GONE &&
+		    (i = lookup(m.key, NC)) >= 0)
+			seen[i].gones++;
+	} while (m.type != DERP_FRAME_PONG);
+	for (i = 0; i < NC; i++)
+		assert_int_equal(seen[i].gones, gone_by_test[i] ? 1 : 0);
+	print_message("sibling down: %d of %d clients reaped\n", victims, NC);
+	client_free(late);
+	client_free(x);
+	free_all(NC);
+	node_stop_killed(n, 1);
+	node_free(n);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_walks_snapshot_in_steps),
 		cmocka_unit_test(test_walks_watcher_list_in_steps),
+		cmocka_unit_test(test_walks_sibling_down_reaped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,10 +1,13 @@
 /*
- * Unit tests for worker/registry.c: the lastWriterIsActive duplicate
- * policy (PROTOCOL.md 5.3), dup metrics, PeerGone(Disconnected) edges
- * (5.7) and ClosePeer; tens of thousands of keys added, looked up and
+ * Unit tests for worker/registry.c and remote.c: the lastWriterIsActive
+ * duplicate policy (PROTOCOL.md 5.3), dup metrics, PeerGone(Disconnected)
+ * edges (5.7) and ClosePeer; tens of thousands of keys added, looked up and
  * removed across the incremental growths, against a reference; the
  * mesh-only count against one kept by the test through random local,
- * sibling and forwarder changes.  Connections are in-memory (no fds);
+ * sibling and forwarder changes; a dead sibling, a resync and a broken
+ * mesh link: their entries stop routing at once and are reaped in
+ * bounded steps with one PeerGone per key that leaves, while entries
+ * confirmed or announced again stay.  Connections are in-memory (no fds);
  * what the registry queues for them is read back from their control
  * buffers.
  */
@@ -142,7 +145,7 @@ test_registry_dup_no_last_means_no_active(void **state)
 	 * and packets for the key are dropped as dup_client (5.3 rule 5). */
 	conn_rm(a);
 	assert_null(registry_active(p));
-	assert_int_equal(registry_nconns(p), 2);
+	assert_int_equal(registry_nconns(w->reg, p), 2);
 	registry_note_activity(w, b);
 	assert_ptr_equal(registry_active(p), b);
 	conn_rm(b);
@@ -385,6 +388,8 @@ test_registry_mesh_only_count(void **state)
 				for (i = 0; i < MK; i++)
 					ref[i].remote = false;
 			}
+			/* The counts follow once the leftovers go. */
+			assert_true(registry_reap(w, SIZE_MAX));
 			break;
 		}
 		want = ref_mesh_only(&keys);
@@ -400,8 +405,343 @@ test_registry_mesh_only_count(void **state)
 	registry_remote_sweep(w, 1, true);
 	for (idx = 0; idx < 4; idx++)
 		registry_fwd_clear(w, (int)idx);
+	assert_true(registry_reap(w, SIZE_MAX));
 	assert_int_equal(registry_mesh_only(w->reg), 0);
 	assert_int_equal(registry_count(w->reg), 0);
+	wk_free(w);
+}
+
+/* ---- leftovers of a sibling or mesh link, reaped in steps ---- */
+
+#define NL	3000
+
+static struct conn *
+watcher_mk(struct worker *w)
+{
+	struct conn	*c = calloc(1, sizeof(*c));
+
+	assert_non_null(c);
+	c->w = w;
+	c->fd = -1;
+	c->state = ST_DERP;
+	c->watcher = true;
+	c->watch_next = w->watchers;
+	w->watchers = c;
+	return c;
+}
+
+static void
+watcher_free(struct conn *c)
+{
+	c->w->watchers = NULL;
+	bbuf_free(&c->ctrl);
+	free(c);
+}
+
+/* PeerGone frames c received, per key id (below NL + 16). */
+static void
+gones_of(const struct conn *c, int *gone)
+{
+	const uint8_t	*f = c->ctrl.p + c->ctrl.off;
+	size_t		 n = bbuf_len(&c->ctrl), off;
+	uint32_t	 id;
+
+	memset(gone, 0, (NL + 16) * sizeof(*gone));
+	assert_int_equal(n % DERP_PEER_GONE_FRAME_LEN, 0);
+	for (off = 0; off < n; off += DERP_PEER_GONE_FRAME_LEN) {
+		assert_int_equal(f[off], DERP_FRAME_PEER_GONE);
+		memcpy(&id, f + off + 5, sizeof(id));
+		assert_true(id < NL + 16);
+		gone[id]++;
+	}
+}
+
+static void
+remote_of(struct bus_client *bc, uint32_t id, uint16_t worker)
+{
+	memset(bc, 0, sizeof(*bc));
+	key_of(bc->key, id);
+	bc->worker = worker;
+	bc->conn_id = id;
+	bc->stamp = 1000 + id;
+}
+
+static int
+route_of(struct worker *w, uint32_t id, struct conn **local)
+{
+	uint8_t		 k[32];
+	struct peer	*p;
+
+	key_of(k, id);
+	*local = NULL;
+	if ((p = registry_get(w->reg, k)) == NULL)
+		return -2;	/* not in the table */
+	return registry_route(w->reg, p, local);
+}
+
+static size_t
+nconns_of(struct worker *w, uint32_t id)
+{
+	uint8_t		 k[32];
+	struct peer	*p;
+
+	key_of(k, id);
+	p = registry_get(w->reg, k);
+	return p != NULL ? registry_nconns(w->reg, p) : 0;
+}
+
+/* Reap in steps of `step`, checking each takes no more: how many. */
+static int
+reap_steps(struct worker *w, size_t step)
+{
+	size_t	before;
+	int	n = 0;
+	bool	done;
+
+	do {
+		before = registry_count(w->reg);
+		done = registry_reap(w, step);
+		assert_true(before - registry_count(w->reg) <= step);
+		n++;
+	} while (!done);
+	return n;
+}
+
+static struct conn *
+local_mk(struct worker *w, uint32_t id)
+{
+	struct conn	*c = calloc(1, sizeof(*c));
+
+	assert_non_null(c);
+	c->w = w;
+	c->state = ST_DERP;
+	key_of(c->key, id);
+	assert_int_equal(registry_add(w, c), 0);
+	return c;
+}
+
+/* Keys 0..NL-1 on siblings 1-3 (id % 3 + 1); NL also here, NL + 1 on
+ * 1 and 2.  Sibling 1 dies: its entries stop routing at once, before
+ * any is removed; they go in steps, each key with one PeerGone; one
+ * its successor reports again before the reap is back, and stays. */
+static void
+test_registry_sibling_down_reaped_in_steps(void **state)
+{
+	struct worker		*w = wk_new();
+	struct conn		*wt = watcher_mk(w), *loc, *c;
+	struct bus_client	 bc;
+	static int		 gone[NL + 16];
+	size_t			 keys, left;
+	uint32_t		 i;
+	int			 steps;
+
+	(void)state;
+	w->nworkers = 4;
+	for (i = 0; i < NL; i++) {
+		remote_of(&bc, i, (uint16_t)(i % 3 + 1));
+		assert_int_equal(registry_remote_add(w, &bc), 1);
+	}
+	loc = local_mk(w, NL);
+	remote_of(&bc, NL, 1);
+	bc.stamp = UINT64_MAX;		/* the node-wide target */
+	assert_int_equal(registry_remote_add(w, &bc), 1);
+	remote_of(&bc, NL + 1, 1);
+	bc.stamp = 5;
+	assert_int_equal(registry_remote_add(w, &bc), 1);
+	remote_of(&bc, NL + 1, 2);
+	bc.stamp = 4;
+	assert_int_equal(registry_remote_add(w, &bc), 1);
+	assert_int_equal(route_of(w, NL, &c), 1);
+	assert_int_equal(route_of(w, NL + 1, &c), 1);
+	keys = registry_count(w->reg);
+	assert_int_equal(keys, NL + 2);
+
+	registry_remote_sweep(w, 1, true);
+	/* Nothing removed yet, nothing routes to 1. */
+	assert_int_equal(registry_count(w->reg), keys);
+	assert_int_equal(bbuf_len(&wt->ctrl), 0);
+	for (i = 0; i < NL; i++) {
+		if (i % 3 + 1 == 1) {
+			assert_int_equal(route_of(w, i, &c), -1);
+			assert_null(c);
+			assert_int_equal(nconns_of(w, i), 0);
+		} else {
+			assert_int_equal(route_of(w, i, &c), (int)(i % 3 + 1));
+			assert_int_equal(nconns_of(w, i), 1);
+		}
+	}
+	assert_int_equal(route_of(w, NL, &c), -1);
+	assert_ptr_equal(c, loc);
+	assert_ptr_equal(registry_local_target(w->reg, loc->peer), loc);
+	assert_int_equal(route_of(w, NL + 1, &c), 2);
+	assert_int_equal(nconns_of(w, NL + 1), 1);
+	/* The successor has key 0 again (same connection id) first. */
+	remote_of(&bc, 0, 1);
+	assert_int_equal(registry_remote_add(w, &bc), 1);	/* present */
+	assert_int_equal(route_of(w, 0, &c), 1);
+	assert_int_equal(registry_remote_add(w, &bc), 0);
+
+	steps = reap_steps(w, 100);
+	assert_true(steps >= NL / 3 / 100);
+	gones_of(wt, gone);
+	left = 0;
+	for (i = 0; i < NL + 2; i++) {
+		bool	dies = i < NL && i % 3 + 1 == 1 && i != 0;
+
+		assert_int_equal(gone[i], dies ? 1 : 0);
+		assert_int_equal(route_of(w, i, &c), dies ? -2 :
+		    i == NL ? -1 : i == NL + 1 ? 2 : (int)(i % 3 + 1));
+		left += !dies;
+	}
+	assert_int_equal(registry_count(w->reg), left);
+	assert_int_equal(registry_node_conns(w->reg), left);
+	assert_true(registry_reap(w, 1));	/* nothing left */
+
+	conn_rm(loc);
+	registry_remote_sweep(w, 1, true);
+	registry_remote_sweep(w, 2, true);
+	registry_remote_sweep(w, 3, true);
+	assert_true(registry_reap(w, SIZE_MAX));
+	assert_int_equal(registry_count(w->reg), 0);
+	assert_int_equal(registry_node_conns(w->reg), 0);
+	watcher_free(wt);
+	wk_free(w);
+}
+
+/* A resync of sibling 2: routing carries on through the snapshot; what
+ * it confirmed or added stays, the rest stops at the sweep and goes in
+ * steps with a PeerGone each; sibling 3 is untouched throughout. */
+static void
+test_registry_resync_mark_sweep(void **state)
+{
+	struct worker		*w = wk_new();
+	struct conn		*wt = watcher_mk(w), *c;
+	struct bus_client	 bc;
+	static int		 gone[NL + 16];
+	uint32_t		 i;
+
+	(void)state;
+	w->nworkers = 4;
+	for (i = 0; i < NL; i++) {
+		remote_of(&bc, i, (uint16_t)(i < NL / 2 ? 2 : 3));
+		assert_int_equal(registry_remote_add(w, &bc), 1);
+	}
+	registry_remote_mark(w, 2);
+	for (i = 0; i < NL / 2; i += 2) {	/* the snapshot */
+		remote_of(&bc, i, 2);
+		assert_int_equal(registry_remote_add(w, &bc), 0);
+	}
+	remote_of(&bc, NL + 5, 2);		/* new in it */
+	assert_int_equal(registry_remote_add(w, &bc), 1);
+	for (i = 0; i < NL / 2; i++)		/* no gap meanwhile */
+		assert_int_equal(route_of(w, i, &c), 2);
+	remote_of(&bc, 3, 2);			/* a delta: 3 left */
+	registry_remote_del(w, &bc);
+	registry_remote_sweep(w, 2, false);
+	for (i = 0; i < NL; i++)
+		assert_int_equal(route_of(w, i, &c), i >= NL / 2 ? 3 :
+		    i % 2 == 0 ? 2 : i == 3 ? -2 : -1);
+	assert_int_equal(route_of(w, NL + 5, &c), 2);
+	gones_of(wt, gone);
+	assert_int_equal(gone[3], 1);		/* the delta's, at once */
+
+	assert_true(reap_steps(w, 64) >= NL / 4 / 64);
+	gones_of(wt, gone);
+	for (i = 0; i < NL; i++)
+		assert_int_equal(gone[i], i < NL / 2 && i % 2 == 1 ? 1 : 0);
+	assert_int_equal(registry_count(w->reg), NL / 4 + NL / 2 + 1);
+
+	registry_remote_sweep(w, 2, true);
+	registry_remote_sweep(w, 3, true);
+	assert_true(registry_reap(w, SIZE_MAX));
+	assert_int_equal(registry_count(w->reg), 0);
+	watcher_free(wt);
+	wk_free(w);
+}
+
+/* Link 0 forwards keys 0..NL-1, link 1 also the first half; key NL is
+ * local and on link 0.  Link 0 breaks: at once no key routes through
+ * it; the clear goes in steps; meanwhile link 0 is back and announces
+ * key NL (behind the cursor), the last key (ahead of it) and a new
+ * one, which route through it at once and stay. */
+static void
+test_registry_fwd_clear_in_steps(void **state)
+{
+	struct worker	*w = wk_new();
+	struct conn	*wt = watcher_mk(w), *loc;
+	static int	 gone[NL + 16];
+	uint8_t		 k[32];
+	uint32_t	 i;
+
+	(void)state;
+	loc = local_mk(w, NL);
+	key_of(k, NL);
+	assert_int_equal(registry_fwd_add(w, k, 0), 0);
+	for (i = 0; i < NL; i++) {
+		key_of(k, i);
+		assert_int_equal(registry_fwd_add(w, k, 0), 0);
+		if (i < NL / 2)
+			assert_int_equal(registry_fwd_add(w, k, 1), 0);
+	}
+	assert_int_equal(registry_mesh_only(w->reg), NL);
+	registry_fwd_clear(w, 0);
+	for (i = 0; i < NL; i++) {
+		key_of(k, i);
+		assert_int_equal(registry_forwarder(w->reg,
+		    registry_get(w->reg, k)), i < NL / 2 ? 1 : -1);
+	}
+	assert_int_equal(registry_count(w->reg), NL + 1);
+	assert_int_equal(bbuf_len(&wt->ctrl), 0);
+
+	assert_false(registry_reap(w, 100));	/* key NL is behind */
+	key_of(k, NL);
+	assert_int_equal(registry_forwarder(w->reg, registry_get(w->reg, k)),
+	    -1);
+	assert_int_equal(registry_fwd_add(w, k, 0), 0);
+	assert_int_equal(registry_forwarder(w->reg, registry_get(w->reg, k)),
+	    0);
+	key_of(k, NL - 1);
+	assert_int_equal(registry_fwd_add(w, k, 0), 0);
+	assert_int_equal(registry_forwarder(w->reg, registry_get(w->reg, k)),
+	    0);
+	key_of(k, NL + 2);
+	assert_int_equal(registry_fwd_add(w, k, 0), 0);
+	assert_int_equal(registry_forwarder(w->reg, registry_get(w->reg, k)),
+	    0);
+
+	assert_true(reap_steps(w, 100) >= NL / 100 - 1);
+	gones_of(wt, gone);
+	for (i = 0; i < NL + 3; i++) {
+		bool	dies = i >= NL / 2 && i < NL - 1;
+
+		assert_int_equal(gone[i], dies ? 1 : 0);
+		key_of(k, i);
+		if (dies) {
+			assert_null(registry_get(w->reg, k));
+			continue;
+		}
+		if (i == NL + 1)
+			continue;
+		assert_int_equal(registry_forwarder(w->reg,
+		    registry_get(w->reg, k)), i < NL / 2 ? 1 : 0);
+	}
+	assert_int_equal(registry_mesh_only(w->reg), NL / 2 + 2);
+
+	/* Down again in the middle of the next clear: what the first
+	 * kept as announced again goes with the second. */
+	registry_fwd_clear(w, 1);
+	assert_false(registry_reap(w, 10));
+	registry_fwd_clear(w, 0);
+	key_of(k, NL - 1);
+	assert_int_equal(registry_forwarder(w->reg, registry_get(w->reg, k)),
+	    -1);
+	registry_fwd_clear(w, 0);
+	assert_true(registry_reap(w, SIZE_MAX));
+	assert_int_equal(registry_count(w->reg), 1);	/* key NL */
+	assert_int_equal(registry_mesh_only(w->reg), 0);
+	conn_rm(loc);
+	assert_int_equal(registry_count(w->reg), 0);
+	watcher_free(wt);
 	wk_free(w);
 }
 
@@ -417,6 +757,9 @@ main(void)
 		cmocka_unit_test(test_registry_grows),
 		cmocka_unit_test(test_registry_many_keys_across_growths),
 		cmocka_unit_test(test_registry_mesh_only_count),
+		cmocka_unit_test(test_registry_sibling_down_reaped_in_steps),
+		cmocka_unit_test(test_registry_resync_mark_sweep),
+		cmocka_unit_test(test_registry_fwd_clear_in_steps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
