@@ -6,8 +6,11 @@
  * mesh-only count against one kept by the test through random local,
  * sibling and forwarder changes; a dead sibling, a resync and a broken
  * mesh link: their entries stop routing at once and are reaped in
- * bounded steps with one PeerGone per key that leaves, while entries
- * confirmed or announced again stay.  Connections are in-memory (no fds);
+ * bounded steps, a sibling's with one PeerGone per key that leaves (a
+ * link's with none to watchers), while entries
+ * confirmed or announced again stay; watchers get PeerGone only where
+ * a key's node-wide presence ends, never for a key only mesh links
+ * forwarded.  Connections are in-memory (no fds);
  * what the registry queues for them is read back from their control
  * buffers.
  */
