@@ -189,6 +189,9 @@ static const struct {
 	    "table after they stopped routing." },
 	{ "derpd_registry_reap_steps", "Loop turns that removed them, a "
 	    "bounded number each." },
+	{ "derpd_registry_mesh_gone", "Keys known only through mesh links "
+	    "that left a worker's table (watchers get no PeerGone for "
+	    "them: they were never told of them)." },
 };
 
 /* HELP and TYPE lines of a series (type NULL: untyped, as Go). */
@@ -291,6 +294,7 @@ static const struct series derpd[] = {
 	S("derpd_conn_buffer_scans", "counter", conn_buf_scans),
 	S("derpd_registry_reaped", "counter", registry_reaped),
 	S("derpd_registry_reap_steps", "counter", registry_reap_steps),
+	S("derpd_registry_mesh_gone", "counter", registry_mesh_gone),
 	S("derpd_accepts_rejected_per_ip", "counter", accepts_rejected_ip),
 	S("derpd_traffic_dump_lines", "counter", traffic_dump_lines),
 	S("derpd_traffic_dump_early_flushes", "counter",

@@ -138,6 +138,9 @@ struct metrics {
 	 * broken mesh links, removed after they stopped routing */
 	uint64_t	registry_reaped;
 	uint64_t	registry_reap_steps;	/* turns that did it */
+	/* registry.c: keys that left having been known only through mesh
+	 * links: no PeerGone to watchers, never told of them */
+	uint64_t	registry_mesh_gone;
 	/* tls.c, tlsrec.c: the record layer after TLS handshakes */
 	uint64_t	tls_rec_offloaded;	/* derpd frames the records */
 	uint64_t	tls_rec_tls12;		/* TLS 1.2: OpenSSL keeps it */

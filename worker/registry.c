@@ -234,7 +234,8 @@ edge_unlink(struct registry *r, struct saw_edge *e)
 	free(e);
 }
 
-/* The key left: watchers and every receiver of it learn so. */
+/* The key left the table: every receiver of it learns so.  Watchers
+ * heard at the end of its node-wide presence (registry_node_left). */
 static void
 peer_gone(struct worker *w, struct peer *p)
 {
@@ -256,7 +257,6 @@ peer_gone(struct worker *w, struct peer *p)
 		r->tail = p->lprev;
 	w->m->clients_local = r->peers.n;
 	w->m->clients_total = r->peers.n;
-	session_peer_left(w, p->key);
 	while ((e = p->seen_by) != NULL) {
 		struct conn	*to = e->c;
 
@@ -265,6 +265,13 @@ peer_gone(struct worker *w, struct peer *p)
 	}
 	free(p->conns);
 	free(p);
+}
+
+void
+registry_node_left(struct worker *w, struct peer *p)
+{
+	if (p->n == 0 && p->nremote == 0)
+		session_peer_left(w, p->key);
 }
 
 void
@@ -354,6 +361,8 @@ fwd_del(struct worker *w, struct peer *p, int idx)
 				break;
 			}
 	}
+	if (p->fwd_mask == 0 && p->n == 0 && p->nremote == 0)
+		w->m->registry_mesh_gone++;
 	registry_maybe_gone(w, p);
 }
 
@@ -438,6 +447,7 @@ registry_remove(struct worker *w, struct conn *c)
 	w->reg->nlocal--;
 	if (p->n == 0) {
 		p->active = p->last = NULL;
+		registry_node_left(w, p);
 		registry_maybe_gone(w, p);
 		return;
 	}

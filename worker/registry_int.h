@@ -109,11 +109,15 @@ mesh_note(struct registry *r, const struct peer *p, bool was)
 
 struct worker;
 
-/* registry.c: a new, empty entry for key (NULL: no memory); p freed,
- * with its PeerGone, once nothing holds it; up to *budget more peers of
- * link idx's forwarder clear, true when it is over. */
+/* registry.c: a new, empty entry for key (NULL: no memory); after a
+ * local connection or sibling entry of p went, PeerGone to the watchers
+ * if that was p's last (they are told of node-wide presence only, never
+ * of keys a mesh link forwards); p freed, with its PeerGone to those
+ * that received from it, once nothing holds it; up to *budget more
+ * peers of link idx's forwarder clear, true when it is over. */
 struct peer	*registry_peer_new(struct worker *w,
 		    const uint8_t key[DERP_KEY_LEN]);
+void		 registry_node_left(struct worker *w, struct peer *p);
 void		 registry_maybe_gone(struct worker *w, struct peer *p);
 bool		 registry_fwd_step(struct worker *w, int idx, size_t *budget);
 

@@ -210,6 +210,7 @@ remote_unlink(struct worker *w, struct peer *p, struct remote *x)
 	mesh_note(w->reg, p, false);	/* it had a remote */
 	w->reg->nremote--;
 	free(x);
+	registry_node_left(w, p);
 	registry_maybe_gone(w, p);
 }
 

@@ -4,7 +4,9 @@
  * form; every node lists all three, itself included (self-dial is
  * detected by key).  Clients on every node reach clients on every other
  * node; a node restarted while traffic flows rejoins, and packets between
- * the other two are never lost (PROTOCOL.md 6).
+ * the other two are never lost (PROTOCOL.md 6).  A watcher hears
+ * PeerGone only for keys the node itself had, not those it learned
+ * through the mesh.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -183,6 +185,76 @@ test_mesh_wrong_psk_is_refused(void **state)
 	region_stop();
 }
 
+/* Frames on the watcher until PeerGone for key (within ms): how many
+ * PeerGone frames for other named it; -1 if key's never came. */
+static int
+gones_until(struct client *wt, const uint8_t *key, const uint8_t *other,
+    int ms)
+{
+	struct client_msg	m;
+	uint64_t		deadline = now_ms() + (uint64_t)time_scaled(ms);
+	int			n = 0;
+
+	while (now_ms() < deadline) {
+		if (recv_type(wt, DERP_FRAME_PEER_GONE, &m,
+		    (int)(deadline - now_ms())) < 0)
+			break;
+		if (memcmp(m.key, other, 32) == 0)
+			n++;
+		if (memcmp(m.key, key, 32) == 0)
+			return n;
+	}
+	return -1;
+}
+
+/* A watcher on node 0 (a mesh peer's WatchConns) is told of node 0's
+ * own clients only: when a client of node 1, which node 0's workers
+ * learned through their links to node 1, leaves, the watcher gets no
+ * PeerGone for it; when node 0's own client leaves, it gets one. */
+static void
+test_mesh_watcher_no_gone_for_mesh_keys(void **state)
+{
+	struct client	*wt, *a[2] = { NULL, NULL }, *b, *x;
+	uint8_t		 bk[32], ak[32];
+	uint64_t	 deadline;
+	long		 gone0;
+	int		 k, tries;
+
+	(void)state;
+	region_start();
+	wt = node_mesh_client(nodes[0], REGION_PSK, true);
+	b = node_client(nodes[1]);
+	memcpy(bk, client_public_key(b), 32);
+	/* A client on each of node 0's workers reaches b: both workers'
+	 * tables have b's key, through their links to node 1. */
+	for (tries = 0; tries < 64 && (a[0] == NULL || a[1] == NULL);
+	    tries++) {
+		x = node_client(nodes[0]);
+		k = node_client_worker(nodes[0], x);
+		assert_true(k == 0 || k == 1);
+		if (a[k] == NULL) {
+			a[k] = x;
+			reach(x, b);
+		} else
+			client_free(x);
+	}
+	assert_non_null(a[0]);
+	assert_non_null(a[1]);
+	memcpy(ak, client_public_key(a[0]), 32);
+	gone0 = node_metric(nodes[0], "derpd_registry_mesh_gone");
+	client_free(b);
+	/* Both workers of node 0 dropped b's key (its only forwarder). */
+	deadline = now_ms() + (uint64_t)time_scaled(10000);
+	while (node_metric(nodes[0], "derpd_registry_mesh_gone") < gone0 + 2)
+		assert_true(now_ms() < deadline);
+	/* Anything queued for b's key on the watcher precedes a's. */
+	client_free(a[0]);
+	assert_int_equal(gones_until(wt, ak, bk, 10000), 0);
+	client_free(a[1]);
+	client_free(wt);
+	region_stop();
+}
+
 int
 main(void)
 {
@@ -190,6 +262,7 @@ main(void)
 		cmocka_unit_test(test_mesh_every_node_to_every_node),
 		cmocka_unit_test(test_mesh_node_restart_others_lose_nothing),
 		cmocka_unit_test(test_mesh_wrong_psk_is_refused),
+		cmocka_unit_test(test_mesh_watcher_no_gone_for_mesh_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,8 +6,11 @@
  * mesh-only count against one kept by the test through random local,
  * sibling and forwarder changes; a dead sibling, a resync and a broken
  * mesh link: their entries stop routing at once and are reaped in
- * bounded steps with one PeerGone per key that leaves, while entries
- * confirmed or announced again stay.  Connections are in-memory (no fds);
+ * bounded steps, a sibling's with one PeerGone per key that leaves (a
+ * link's with none to watchers), while entries
+ * confirmed or announced again stay; watchers get PeerGone only where
+ * a key's node-wide presence ends, never for a key only mesh links
+ * forwarded.  Connections are in-memory (no fds);
  * what the registry queues for them is read back from their control
  * buffers.
  */
@@ -714,7 +717,8 @@ test_registry_fwd_clear_in_steps(void **state)
 	for (i = 0; i < NL + 3; i++) {
 		bool	dies = i >= NL / 2 && i < NL - 1;
 
-		assert_int_equal(gone[i], dies ? 1 : 0);
+		/* Mesh-only keys: the watcher was never told of them. */
+		assert_int_equal(gone[i], 0);
 		key_of(k, i);
 		if (dies) {
 			assert_null(registry_get(w->reg, k));
@@ -739,8 +743,141 @@ test_registry_fwd_clear_in_steps(void **state)
 	assert_true(registry_reap(w, SIZE_MAX));
 	assert_int_equal(registry_count(w->reg), 1);	/* key NL */
 	assert_int_equal(registry_mesh_only(w->reg), 0);
+	gones_of(wt, gone);
+	for (i = 0; i < NL + 3; i++)
+		assert_int_equal(gone[i], 0);
+	assert_int_equal(w->m->registry_mesh_gone, NL + 1);
 	conn_rm(loc);
+	gones_of(wt, gone);
+	assert_int_equal(gone[NL], 1);		/* the local one's */
 	assert_int_equal(registry_count(w->reg), 0);
+	watcher_free(wt);
+	wk_free(w);
+}
+
+/* ---- what watchers are told leaves: node-wide presence only ---- */
+
+/* A key only a mesh link announced leaves: no PeerGone to the watcher
+ * (never told of it), one to the local client that received from it;
+ * a local key leaving gives the watcher one. */
+static void
+test_registry_watch_mesh_only_no_gone(void **state)
+{
+	struct worker	*w = wk_new();
+	struct conn	*wt = watcher_mk(w), *rcv = local_mk(w, 20);
+	struct conn	*loc = local_mk(w, 2);
+	static int	 gone[NL + 16];
+	uint8_t		 k[32];
+
+	(void)state;
+	key_of(k, 1);
+	assert_int_equal(registry_fwd_add(w, k, 0), 0);
+	registry_note_saw(w, rcv, registry_get(w->reg, k));
+	registry_fwd_del(w, k, 0);
+	assert_null(registry_get(w->reg, k));
+	assert_int_equal(bbuf_len(&wt->ctrl), 0);
+	assert_int_equal(bbuf_len(&rcv->ctrl), DERP_PEER_GONE_FRAME_LEN);
+	assert_int_equal(w->m->registry_mesh_gone, 1);
+
+	conn_rm(loc);				/* local: announced */
+	gones_of(wt, gone);
+	assert_int_equal(gone[2], 1);
+	assert_int_equal(bbuf_len(&wt->ctrl), DERP_PEER_GONE_FRAME_LEN);
+	assert_int_equal(w->m->registry_mesh_gone, 1);
+	conn_rm(rcv);
+	watcher_free(wt);
+	wk_free(w);
+}
+
+/* Local, then forwarded too, then the local connection leaves: the
+ * watcher hears once, then (its node-wide presence is over), not again
+ * when the forwarder goes; the receiver hears when the key leaves the
+ * region, at the forwarder's end.  Then the other way round: forwarded
+ * first, local later: one PeerGone. */
+static void
+test_registry_watch_local_then_forwarded(void **state)
+{
+	struct worker	*w = wk_new();
+	struct conn	*wt = watcher_mk(w), *rcv = local_mk(w, 20), *loc;
+	static int	 gone[NL + 16];
+	uint8_t		 k[32];
+
+	(void)state;
+	loc = local_mk(w, 3);
+	key_of(k, 3);
+	assert_int_equal(registry_fwd_add(w, k, 1), 0);
+	registry_note_saw(w, rcv, loc->peer);
+	conn_rm(loc);
+	gones_of(wt, gone);
+	assert_int_equal(gone[3], 1);
+	assert_int_equal(bbuf_len(&rcv->ctrl), 0);	/* still in region */
+	assert_int_equal(registry_forwarder(w->reg, registry_get(w->reg, k)),
+	    1);
+	registry_fwd_del(w, k, 1);
+	assert_null(registry_get(w->reg, k));
+	gones_of(wt, gone);
+	assert_int_equal(gone[3], 1);			/* not again */
+	assert_int_equal(bbuf_len(&rcv->ctrl), DERP_PEER_GONE_FRAME_LEN);
+
+	key_of(k, 4);
+	assert_int_equal(registry_fwd_add(w, k, 0), 0);
+	loc = local_mk(w, 4);
+	conn_rm(loc);
+	gones_of(wt, gone);
+	assert_int_equal(gone[4], 1);
+	registry_fwd_clear(w, 0);
+	assert_true(registry_reap(w, SIZE_MAX));
+	assert_null(registry_get(w->reg, k));
+	gones_of(wt, gone);
+	assert_int_equal(gone[3], 1);
+	assert_int_equal(gone[4], 1);
+	assert_int_equal(bbuf_len(&wt->ctrl), 2 * DERP_PEER_GONE_FRAME_LEN);
+	conn_rm(rcv);
+	watcher_free(wt);
+	wk_free(w);
+}
+
+/* Sibling entries, some of keys a mesh link forwards too: the sibling
+ * dies and each is reaped with one PeerGone, whether or not a link
+ * still forwards the key; the link's clear then adds none. */
+static void
+test_registry_watch_sibling_and_forwarded(void **state)
+{
+	struct worker		*w = wk_new();
+	struct conn		*wt = watcher_mk(w);
+	struct bus_client	 bc;
+	static int		 gone[NL + 16];
+	uint8_t			 k[32];
+	uint32_t		 i;
+
+	(void)state;
+	w->nworkers = 2;
+	for (i = 0; i < 100; i++) {
+		remote_of(&bc, i, 1);
+		assert_int_equal(registry_remote_add(w, &bc), 1);
+		if (i % 2 == 0) {
+			key_of(k, i);
+			assert_int_equal(registry_fwd_add(w, k, 0), 0);
+		}
+	}
+	for (i = 100; i < 150; i++) {		/* mesh only */
+		key_of(k, i);
+		assert_int_equal(registry_fwd_add(w, k, 0), 0);
+	}
+	registry_remote_sweep(w, 1, true);
+	assert_int_equal(bbuf_len(&wt->ctrl), 0);
+	assert_true(reap_steps(w, 7) >= 100 / 7);
+	gones_of(wt, gone);
+	for (i = 0; i < 150; i++)
+		assert_int_equal(gone[i], i < 100 ? 1 : 0);
+	assert_int_equal(registry_count(w->reg), 50 + 50);
+	registry_fwd_clear(w, 0);
+	assert_true(registry_reap(w, SIZE_MAX));
+	assert_int_equal(registry_count(w->reg), 0);
+	gones_of(wt, gone);
+	for (i = 0; i < 150; i++)
+		assert_int_equal(gone[i], i < 100 ? 1 : 0);
+	assert_int_equal(w->m->registry_mesh_gone, 100);
 	watcher_free(wt);
 	wk_free(w);
 }
@@ -760,6 +897,9 @@ main(void)
 		cmocka_unit_test(test_registry_sibling_down_reaped_in_steps),
 		cmocka_unit_test(test_registry_resync_mark_sweep),
 		cmocka_unit_test(test_registry_fwd_clear_in_steps),
+		cmocka_unit_test(test_registry_watch_mesh_only_no_gone),
+		cmocka_unit_test(test_registry_watch_local_then_forwarded),
+		cmocka_unit_test(test_registry_watch_sibling_and_forwarded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
