@@ -32,7 +32,11 @@ enum msg_type {
 	M_BATCH,			/* deltas: [u8 length, delta]... */
 };
 
-enum sync_state { S_UNSYNCED, S_SYNCING, S_SYNCED };
+/* SYNCING: a snapshot is on its way, deltas wait in pending.
+ * REPLAYING: it ended; the waiting deltas (and any that arrive
+ * meanwhile, behind them) are applied BUS_REPLAY_STEP per
+ * bus_process() call; sync_end (the sweep) comes after the last. */
+enum sync_state { S_UNSYNCED, S_SYNCING, S_REPLAYING, S_SYNCED };
 
 /* A snapshot being served to one requester, over as many loop turns as
  * its owner takes (bus_snapshot_add): its END carries the sequence
@@ -51,8 +55,8 @@ struct pubstate {
 	uint64_t	 epoch, seq;
 	uint64_t	 asked_ms;	/* request sent, or its last reply */
 	uint32_t	 req;		/* the request being answered */
-	struct bus_msg	*pending;
-	size_t		 npending;
+	struct bus_msg	*pending;	/* ring of PENDING_MAX, lazily */
+	size_t		 phead, npending;
 	void		*dealer;
 };
 
@@ -69,6 +73,7 @@ struct bus {
 	size_t			 blen;
 	unsigned		 bn;
 	bool			 all;		/* next process: every socket */
+	int			 rr;		/* next replay starts here */
 };
 
 static uint64_t
@@ -517,10 +522,11 @@ request_sync(struct bus *b, int w)
 	struct pubstate	*ps = &b->ps[w];
 	struct bus_msg	 m = { .type = M_SNAP_REQ, .pub = (uint16_t)b->self };
 
-	if (ps->state == S_SYNCED)
+	if (ps->state == S_SYNCED || ps->state == S_REPLAYING)
 		b->st.resyncs++;
 	ps->state = S_SYNCING;
 	ps->began = false;
+	ps->phead = 0;
 	ps->npending = 0;
 	ps->asked_ms = mono_ms();
 	ps->req++;	/* replies to an older request are ignored */
@@ -543,31 +549,11 @@ apply(struct bus *b, const struct bus_msg *m)
 	b->cb.event(b->cb.arg, ev, &m->c);
 }
 
+/* A delta in order after what ps has seen (synchronised, or replaying
+ * what waited): applied, or a gap and a resync. */
 static void
-on_delta(struct bus *b, const struct bus_msg *m)
+accept_delta(struct bus *b, struct pubstate *ps, const struct bus_msg *m)
 {
-	struct pubstate	*ps;
-
-	if (m->pub >= b->n || m->pub == b->self) {
-		b->st.bad_messages++;
-		return;
-	}
-	ps = &b->ps[m->pub];
-	if (ps->state == S_UNSYNCED) {
-		request_sync(b, m->pub);
-		return;
-	}
-	if (ps->state == S_SYNCING) {
-		if (ps->npending == PENDING_MAX) {
-			request_sync(b, m->pub);	/* too far behind */
-			return;
-		}
-		if (ps->pending == NULL && (ps->pending = malloc(PENDING_MAX *
-		    sizeof(*ps->pending))) == NULL)
-			return;
-		ps->pending[ps->npending++] = *m;
-		return;
-	}
 	if (m->epoch != ps->epoch || (m->type == M_HEARTBEAT ? m->seq >
 	    ps->seq : m->seq > ps->seq + 1)) {
 		log_debug("bus_gap", "publisher=%d have=%llu got=%llu", m->pub,
@@ -583,10 +569,40 @@ on_delta(struct bus *b, const struct bus_msg *m)
 }
 
 static void
+on_delta(struct bus *b, const struct bus_msg *m)
+{
+	struct pubstate	*ps;
+
+	if (m->pub >= b->n || m->pub == b->self) {
+		b->st.bad_messages++;
+		return;
+	}
+	ps = &b->ps[m->pub];
+	if (ps->state == S_UNSYNCED) {
+		request_sync(b, m->pub);
+		return;
+	}
+	if (ps->state == S_SYNCED) {
+		accept_delta(b, ps, m);
+		return;
+	}
+	/* Behind the snapshot, or behind what still waits from one. */
+	if (ps->npending == PENDING_MAX || (ps->pending == NULL &&
+	    (ps->pending = malloc(PENDING_MAX * sizeof(*ps->pending))) ==
+	    NULL)) {
+		/* Too far behind: drop them all and start over. */
+		b->st.pending_dropped += ps->npending + 1;
+		log_debug("bus_pending_full", "publisher=%d", m->pub);
+		request_sync(b, m->pub);
+		return;
+	}
+	ps->pending[(ps->phead + ps->npending++) % PENDING_MAX] = *m;
+}
+
+static void
 on_snapshot(struct bus *b, const struct bus_msg *m)
 {
 	struct pubstate	*ps;
-	size_t		 i;
 
 	if (m->pub >= b->n || m->pub == b->self) {
 		b->st.bad_messages++;
@@ -605,23 +621,74 @@ on_snapshot(struct bus *b, const struct bus_msg *m)
 		apply(b, m);
 		return;
 	}
+	/* The view is the publisher's at seq; what waits comes next,
+	 * over the next bus_process() calls (replay_step). */
 	ps->epoch = m->epoch;
 	ps->seq = m->seq;
-	ps->state = S_SYNCED;
-	log_debug("bus_synced", "publisher=%d seq=%llu pending=%zu", m->pub,
-	    (unsigned long long)m->seq, ps->npending);
-	ps->ever = true;
-	if (b->cb.sync_end != NULL)
-		b->cb.sync_end(b->cb.arg, m->pub);
-	for (i = 0; i < ps->npending && ps->state == S_SYNCED; i++)
-		if (ps->pending[i].epoch == ps->epoch &&
-		    ps->pending[i].seq > ps->seq)
-			on_delta(b, &ps->pending[i]);
-	if (ps->state == S_SYNCED) {
-		ps->npending = 0;
+	ps->state = S_REPLAYING;
+	log_debug("bus_snapshot_end", "publisher=%d seq=%llu pending=%zu",
+	    m->pub, (unsigned long long)m->seq, ps->npending);
+}
+
+/*
+ * Up to BUS_REPLAY_STEP waiting deltas in all, publishers in turn: a
+ * full buffer (PENDING_MAX) would be tens of milliseconds in one loop
+ * turn.  A publisher whose last one is applied is synchronised: only
+ * then sync_end, whose sweep drops what the snapshot did not confirm;
+ * a waiting ADD stamps its entry with the snapshot's generation before
+ * the sweep, and until the sweep the unconfirmed entries route as they
+ * did during the snapshot.  A resync meanwhile (a gap among them, a
+ * full buffer, a death) drops what waits and skips that sync_end: the
+ * next snapshot's sync_begin marks again and its sync_end sweeps both.
+ */
+static void
+replay_step(struct bus *b)
+{
+	struct pubstate	*ps;
+	struct bus_msg	*m;
+	unsigned	 budget = BUS_REPLAY_STEP;
+	int		 k, w;
+
+	for (k = 0; k < b->n; k++) {
+		w = (b->rr + k) % b->n;
+		ps = &b->ps[w];
+		while (ps->state == S_REPLAYING && ps->npending > 0 &&
+		    budget > 0) {
+			m = &ps->pending[ps->phead];
+			ps->phead = (ps->phead + 1) % PENDING_MAX;
+			ps->npending--;
+			budget--;
+			b->st.replayed++;
+			/* Older than the snapshot, or an older epoch's. */
+			if (m->epoch == ps->epoch && m->seq > ps->seq)
+				accept_delta(b, ps, m);
+		}
+		if (ps->state == S_REPLAYING && ps->npending > 0)
+			break;		/* out of budget: first next time */
+		if (ps->state != S_REPLAYING)
+			continue;
+		ps->state = S_SYNCED;
+		ps->ever = true;
+		ps->phead = 0;
 		free(ps->pending);
 		ps->pending = NULL;
+		log_debug("bus_synced", "publisher=%d seq=%llu", w,
+		    (unsigned long long)ps->seq);
+		if (b->cb.sync_end != NULL)
+			b->cb.sync_end(b->cb.arg, w);
 	}
+	b->rr = (b->rr + k) % b->n;
+}
+
+bool
+bus_replaying(const struct bus *b)
+{
+	int	i;
+
+	for (i = 0; b->ps != NULL && i < b->n; i++)
+		if (b->ps[i].state == S_REPLAYING)
+			return true;
+	return false;
 }
 
 void
@@ -850,6 +917,7 @@ bus_process(struct bus *b)
 	for (i = 0; i < b->n; i++)
 		if (b->ps[i].dealer != NULL)
 			drain(b, b->ps[i].dealer);
+	replay_step(b);
 }
 
 static bool
@@ -892,6 +960,8 @@ bus_process_fd(struct bus *b, int fd)
 				drain(b, b->ps[i].dealer);
 	if (b->all)	/* a resync was asked meanwhile */
 		bus_process(b);
+	else
+		replay_step(b);
 }
 
 const struct bus_stats *
