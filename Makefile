@@ -116,6 +116,8 @@ SOAK_BIN := $(B)/tests/soak/test_soak
 # The registry's node-wide walks at 100,000 clients (tests/bench/walks.c):
 # built with the tests so it keeps compiling, run by bench-walks.
 WALKS_BIN := $(B)/tests/bench/walks
+# The bus's replay after a snapshot (tests/bench/replay.c), the same way.
+REPLAYB_BIN := $(B)/tests/bench/replay
 $(B)/tests/soak/%: $(B)/tests/soak/%.o $(ITEST_LIB) $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
 
@@ -143,7 +145,8 @@ $(DERPGO): $(wildcard tests/interop/go/derpgo/*.go)
 
 .SECONDARY:
 
-tests: $(UNIT_BIN) $(ITEST_BIN) $(REPLAY_BIN) $(SOAK_BIN) $(DERPGO) $(WALKS_BIN)
+tests: $(UNIT_BIN) $(ITEST_BIN) $(REPLAY_BIN) $(SOAK_BIN) $(DERPGO) $(WALKS_BIN) \
+    $(REPLAYB_BIN)
 
 check: deps
 	$(MAKE) all tests
@@ -220,6 +223,12 @@ $(WALKS_BIN): $(B)/tests/bench/walks.o $(ARCHIVES)
 
 bench-walks: all $(WALKS_BIN)
 	$(WALKS_BIN)
+
+$(REPLAYB_BIN): $(B)/tests/bench/replay.o $(ARCHIVES)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-replay: all $(REPLAYB_BIN)
+	$(REPLAYB_BIN)
 
 bench: deps all $(FLOOR_BIN)
 	tests/bench/relay.sh $(B)
@@ -317,7 +326,7 @@ clean:
 	rm -rf build
 
 .PHONY: all check check-unit check-valgrind soak tests fuzz run bench \
-	bench-walks bench-scale deps deps-build install clean \
+	bench-walks bench-replay bench-scale deps deps-build install clean \
 	man deb rpm check-packaging FORCE
 
 -include $(shell find $(B) -path build/pkg -prune -o -name '*.d' -type f -print 2>/dev/null)

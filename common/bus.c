@@ -1,10 +1,9 @@
 /*
  * Presence bus implementation.  Sockets: one PUB (own events), one SUB
  * (everyone else's), one ROUTER (serves snapshots) and one DEALER per
- * other worker (requests them).  Messages are version, type, publisher,
- * epoch, sequence and fields, in network byte order through the wire
- * cursor.  Every ZeroMQ call is non-blocking; a full PUB queue drops, and
- * subscribers notice the gap and resync.
+ * other worker (requests them).  Messages are encoded and decoded in
+ * common/bus_wire.c.  Every ZeroMQ call is non-blocking; a full PUB
+ * queue drops, and subscribers notice the gap and resync.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,22 +16,18 @@
 #include <zmq.h>
 
 #include "common/bus.h"
+#include "common/bus_wire.h"
 #include "common/log.h"
 #include "derp/wire.h"
 
-#define BUS_VERSION	1
 #define PENDING_MAX	65536
 #define SYNC_RETRY_MS	1000
-#define MSG_MAX		128
 
-enum msg_type {
-	M_ADD = 1, M_DEL, M_ACTIVE, M_HEARTBEAT, M_RESERVED5,
-	M_SNAP_REQ, M_SNAP_ADD, M_SNAP_END, M_CLOSE,
-	M_TRAFFIC_REQ, M_TRAFFIC_DATA,	/* /debug/traffic across workers */
-	M_BATCH,			/* deltas: [u8 length, delta]... */
-};
-
-enum sync_state { S_UNSYNCED, S_SYNCING, S_SYNCED };
+/* SYNCING: a snapshot is on its way, deltas wait in pending.
+ * REPLAYING: it ended; the waiting deltas (and any that arrive
+ * meanwhile, behind them) are applied BUS_REPLAY_STEP per
+ * bus_process() call; sync_end (the sweep) comes after the last. */
+enum sync_state { S_UNSYNCED, S_SYNCING, S_REPLAYING, S_SYNCED };
 
 /* A snapshot being served to one requester, over as many loop turns as
  * its owner takes (bus_snapshot_add): its END carries the sequence
@@ -51,8 +46,8 @@ struct pubstate {
 	uint64_t	 epoch, seq;
 	uint64_t	 asked_ms;	/* request sent, or its last reply */
 	uint32_t	 req;		/* the request being answered */
-	struct bus_msg	*pending;
-	size_t		 npending;
+	struct bus_msg	*pending;	/* ring of PENDING_MAX, lazily */
+	size_t		 phead, npending;
 	void		*dealer;
 };
 
@@ -69,6 +64,7 @@ struct bus {
 	size_t			 blen;
 	unsigned		 bn;
 	bool			 all;		/* next process: every socket */
+	int			 rr;		/* next replay starts here */
 };
 
 static uint64_t
@@ -110,117 +106,6 @@ bus_cleanup_dir(const char *dir, int n)
 		endpoint(ep, sizeof(ep), dir, "snap", i);
 		(void)unlink(ep + 6);
 	}
-}
-
-/* ---- codec ---- */
-
-static size_t
-encode(uint8_t *out, const struct bus_msg *m)
-{
-	struct wire_out	o;
-
-	wire_out_init(&o, out, MSG_MAX);
-	wire_put_u8(&o, BUS_VERSION);
-	wire_put_u8(&o, m->type);
-	wire_put_u16(&o, m->pub);
-	wire_put_u32(&o, (uint32_t)(m->epoch >> 32));
-	wire_put_u32(&o, (uint32_t)m->epoch);
-	wire_put_u32(&o, (uint32_t)(m->seq >> 32));
-	wire_put_u32(&o, (uint32_t)m->seq);
-	switch (m->type) {
-	case M_ADD:
-	case M_SNAP_ADD:
-	case M_DEL:
-	case M_ACTIVE:
-	case M_CLOSE:
-		wire_put_bytes(&o, m->c.key, 32);
-		wire_put_u16(&o, m->c.worker);
-		wire_put_u32(&o, (uint32_t)(m->c.conn_id >> 32));
-		wire_put_u32(&o, (uint32_t)m->c.conn_id);
-		wire_put_u32(&o, (uint32_t)(m->c.stamp >> 32));
-		wire_put_u32(&o, (uint32_t)m->c.stamp);
-		wire_put_u8(&o, m->c.flags);
-		wire_put_bytes(&o, m->c.ip16, 16);
-		wire_put_u16(&o, m->c.port);
-		break;
-	case M_SNAP_REQ:
-		wire_put_u16(&o, m->worker);
-		wire_put_u32(&o, m->req);
-		break;
-	case M_SNAP_END:
-	case M_TRAFFIC_REQ:
-		wire_put_u32(&o, m->req);
-		break;
-	default:
-		break;
-	}
-	if (m->type == M_SNAP_ADD)
-		wire_put_u32(&o, m->req);
-	return o.err ? 0 : o.off;
-}
-
-static uint64_t
-get_u64(struct wire *w)
-{
-	uint64_t	hi = wire_u32(w);
-
-	return hi << 32 | wire_u32(w);
-}
-
-int
-bus_decode(const uint8_t *p, size_t len, struct bus_msg *m)
-{
-	struct wire	w;
-
-	memset(m, 0, sizeof(*m));
-	wire_init(&w, p, len);
-	if (wire_u8(&w) != BUS_VERSION)
-		return -EPROTO;
-	m->type = wire_u8(&w);
-	m->pub = wire_u16(&w);
-	m->epoch = get_u64(&w);
-	m->seq = get_u64(&w);
-	switch (m->type) {
-	case M_ADD:
-	case M_SNAP_ADD:
-	case M_DEL:
-	case M_ACTIVE:
-	case M_CLOSE:
-		wire_copy(&w, m->c.key, 32);
-		m->c.worker = wire_u16(&w);
-		m->c.conn_id = get_u64(&w);
-		m->c.stamp = get_u64(&w);
-		m->c.flags = wire_u8(&w);
-		wire_copy(&w, m->c.ip16, 16);
-		m->c.port = wire_u16(&w);
-		if (m->type == M_SNAP_ADD)
-			m->req = wire_u32(&w);
-		break;
-	case M_SNAP_REQ:
-		m->worker = wire_u16(&w);
-		m->req = wire_u32(&w);
-		break;
-	case M_SNAP_END:
-	case M_TRAFFIC_REQ:
-		m->req = wire_u32(&w);
-		break;
-	case M_TRAFFIC_DATA:
-		m->req = wire_u32(&w);
-		m->last = wire_u8(&w) != 0;
-		m->dlen = wire_u32(&w);
-		if (w.err || m->dlen > BUS_TRAFFIC_CHUNK ||
-		    m->dlen != wire_left(&w))
-			return -EPROTO;
-		m->data = p + (len - m->dlen);
-		return 0;
-	case M_HEARTBEAT:
-		break;
-	default:
-		return -EPROTO;
-	}
-	if (w.err || wire_left(&w) != 0)
-		return -EPROTO;
-	return 0;
 }
 
 /* ---- setup ---- */
@@ -360,7 +245,7 @@ send_msg(void *s, struct bus_msg *m, const void *id, size_t idlen,
     struct bus_stats *st)
 {
 	uint8_t	buf[MSG_MAX];
-	size_t	len = encode(buf, m);
+	size_t	len = bus_encode(buf, m);
 
 	if (len == 0)
 		return -EINVAL;
@@ -404,7 +289,7 @@ bus_publish(struct bus *b, enum bus_event ev, const struct bus_client *c)
 		b->batch[1] = M_BATCH;
 		b->blen = 2;
 	}
-	if ((len = encode(b->batch + b->blen + 1, &m)) == 0)
+	if ((len = bus_encode(b->batch + b->blen + 1, &m)) == 0)
 		return -EINVAL;
 	b->batch[b->blen] = (uint8_t)len;
 	b->blen += 1 + len;
@@ -427,30 +312,6 @@ bus_flush(struct bus *b)
 	}
 	return 0;
 }
-
-int
-bus_decode_batch(const uint8_t *p, size_t len,
-    void (*fn)(void *, const struct bus_msg *), void *arg)
-{
-	struct bus_msg	m;
-	size_t		off = 2, l;
-	int		n = 0;
-
-	if (len < 2 || p[0] != BUS_VERSION || p[1] != M_BATCH)
-		return -EPROTO;
-	while (off < len) {
-		l = p[off++];
-		if (l > len - off || bus_decode(p + off, l, &m) < 0 ||
-		    (m.type != M_ADD && m.type != M_DEL && m.type != M_ACTIVE &&
-		    m.type != M_CLOSE))
-			return -EPROTO;
-		fn(arg, &m);
-		n++;
-		off += l;
-	}
-	return n;
-}
-
 
 void
 bus_tick(struct bus *b)
@@ -517,10 +378,11 @@ request_sync(struct bus *b, int w)
 	struct pubstate	*ps = &b->ps[w];
 	struct bus_msg	 m = { .type = M_SNAP_REQ, .pub = (uint16_t)b->self };
 
-	if (ps->state == S_SYNCED)
+	if (ps->state == S_SYNCED || ps->state == S_REPLAYING)
 		b->st.resyncs++;
 	ps->state = S_SYNCING;
 	ps->began = false;
+	ps->phead = 0;
 	ps->npending = 0;
 	ps->asked_ms = mono_ms();
 	ps->req++;	/* replies to an older request are ignored */
@@ -543,31 +405,11 @@ apply(struct bus *b, const struct bus_msg *m)
 	b->cb.event(b->cb.arg, ev, &m->c);
 }
 
+/* A delta in order after what ps has seen (synchronised, or replaying
+ * what waited): applied, or a gap and a resync. */
 static void
-on_delta(struct bus *b, const struct bus_msg *m)
+accept_delta(struct bus *b, struct pubstate *ps, const struct bus_msg *m)
 {
-	struct pubstate	*ps;
-
-	if (m->pub >= b->n || m->pub == b->self) {
-		b->st.bad_messages++;
-		return;
-	}
-	ps = &b->ps[m->pub];
-	if (ps->state == S_UNSYNCED) {
-		request_sync(b, m->pub);
-		return;
-	}
-	if (ps->state == S_SYNCING) {
-		if (ps->npending == PENDING_MAX) {
-			request_sync(b, m->pub);	/* too far behind */
-			return;
-		}
-		if (ps->pending == NULL && (ps->pending = malloc(PENDING_MAX *
-		    sizeof(*ps->pending))) == NULL)
-			return;
-		ps->pending[ps->npending++] = *m;
-		return;
-	}
 	if (m->epoch != ps->epoch || (m->type == M_HEARTBEAT ? m->seq >
 	    ps->seq : m->seq > ps->seq + 1)) {
 		log_debug("bus_gap", "publisher=%d have=%llu got=%llu", m->pub,
@@ -583,10 +425,40 @@ on_delta(struct bus *b, const struct bus_msg *m)
 }
 
 static void
+on_delta(struct bus *b, const struct bus_msg *m)
+{
+	struct pubstate	*ps;
+
+	if (m->pub >= b->n || m->pub == b->self) {
+		b->st.bad_messages++;
+		return;
+	}
+	ps = &b->ps[m->pub];
+	if (ps->state == S_UNSYNCED) {
+		request_sync(b, m->pub);
+		return;
+	}
+	if (ps->state == S_SYNCED) {
+		accept_delta(b, ps, m);
+		return;
+	}
+	/* Behind the snapshot, or behind what still waits from one. */
+	if (ps->npending == PENDING_MAX || (ps->pending == NULL &&
+	    (ps->pending = malloc(PENDING_MAX * sizeof(*ps->pending))) ==
+	    NULL)) {
+		/* Too far behind: drop them all and start over. */
+		b->st.pending_dropped += ps->npending + 1;
+		log_debug("bus_pending_full", "publisher=%d", m->pub);
+		request_sync(b, m->pub);
+		return;
+	}
+	ps->pending[(ps->phead + ps->npending++) % PENDING_MAX] = *m;
+}
+
+static void
 on_snapshot(struct bus *b, const struct bus_msg *m)
 {
 	struct pubstate	*ps;
-	size_t		 i;
 
 	if (m->pub >= b->n || m->pub == b->self) {
 		b->st.bad_messages++;
@@ -605,23 +477,74 @@ on_snapshot(struct bus *b, const struct bus_msg *m)
 		apply(b, m);
 		return;
 	}
+	/* The view is the publisher's at seq; what waits comes next,
+	 * over the next bus_process() calls (replay_step). */
 	ps->epoch = m->epoch;
 	ps->seq = m->seq;
-	ps->state = S_SYNCED;
-	log_debug("bus_synced", "publisher=%d seq=%llu pending=%zu", m->pub,
-	    (unsigned long long)m->seq, ps->npending);
-	ps->ever = true;
-	if (b->cb.sync_end != NULL)
-		b->cb.sync_end(b->cb.arg, m->pub);
-	for (i = 0; i < ps->npending && ps->state == S_SYNCED; i++)
-		if (ps->pending[i].epoch == ps->epoch &&
-		    ps->pending[i].seq > ps->seq)
-			on_delta(b, &ps->pending[i]);
-	if (ps->state == S_SYNCED) {
-		ps->npending = 0;
+	ps->state = S_REPLAYING;
+	log_debug("bus_snapshot_end", "publisher=%d seq=%llu pending=%zu",
+	    m->pub, (unsigned long long)m->seq, ps->npending);
+}
+
+/*
+ * Up to BUS_REPLAY_STEP waiting deltas in all, publishers in turn: a
+ * full buffer (PENDING_MAX) would be tens of milliseconds in one loop
+ * turn.  A publisher whose last one is applied is synchronised: only
+ * then sync_end, whose sweep drops what the snapshot did not confirm;
+ * a waiting ADD stamps its entry with the snapshot's generation before
+ * the sweep, and until the sweep the unconfirmed entries route as they
+ * did during the snapshot.  A resync meanwhile (a gap among them, a
+ * full buffer, a death) drops what waits and skips that sync_end: the
+ * next snapshot's sync_begin marks again and its sync_end sweeps both.
+ */
+static void
+replay_step(struct bus *b)
+{
+	struct pubstate	*ps;
+	struct bus_msg	*m;
+	unsigned	 budget = BUS_REPLAY_STEP;
+	int		 k, w;
+
+	for (k = 0; k < b->n; k++) {
+		w = (b->rr + k) % b->n;
+		ps = &b->ps[w];
+		while (ps->state == S_REPLAYING && ps->npending > 0 &&
+		    budget > 0) {
+			m = &ps->pending[ps->phead];
+			ps->phead = (ps->phead + 1) % PENDING_MAX;
+			ps->npending--;
+			budget--;
+			b->st.replayed++;
+			/* Older than the snapshot, or an older epoch's. */
+			if (m->epoch == ps->epoch && m->seq > ps->seq)
+				accept_delta(b, ps, m);
+		}
+		if (ps->state == S_REPLAYING && ps->npending > 0)
+			break;		/* out of budget: first next time */
+		if (ps->state != S_REPLAYING)
+			continue;
+		ps->state = S_SYNCED;
+		ps->ever = true;
+		ps->phead = 0;
 		free(ps->pending);
 		ps->pending = NULL;
+		log_debug("bus_synced", "publisher=%d seq=%llu", w,
+		    (unsigned long long)ps->seq);
+		if (b->cb.sync_end != NULL)
+			b->cb.sync_end(b->cb.arg, w);
 	}
+	b->rr = (b->rr + k) % b->n;
+}
+
+bool
+bus_replaying(const struct bus *b)
+{
+	int	i;
+
+	for (i = 0; b->ps != NULL && i < b->n; i++)
+		if (b->ps[i].state == S_REPLAYING)
+			return true;
+	return false;
 }
 
 void
@@ -672,7 +595,7 @@ bus_traffic_reply(struct bus *b, int to, uint32_t req, const void *p,
 		return -ENOMEM;
 	m.epoch = b->epoch;
 	m.seq = b->seq;
-	if ((hl = encode(b->tbuf, &m)) == 0)
+	if ((hl = bus_encode(b->tbuf, &m)) == 0)
 		return -EINVAL;
 	wire_out_init(&o, b->tbuf + hl, MSG_MAX - hl);
 	wire_put_u32(&o, req);
@@ -850,6 +773,7 @@ bus_process(struct bus *b)
 	for (i = 0; i < b->n; i++)
 		if (b->ps[i].dealer != NULL)
 			drain(b, b->ps[i].dealer);
+	replay_step(b);
 }
 
 static bool
@@ -892,6 +816,8 @@ bus_process_fd(struct bus *b, int fd)
 				drain(b, b->ps[i].dealer);
 	if (b->all)	/* a resync was asked meanwhile */
 		bus_process(b);
+	else
+		replay_step(b);
 }
 
 const struct bus_stats *

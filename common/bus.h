@@ -39,7 +39,10 @@ struct bus_callbacks {
 	void	(*event)(void *arg, enum bus_event ev,
 		    const struct bus_client *c);
 	/* Snapshot of worker w begins: mark its entries stale; the
-	 * snapshot's ADDs refresh them; at the end the rest are gone. */
+	 * snapshot's ADDs and the replayed deltas after it refresh them;
+	 * at sync_end (after the last replayed delta: the view is w's
+	 * now) the rest are gone.  A resync before that skips sync_end;
+	 * sync_begin comes again. */
 	void	(*sync_begin)(void *arg, int worker);
 	void	(*sync_end)(void *arg, int worker);
 	/* Worker w is gone: drop all of its entries now. */
@@ -61,6 +64,8 @@ struct bus_stats {
 	uint64_t	published, received, gaps, resyncs, snapshots_served;
 	uint64_t	send_dropped, bad_messages;
 	uint64_t	batches;	/* PUB messages carrying deltas */
+	uint64_t	replayed;	/* deltas taken from pending */
+	uint64_t	pending_dropped; /* a full pending buffer's, resynced */
 };
 
 /*
@@ -77,11 +82,19 @@ void		 bus_cleanup_dir(const char *runtime_dir, int n);
  * returns the count written (at most max). */
 int		 bus_fds(struct bus *b, int *fds, int max);
 /* Drain everything readable; call on any bus fd wakeup and from a
- * periodic tick.  Also retries stalled snapshot requests. */
+ * periodic tick.  Also retries stalled snapshot requests, and replays
+ * up to BUS_REPLAY_STEP of the deltas that arrived during a snapshot
+ * (in order, with those arriving meanwhile behind them; the
+ * publisher's sync_end after its last one). */
+#define BUS_REPLAY_STEP	2048
 void		 bus_process(struct bus *b);
+/* True while deltas wait for replay: call bus_process() again on a
+ * later loop turn, whether or not a bus fd wakes. */
+bool		 bus_replaying(const struct bus *b);
 /* The same for a wakeup of one of bus_fds(): drains only the socket
  * behind fd, unless a send or a resync since the last full pass may
- * have taken another socket's edge (then everything, as bus_process). */
+ * have taken another socket's edge (then everything, as bus_process);
+ * one replay step either way. */
 void		 bus_process_fd(struct bus *b, int fd);
 /* Once a second: heartbeat with the current sequence number. */
 void		 bus_tick(struct bus *b);

@@ -20,6 +20,7 @@
 #define BUS_FDS_MAX	300
 #define RING_PACKET	1
 #define SNAP_DELAY_MS	1	/* 0 would run again in the same turn */
+#define REPLAY_DELAY_MS	1
 
 struct node {
 	struct worker		*w;
@@ -40,6 +41,9 @@ struct node {
 	struct conn		**snap_cur;
 	bool			*snap_on;
 	struct loop_timer	 snap_step;
+	/* The bus replays a snapshot's waiting deltas a step per
+	 * bus_process(): the next step a turn later, fd wakeup or not. */
+	struct loop_timer	 replay;
 };
 
 static void
@@ -249,12 +253,31 @@ node_traffic_reply(struct worker *w, int to, uint32_t req, const void *p,
 }
 
 static void
+replay_arm(struct worker *w)
+{
+	struct node	*n = w->node;
+
+	if (bus_replaying(n->bus) && !loop_timer_armed(&n->replay))
+		(void)loop_timer_set(w->loop, &n->replay, REPLAY_DELAY_MS);
+}
+
+static void
+on_replay(struct loop_timer *t)
+{
+	struct worker	*w = t->arg;
+
+	bus_process(w->node->bus);
+	replay_arm(w);
+}
+
+static void
 on_bus_fd(struct loop_io *io, unsigned events)
 {
 	struct worker	*w = io->arg;
 
 	(void)events;
 	bus_process_fd(w->node->bus, io->fd);
+	replay_arm(w);
 }
 
 static void
@@ -265,6 +288,7 @@ on_tick(struct loop_timer *t)
 
 	/* ZMQ_FD is edge-triggered: poll the sockets regularly too. */
 	bus_tick(n->bus);
+	replay_arm(w);
 	n->ticks++;
 	w->m->node_keys = registry_count(w->reg);
 	w->m->node_conns = registry_node_conns(w->reg);
@@ -447,6 +471,7 @@ node_init(struct worker *w, const struct worker_env *env)
 		return -ENOMEM;
 	}
 	loop_timer_init(&n->snap_step, snap_timer, w);
+	loop_timer_init(&n->replay, on_replay, w);
 	w->node = n;
 	n->w = w;
 	n->rings = env->rings;
@@ -470,6 +495,7 @@ node_init(struct worker *w, const struct worker_env *env)
 	loop_timer_init(&n->tick, on_tick, w);
 	(void)loop_timer_set(w->loop, &n->tick, 10);
 	bus_process(n->bus);
+	replay_arm(w);
 	return 0;
 }
 
@@ -485,6 +511,7 @@ node_fini(struct worker *w)
 		loop_io_del(w->loop, &n->bus_io[i]);
 	loop_timer_cancel(w->loop, &n->tick);
 	loop_timer_cancel(w->loop, &n->snap_step);
+	loop_timer_cancel(w->loop, &n->replay);
 	bus_close(n->bus);
 	free(n->dirty);
 	free(n->snap_on);

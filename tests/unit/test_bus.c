@@ -6,7 +6,8 @@
  * served a few entries per step while clients come and go (the joiner
  * still ends with exactly the publishers' tables); a traffic query
  * answered in chunks by every sibling; deltas batched per turn and the
- * batch codec.  Progress is polled against
+ * batch codec; a replay of the deltas behind a snapshot in bounded
+ * steps (the sweep after its last), and a resync in the middle of one.  Progress is polled against
  * deadlines.
  */
 #include <errno.h>
@@ -87,8 +88,10 @@ on_begin(void *arg, int w)
 			t->stale[i] = true;
 }
 
+static int	ends[NW][NW];	/* on_end calls: [subscriber][publisher] */
+
 static void
-on_end(void *arg, int w)
+sweep(void *arg, int w)
 {
 	struct table	*t = arg;
 	int		 i;
@@ -99,10 +102,19 @@ on_end(void *arg, int w)
 }
 
 static void
+on_end(void *arg, int w)
+{
+	struct table	*t = arg;
+
+	ends[t->self][w]++;
+	sweep(arg, w);
+}
+
+static void
 on_down(void *arg, int w)
 {
 	on_begin(arg, w);
-	on_end(arg, w);
+	sweep(arg, w);
 }
 
 /* Local clients of each worker: what its snapshots serve, SNAP_STEP
@@ -579,6 +591,155 @@ test_bus_snapshot_in_steps(void **state)
 	assert_int_equal(bus_stats(buses[2])->bad_messages, 0);
 }
 
+/* Worker 2 restarts; the others hold its snapshots (not served) until
+ * both are asked and their heartbeats reach it (a delta lost to a
+ * connection not yet up would be a gap: a resync, not a replay), then
+ * publish n adds
+ * and a few deletes that wait behind the snapshots. */
+static void
+restart_held(int n, uint64_t *id)
+{
+	uint64_t	deadline = ms() + 10000;
+	struct pollfd	pf[64];
+	int		w, k, i, nf, fds[32];
+
+	bus_close(buses[2]);
+	buses[2] = NULL;
+	bus_worker_down(buses[0], 2);
+	bus_worker_down(buses[1], 2);
+	local[2].n = 0;
+	memset(&tabs[2], 0, sizeof(tabs[2]));
+	tabs[2].self = 2;
+	assert_non_null(buses[2] = open_worker(2));
+	while (ms() < deadline && !(srv[0][2].on && srv[1][2].on &&
+	    bus_stats(buses[2])->received >= 20)) {
+		nf = 0;
+		for (w = 0; w < NW; w++) {
+			if (w != 2)
+				bus_tick(buses[w]);
+			bus_process(buses[w]);
+			k = bus_fds(buses[w], fds, 32);
+			for (i = 0; i < k && nf < 64; i++) {
+				pf[nf].fd = fds[i];
+				pf[nf].events = POLLIN;
+				nf++;
+			}
+		}
+		(void)poll(pf, (nfds_t)nf, 5);
+	}
+	assert_true(srv[0][2].on && srv[1][2].on);
+	assert_int_equal(srv[0][2].idx, 0);
+	for (i = 0; i < n; i++)
+		add_local(0, (*id)++);
+	for (i = 0; i < 50; i++) {
+		add_local(1, (*id)++);
+		del_local(0, local[0].n / 2);
+	}
+	assert_int_equal(bus_flush(buses[0]), 0);
+	assert_int_equal(bus_flush(buses[1]), 0);
+}
+
+/* One turn of every bus, worker 2's bus_process() checked: it replays
+ * at most BUS_REPLAY_STEP.  The count it replayed. */
+static uint64_t
+turn_checked(void)
+{
+	struct pollfd	pf[64];
+	uint64_t	r0;
+	int		w, k, i, nf = 0, fds[32];
+
+	serve_some();
+	for (w = 0; w < NW; w++) {
+		r0 = bus_stats(buses[w])->replayed;
+		bus_process(buses[w]);
+		assert_true(bus_stats(buses[w])->replayed - r0 <=
+		    BUS_REPLAY_STEP);
+		if (w == 2)
+			r0 = bus_stats(buses[w])->replayed - r0;
+		k = bus_fds(buses[w], fds, 32);
+		for (i = 0; i < k && nf < 64; i++) {
+			pf[nf].fd = fds[i];
+			pf[nf].events = POLLIN;
+			nf++;
+		}
+	}
+	(void)poll(pf, (nfds_t)nf, 1);
+	return r0;
+}
+
+/* A snapshot with more deltas behind it than one step replays: the
+ * replay takes several bus_process() calls, deltas that arrive
+ * meanwhile queue behind it, the sweep (on_end) comes only after the
+ * last, and the views end exact. */
+static void
+test_bus_replay_in_steps(void **state)
+{
+	uint64_t	deadline = ms() + 20000, id = 2000000, got;
+	int		steps = 0, ends0, during = 0;
+
+	(void)state;
+	restart_held(BUS_REPLAY_STEP + BUS_REPLAY_STEP / 2, &id);
+	ends0 = ends[2][0];
+	while (ms() < deadline && (srv[0][2].on || srv[1][2].on ||
+	    !bus_synced(buses[2]) || bus_replaying(buses[2]))) {
+		if (bus_replaying(buses[2])) {
+			/* More behind the replay, until it ends (net one
+			 * more a turn: converge() cannot mistake one in
+			 * flight for none). */
+			add_local(0, id++);
+			add_local(0, id++);
+			del_local(0, local[0].n - 3);
+			assert_int_equal(bus_flush(buses[0]), 0);
+			during++;
+		}
+		if ((got = turn_checked()) > 0)
+			steps++;
+		if (bus_replaying(buses[2]))	/* not swept yet */
+			assert_int_equal(ends[2][0], ends0);
+	}
+	assert_true(bus_synced(buses[2]));
+	assert_false(bus_replaying(buses[2]));
+	assert_true(steps >= 2);
+	assert_true(during >= 1);
+	assert_int_equal(ends[2][0], ends0 + 1);
+	assert_true(bus_stats(buses[2])->replayed >= BUS_REPLAY_STEP);
+	assert_int_equal(bus_stats(buses[2])->pending_dropped, 0);
+	assert_true(converge(20000));
+	assert_views_exact();
+	assert_int_equal(bus_stats(buses[2])->bad_messages, 0);
+}
+
+/* A resync (here a WORKER_DOWN) while a replay is under way: what
+ * waits is dropped, that sync's on_end never comes, the next snapshot
+ * marks and sweeps again, and the views end exact. */
+static void
+test_bus_resync_during_replay(void **state)
+{
+	uint64_t	deadline = ms() + 20000, id = 3000000;
+	uint64_t	r0;
+	int		ends0;
+
+	(void)state;
+	restart_held(2 * BUS_REPLAY_STEP, &id);
+	ends0 = ends[2][0];
+	while (ms() < deadline && !bus_replaying(buses[2]))
+		(void)turn_checked();
+	assert_true(bus_replaying(buses[2]));
+	r0 = bus_stats(buses[2])->replayed;
+	assert_true(r0 > 0);
+	bus_worker_down(buses[2], 0);	/* drops 0's entries, asks again */
+	assert_false(bus_replaying(buses[2]) && bus_stats(buses[2])->replayed
+	    - r0 >= 2 * BUS_REPLAY_STEP);
+	assert_int_equal(ends[2][0], ends0);
+	while (ms() < deadline && (srv[0][2].on || srv[1][2].on ||
+	    bus_replaying(buses[2]) || ends[2][0] == ends0))
+		(void)turn_checked();
+	assert_int_equal(ends[2][0], ends0 + 1);
+	assert_true(converge(20000));
+	assert_views_exact();
+	assert_int_equal(bus_stats(buses[2])->bad_messages, 0);
+}
+
 static void
 test_bus_traffic_query(void **state)
 {
@@ -624,6 +785,8 @@ main(void)
 		cmocka_unit_test(test_bus_traffic_query),
 		cmocka_unit_test(test_bus_batch_codec),
 		cmocka_unit_test(test_bus_deltas_batched),
+		cmocka_unit_test(test_bus_replay_in_steps),
+		cmocka_unit_test(test_bus_resync_during_replay),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
