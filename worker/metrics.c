@@ -142,6 +142,10 @@ static const struct {
 	    "emptied." },
 	{ "derpd_bus_resyncs", "Presence bus snapshot resynchronisations." },
 	{ "derpd_bus_gaps", "Presence bus sequence gaps seen." },
+	{ "derpd_bus_replayed", "Presence deltas held behind a snapshot and "
+	    "applied after it." },
+	{ "derpd_bus_pending_dropped", "Presence deltas dropped because the "
+	    "buffer behind a snapshot was full (a resync follows)." },
 	{ "derpd_worker_respawns", "Workers respawned by the supervisor." },
 	{ "derpd_workers", "Configured worker processes." },
 	{ "derpd_mesh_links_up", "Mesh links up, summed over workers (each "
@@ -284,6 +288,8 @@ static const struct series derpd[] = {
 	S("derpd_ring_wakeups", "counter", ring_wakeups),
 	S("derpd_bus_resyncs", "counter", bus_resyncs),
 	S("derpd_bus_gaps", "counter", bus_gaps),
+	S("derpd_bus_replayed", "counter", bus_replayed),
+	S("derpd_bus_pending_dropped", "counter", bus_pending_dropped),
 	S("derpd_worker_respawns", "counter", respawns),
 	S("derpd_workers", "gauge", workers),
 	S("derpd_mesh_links_up", "gauge", mesh_links_up),

@@ -89,6 +89,8 @@ struct metrics {
 	uint64_t	ring_wakeups;		/* woken by a sibling */
 	uint64_t	bus_resyncs;
 	uint64_t	bus_gaps;
+	uint64_t	bus_replayed;		/* deltas applied after a snapshot */
+	uint64_t	bus_pending_dropped;	/* held deltas lost: buffer full */
 	uint64_t	respawns;		/* supervisor slot */
 	uint64_t	node_keys;		/* this worker's node-wide view */
 	uint64_t	node_conns;

@@ -295,6 +295,8 @@ on_tick(struct loop_timer *t)
 	worker_check_ready(w);
 	w->m->bus_resyncs = bus_stats(n->bus)->resyncs;
 	w->m->bus_gaps = bus_stats(n->bus)->gaps;
+	w->m->bus_replayed = bus_stats(n->bus)->replayed;
+	w->m->bus_pending_dropped = bus_stats(n->bus)->pending_dropped;
 	(void)loop_timer_set(w->loop, &n->tick, 200);
 }
 

@@ -446,7 +446,7 @@ test_faults_presence_churn(void **state)
 	uint64_t		 t0, rt, worst = 0;
 	int			 i, head = 0, churned = 0;
 	int			 secs = soak() ? 60 : 6;
-	long			 gaps, resyncs;
+	long			 gaps, resyncs, dropped, replayed;
 
 	(void)state;
 	p = node_client(n);
@@ -479,7 +479,13 @@ test_faults_presence_churn(void **state)
 	assert_true(node_converged(n, NW, "conns", KEEP + 2, 5000));
 	assert_true(node_metric_try(n, "derpd_bus_gaps", 2000, &gaps));
 	assert_true(node_metric_try(n, "derpd_bus_resyncs", 2000, &resyncs));
-	print_message("bus gaps %ld resyncs %ld\n", gaps, resyncs);
+	assert_true(node_metric_try(n, "derpd_bus_pending_dropped", 2000,
+	    &dropped));
+	assert_true(node_metric_try(n, "derpd_bus_replayed", 2000,
+	    &replayed));
+	print_message("bus gaps %ld resyncs %ld replayed %ld\n", gaps,
+	    resyncs, replayed);
+	assert_int_equal(dropped, 0);	/* churn never fills the buffer */
 	for (i = 0; i < KEEP; i++)
 		client_free(win[i]);
 	assert_true(node_converged(n, NW, "keys", 2, 5000));
