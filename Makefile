@@ -218,13 +218,13 @@ FLOOR_BIN := $(B)/tests/bench/floor
 $(FLOOR_BIN): $(B)/tests/bench/floor.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(WALKS_BIN): $(B)/tests/bench/walks.o $(ARCHIVES)
+$(WALKS_BIN): $(B)/tests/bench/walks.o $(B)/tests/bench/fleet.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 bench-walks: all $(WALKS_BIN)
 	$(WALKS_BIN)
 
-$(REPLAYB_BIN): $(B)/tests/bench/replay.o $(ARCHIVES)
+$(REPLAYB_BIN): $(B)/tests/bench/replay.o $(B)/tests/bench/fleet.o $(ARCHIVES)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 bench-replay: all $(REPLAYB_BIN)

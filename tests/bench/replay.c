@@ -17,93 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/bus.h"
-#include "worker/wk.h"
+#include "tests/bench/fleet.h"
 
-#define NKEYS	100000
-#define NWK	8
+#define NKEYS	FLEET_KEYS
+#define NWK	FLEET_WORKERS
 #define PUBW	1		/* the publisher's worker index */
 #define ROUNDS	3
 #ifndef BUS_REPLAY_STEP
 #define BUS_REPLAY_STEP	0	/* unbounded */
 #endif
-
-static double
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void
-client_of(struct bus_client *bc, uint32_t i, uint8_t tag)
-{
-	memset(bc, 0, sizeof(*bc));
-	memcpy(bc->key, &i, sizeof(i));
-	bc->key[31] = tag;
-	bc->worker = (uint16_t)(i % NWK);
-	bc->conn_id = (uint64_t)tag << 32 | i;
-}
-
-static struct conn	*locals[NKEYS];
-
-static struct worker *
-wk_new(void)
-{
-	struct worker		*w = calloc(1, sizeof(*w));
-	struct conn		*watcher;
-	struct bus_client	 bc;
-	uint32_t		 i;
-
-	if (w == NULL || (w->loop = loop_new()) == NULL ||
-	    (w->reg = registry_new()) == NULL)
-		abort();
-	w->m = &w->m_local;
-	w->nworkers = NWK;
-	w->cfg.queue_packets = 32;
-	w->cfg.queue_bytes = 98304;
-	if ((watcher = calloc(1, sizeof(*watcher))) == NULL)
-		abort();
-	watcher->w = w;
-	watcher->fd = -1;
-	watcher->state = ST_DERP;
-	watcher->watcher = true;
-	w->watchers = watcher;
-	for (i = 0; i < NKEYS; i++) {
-		client_of(&bc, i, 0);
-		if (bc.worker == 0) {
-			if ((locals[i] = calloc(1, sizeof(**locals))) == NULL)
-				abort();
-			locals[i]->w = w;
-			locals[i]->state = ST_DERP;
-			memcpy(locals[i]->key, bc.key, DERP_KEY_LEN);
-			if (registry_add(w, locals[i]) < 0)
-				abort();
-		} else if (registry_remote_add(w, &bc) < 0)
-			abort();
-	}
-	return w;
-}
-
-static void
-wk_free(struct worker *w)
-{
-	uint32_t	i;
-
-	for (i = 0; i < NKEYS; i++)
-		if (locals[i] != NULL) {
-			registry_remove(w, locals[i]);
-			free(locals[i]);
-			locals[i] = NULL;
-		}
-	bbuf_free(&w->watchers->ctrl);
-	free(w->watchers);
-	registry_free(w->reg);
-	loop_free(w->loop);
-	free(w);
-}
 
 /* The subscriber's callbacks: node.c's, on the fake worker. */
 static size_t	events;
@@ -176,7 +98,7 @@ struct result {
 static void
 one(const char *dir, uint32_t n, struct result *r)
 {
-	struct worker		*w = wk_new();
+	struct worker		*w = fleet_new();
 	struct bus_callbacks	 scb = { sub_event, sub_begin, sub_end, NULL,
 				    sub_snapshot, NULL, NULL, w };
 	struct bus_callbacks	 pcb = { NULL, NULL, NULL, NULL,
@@ -194,9 +116,9 @@ one(const char *dir, uint32_t n, struct result *r)
 		abort();
 	/* Until the subscriber has asked and hears the publisher. */
 	asked = -1;
-	deadline = now_ms() + 10000;
+	deadline = fleet_now_ms() + 10000;
 	while ((asked < 0 || bus_stats(b[0])->received == 0) &&
-	    now_ms() < deadline) {
+	    fleet_now_ms() < deadline) {
 		bus_tick(b[1]);
 		pump(b, 10);
 	}
@@ -205,22 +127,22 @@ one(const char *dir, uint32_t n, struct result *r)
 	/* The snapshot: the publisher's 12,500 clients. */
 	events = 0;
 	for (i = PUBW; i < NKEYS; i += NWK) {
-		client_of(&bc, i, 0);
+		fleet_client(&bc, i, 0);
 		if (bus_snapshot_add(b[1], 0, &bc) < 0)
 			abort();
 	}
-	while (events < NKEYS / NWK && now_ms() < deadline)
+	while (events < NKEYS / NWK && fleet_now_ms() < deadline)
 		pump(b, 10);
 	/* N new clients meanwhile: buffered behind the snapshot. */
 	recv0 = bus_stats(b[0])->received;
 	for (i = 0; i < n; i++) {
-		client_of(&bc, i * NWK + PUBW, 2);
+		fleet_client(&bc, i * NWK + PUBW, 2);
 		if (bus_publish(b[1], BUS_ADD, &bc) < 0)
 			abort();
 	}
 	(void)bus_flush(b[1]);
 	while (bus_stats(b[0])->received - recv0 < (n + BUS_BATCH_MAX - 1) /
-	    BUS_BATCH_MAX && now_ms() < deadline)
+	    BUS_BATCH_MAX && fleet_now_ms() < deadline)
 		pump(b, 10);
 	if (events != NKEYS / NWK)
 		abort();	/* a delta was applied before the END */
@@ -229,10 +151,10 @@ one(const char *dir, uint32_t n, struct result *r)
 	/* From the END on: every call of the subscriber's, timed. */
 	want = NKEYS / NWK + n;
 	memset(r, 0, sizeof(*r));
-	while ((events < want || !bus_synced(b[0])) && now_ms() < deadline) {
-		t0 = now_ms();
+	while ((events < want || !bus_synced(b[0])) && fleet_now_ms() < deadline) {
+		t0 = fleet_now_ms();
 		bus_process(b[0]);
-		d = now_ms() - t0;
+		d = fleet_now_ms() - t0;
 		if (events > NKEYS / NWK || bus_synced(b[0])) {
 			if (r->calls++ == 0)
 				r->end_call = d;
@@ -247,19 +169,19 @@ one(const char *dir, uint32_t n, struct result *r)
 		abort();
 	bus_close(b[0]);
 	bus_close(b[1]);
-	wk_free(w);
+	fleet_free(w);
 
 	/* The registry alone: the same n adds, straight in. */
-	w = wk_new();
-	t0 = now_ms();
+	w = fleet_new();
+	t0 = fleet_now_ms();
 	for (i = 0; i < n; i++) {
-		client_of(&bc, i * NWK + PUBW, 2);
+		fleet_client(&bc, i * NWK + PUBW, 2);
 		if (registry_remote_add(w, &bc) == 1)
 			session_watchers_present(w, bc.key, bc.ip16, bc.port,
 			    bc.flags);
 	}
-	r->reg_ns = (now_ms() - t0) * 1e6 / n;
-	wk_free(w);
+	r->reg_ns = (fleet_now_ms() - t0) * 1e6 / n;
+	fleet_free(w);
 }
 
 static int

@@ -13,11 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/bus.h"
-#include "worker/wk.h"
+#include "tests/bench/fleet.h"
 
-#define NKEYS	100000
-#define NWK	8
+#define NKEYS	FLEET_KEYS
+#define NWK	FLEET_WORKERS
 #define ROUNDS	5
 
 struct timing {
@@ -25,94 +24,21 @@ struct timing {
 	size_t	steps;
 };
 
-static double
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void
-key_of(uint8_t key[DERP_KEY_LEN], uint32_t i, uint8_t tag)
-{
-	memset(key, 0, DERP_KEY_LEN);
-	memcpy(key, &i, sizeof(i));
-	key[31] = tag;
-}
-
-static void
-client_of(struct bus_client *bc, uint32_t i, uint8_t tag)
-{
-	memset(bc, 0, sizeof(*bc));
-	key_of(bc->key, i, tag);
-	bc->worker = (uint16_t)(i % NWK);
-	bc->conn_id = i;
-}
-
-static struct conn	*locals[NKEYS];
-
+/* One worker's share of the fleet, with the other node's FLEET_KEYS
+ * keys forwarded by mesh link 0 if mesh. */
 static struct worker *
 setup(bool mesh)
 {
-	struct worker		*w = calloc(1, sizeof(*w));
-	struct conn		*watcher;
-	struct bus_client	 bc;
-	uint32_t		 i;
+	struct worker	*w = fleet_new();
+	uint8_t		 key[DERP_KEY_LEN];
+	uint32_t	 i;
 
-	if (w == NULL || (w->loop = loop_new()) == NULL ||
-	    (w->reg = registry_new()) == NULL)
-		abort();
-	w->m = &w->m_local;
-	w->nworkers = NWK;
-	w->cfg.queue_packets = 32;
-	w->cfg.queue_bytes = 98304;
-	/* The other node's link watching this one. */
-	if ((watcher = calloc(1, sizeof(*watcher))) == NULL)
-		abort();
-	watcher->w = w;
-	watcher->fd = -1;
-	watcher->state = ST_DERP;
-	watcher->watcher = true;
-	w->watchers = watcher;
-	for (i = 0; i < NKEYS; i++) {
-		client_of(&bc, i, 0);
-		if (bc.worker == 0) {
-			if ((locals[i] = calloc(1, sizeof(**locals))) == NULL)
-				abort();
-			locals[i]->w = w;
-			locals[i]->state = ST_DERP;
-			memcpy(locals[i]->key, bc.key, DERP_KEY_LEN);
-			if (registry_add(w, locals[i]) < 0)
-				abort();
-		} else if (registry_remote_add(w, &bc) < 0)
-			abort();
-	}
 	for (i = 0; mesh && i < NKEYS; i++) {
-		key_of(bc.key, i, 1);
-		if (registry_fwd_add(w, bc.key, 0) < 0)
+		fleet_key(key, i, 1);
+		if (registry_fwd_add(w, key, 0) < 0)
 			abort();
 	}
 	return w;
-}
-
-static void
-teardown(struct worker *w)
-{
-	uint32_t	i;
-
-	for (i = 0; i < NKEYS; i++)
-		if (locals[i] != NULL) {
-			registry_remove(w, locals[i]);
-			free(locals[i]);
-			locals[i] = NULL;
-		}
-	bbuf_free(&w->watchers->ctrl);
-	free(w->watchers);
-	registry_free(w->reg);
-	loop_free(w->loop);
-	free(w);
 }
 
 /* What the call left for later turns, one step at a time. */
@@ -123,9 +49,9 @@ steps(struct worker *w, struct timing *t)
 	bool	done;
 
 	do {
-		t0 = now_ms();
+		t0 = fleet_now_ms();
 		done = registry_reap(w, REGISTRY_REAP_STEP);
-		d = now_ms() - t0;
+		d = fleet_now_ms() - t0;
 		t->total += d;
 		t->steps++;
 		if (d > t->step)
@@ -137,15 +63,15 @@ static void
 sibling_down(struct timing *t)
 {
 	struct worker	*w = setup(false);
-	double		 t0 = now_ms();
+	double		 t0 = fleet_now_ms();
 
 	registry_remote_sweep(w, 3, true);
-	t->start = now_ms() - t0;
+	t->start = fleet_now_ms() - t0;
 	t->total = t->start;
 	steps(w, t);
 	if (registry_count(w->reg) != NKEYS - NKEYS / NWK)
 		abort();
-	teardown(w);
+	fleet_free(w);
 }
 
 /* A resync in which every client is still there: the mark, the
@@ -159,35 +85,35 @@ resync(struct timing *mark, struct timing *sweep)
 	double			 t0;
 	uint32_t		 i;
 
-	t0 = now_ms();
+	t0 = fleet_now_ms();
 	registry_remote_mark(w, 3);
-	mark->start = mark->total = now_ms() - t0;
+	mark->start = mark->total = fleet_now_ms() - t0;
 	for (i = 3; i < NKEYS; i += NWK) {
-		client_of(&bc, i, 0);
+		fleet_client(&bc, i, 0);
 		if (registry_remote_add(w, &bc) < 0)
 			abort();
 	}
-	t0 = now_ms();
+	t0 = fleet_now_ms();
 	registry_remote_sweep(w, 3, false);
-	sweep->start = sweep->total = now_ms() - t0;
+	sweep->start = sweep->total = fleet_now_ms() - t0;
 	steps(w, sweep);
 	if (registry_count(w->reg) != NKEYS)
 		abort();
-	teardown(w);
+	fleet_free(w);
 }
 
 static void
 fwd_clear(struct timing *t)
 {
 	struct worker	*w = setup(true);
-	double		 t0 = now_ms();
+	double		 t0 = fleet_now_ms();
 
 	registry_fwd_clear(w, 0);
-	t->start = t->total = now_ms() - t0;
+	t->start = t->total = fleet_now_ms() - t0;
 	steps(w, t);
 	if (registry_count(w->reg) != NKEYS)
 		abort();
-	teardown(w);
+	fleet_free(w);
 }
 
 static int

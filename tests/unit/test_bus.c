@@ -242,6 +242,20 @@ ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* b's descriptors appended to pf (64 at most), for a poll of them all. */
+static void
+add_fds(struct pollfd *pf, int *nf, struct bus *b)
+{
+	int	fds[32], k, i;
+
+	k = bus_fds(b, fds, 32);
+	for (i = 0; i < k && *nf < 64; i++) {
+		pf[*nf].fd = fds[i];
+		pf[*nf].events = POLLIN;
+		(*nf)++;
+	}
+}
+
 /* Drive every bus until each is synced and each worker's table holds
  * all others' locals. */
 static bool
@@ -249,7 +263,7 @@ converge(int timeout_ms)
 {
 	uint64_t	deadline = ms() + (uint64_t)timeout_ms, last_tick = 0;
 	struct pollfd	pf[64];
-	int		w, k, nf, fds[32], i, want;
+	int		w, k, nf, i, want;
 
 	while (ms() < deadline) {
 		bool	ok = true;
@@ -280,12 +294,7 @@ converge(int timeout_ms)
 				bus_tick(buses[w]);
 			(void)bus_flush(buses[w]);	/* a worker's turn end */
 			bus_process(buses[w]);
-			k = bus_fds(buses[w], fds, 32);
-			for (i = 0; i < k && nf < 64; i++) {
-				pf[nf].fd = fds[i];
-				pf[nf].events = POLLIN;
-				nf++;
-			}
+			add_fds(pf, &nf, buses[w]);
 		}
 		if (ms() - last_tick > 200)
 			last_tick = ms();
@@ -548,7 +557,7 @@ test_bus_snapshot_in_steps(void **state)
 {
 	uint64_t	deadline = ms() + 20000, id = 500000;
 	struct pollfd	pf[64];
-	int		w, k, i, nf, fds[32], churn = 0, steps0;
+	int		w, nf, churn = 0, steps0;
 
 	(void)state;
 	assert_true(local[0].n > 40 * SNAP_STEP);
@@ -574,12 +583,7 @@ test_bus_snapshot_in_steps(void **state)
 		nf = 0;
 		for (w = 0; w < NW; w++) {
 			bus_process(buses[w]);
-			k = bus_fds(buses[w], fds, 32);
-			for (i = 0; i < k && nf < 64; i++) {
-				pf[nf].fd = fds[i];
-				pf[nf].events = POLLIN;
-				nf++;
-			}
+			add_fds(pf, &nf, buses[w]);
 		}
 		(void)poll(pf, (nfds_t)nf, 1);
 	}
@@ -601,7 +605,7 @@ restart_held(int n, uint64_t *id)
 {
 	uint64_t	deadline = ms() + 10000;
 	struct pollfd	pf[64];
-	int		w, k, i, nf, fds[32];
+	int		w, i, nf;
 
 	bus_close(buses[2]);
 	buses[2] = NULL;
@@ -618,12 +622,7 @@ restart_held(int n, uint64_t *id)
 			if (w != 2)
 				bus_tick(buses[w]);
 			bus_process(buses[w]);
-			k = bus_fds(buses[w], fds, 32);
-			for (i = 0; i < k && nf < 64; i++) {
-				pf[nf].fd = fds[i];
-				pf[nf].events = POLLIN;
-				nf++;
-			}
+			add_fds(pf, &nf, buses[w]);
 		}
 		(void)poll(pf, (nfds_t)nf, 5);
 	}
@@ -646,7 +645,7 @@ turn_checked(void)
 {
 	struct pollfd	pf[64];
 	uint64_t	r0;
-	int		w, k, i, nf = 0, fds[32];
+	int		w, nf = 0;
 
 	serve_some();
 	for (w = 0; w < NW; w++) {
@@ -656,12 +655,7 @@ turn_checked(void)
 		    BUS_REPLAY_STEP);
 		if (w == 2)
 			r0 = bus_stats(buses[w])->replayed - r0;
-		k = bus_fds(buses[w], fds, 32);
-		for (i = 0; i < k && nf < 64; i++) {
-			pf[nf].fd = fds[i];
-			pf[nf].events = POLLIN;
-			nf++;
-		}
+		add_fds(pf, &nf, buses[w]);
 	}
 	(void)poll(pf, (nfds_t)nf, 1);
 	return r0;
@@ -745,7 +739,7 @@ test_bus_traffic_query(void **state)
 {
 	uint64_t	deadline = ms() + 10000;
 	struct pollfd	pf[64];
-	int		w, k, i, nf, fds[32];
+	int		w, nf;
 
 	(void)state;
 	memset(big, '.', sizeof(big));
@@ -755,12 +749,7 @@ test_bus_traffic_query(void **state)
 		nf = 0;
 		for (w = 0; w < NW; w++) {
 			bus_process(buses[w]);
-			k = bus_fds(buses[w], fds, 32);
-			for (i = 0; i < k && nf < 64; i++) {
-				pf[nf].fd = fds[i];
-				pf[nf].events = POLLIN;
-				nf++;
-			}
+			add_fds(pf, &nf, buses[w]);
 		}
 		(void)poll(pf, (nfds_t)nf, 20);
 	}
