@@ -11,6 +11,22 @@
 #include "common/bus_wire.h"
 #include "derp/wire.h"
 
+/* 64-bit fields travel as two big-endian halves, high first. */
+static uint64_t
+get_u64(struct wire *w)
+{
+	uint64_t	hi = wire_u32(w);
+
+	return hi << 32 | wire_u32(w);
+}
+
+static void
+put_u64(struct wire_out *o, uint64_t v)
+{
+	wire_put_u32(o, (uint32_t)(v >> 32));
+	wire_put_u32(o, (uint32_t)v);
+}
+
 size_t
 bus_encode(uint8_t *out, const struct bus_msg *m)
 {
@@ -20,10 +36,8 @@ bus_encode(uint8_t *out, const struct bus_msg *m)
 	wire_put_u8(&o, BUS_VERSION);
 	wire_put_u8(&o, m->type);
 	wire_put_u16(&o, m->pub);
-	wire_put_u32(&o, (uint32_t)(m->epoch >> 32));
-	wire_put_u32(&o, (uint32_t)m->epoch);
-	wire_put_u32(&o, (uint32_t)(m->seq >> 32));
-	wire_put_u32(&o, (uint32_t)m->seq);
+	put_u64(&o, m->epoch);
+	put_u64(&o, m->seq);
 	switch (m->type) {
 	case M_ADD:
 	case M_SNAP_ADD:
@@ -32,10 +46,8 @@ bus_encode(uint8_t *out, const struct bus_msg *m)
 	case M_CLOSE:
 		wire_put_bytes(&o, m->c.key, 32);
 		wire_put_u16(&o, m->c.worker);
-		wire_put_u32(&o, (uint32_t)(m->c.conn_id >> 32));
-		wire_put_u32(&o, (uint32_t)m->c.conn_id);
-		wire_put_u32(&o, (uint32_t)(m->c.stamp >> 32));
-		wire_put_u32(&o, (uint32_t)m->c.stamp);
+		put_u64(&o, m->c.conn_id);
+		put_u64(&o, m->c.stamp);
 		wire_put_u8(&o, m->c.flags);
 		wire_put_bytes(&o, m->c.ip16, 16);
 		wire_put_u16(&o, m->c.port);
@@ -54,14 +66,6 @@ bus_encode(uint8_t *out, const struct bus_msg *m)
 	if (m->type == M_SNAP_ADD)
 		wire_put_u32(&o, m->req);
 	return o.err ? 0 : o.off;
-}
-
-static uint64_t
-get_u64(struct wire *w)
-{
-	uint64_t	hi = wire_u32(w);
-
-	return hi << 32 | wire_u32(w);
 }
 
 int

@@ -140,6 +140,22 @@ connect_all(struct node *n, int from, int to)
 	}
 }
 
+/* A node of 2 workers (mesh key set) with NC clients the whole node
+ * knows of, the bookkeeping cleared. */
+static struct node *
+start_fleet(void)
+{
+	struct node	*n;
+
+	assert_true(raise_nofile(3 * NC));
+	memset(seen, 0, sizeof(seen));
+	memset(gone_by_test, 0, sizeof(gone_by_test));
+	n = node_start_psk(2, "");
+	connect_all(n, 0, NC);
+	assert_true(node_converged(n, 2, "keys", NC, 20000));
+	return n;
+}
+
 static void
 free_all(int n)
 {
@@ -232,12 +248,7 @@ test_walks_snapshot_in_steps(void **state)
 	int		 i, alive = 0, other = 0, freed = 0, k;
 
 	(void)state;
-	assert_true(raise_nofile(3 * NC));
-	memset(seen, 0, sizeof(seen));
-	memset(gone_by_test, 0, sizeof(gone_by_test));
-	n = node_start_psk(2, "");
-	connect_all(n, 0, NC);
-	assert_true(node_converged(n, 2, "keys", NC, 20000));
+	n = start_fleet();
 	/* Each worker's part of /debug/traffic takes several steps. */
 	traffic_once_each(n, NC);
 	/* Worker 1 dies; its successor asks worker 0 for a snapshot of
@@ -437,12 +448,7 @@ test_walks_sibling_down_reaped(void **state)
 	long			 reaped0, steps0;
 
 	(void)state;
-	assert_true(raise_nofile(3 * NC));
-	memset(seen, 0, sizeof(seen));
-	memset(gone_by_test, 0, sizeof(gone_by_test));
-	n = node_start_psk(2, "");
-	connect_all(n, 0, NC);
-	assert_true(node_converged(n, 2, "keys", NC, 20000));
+	n = start_fleet();
 	/* Receivers on worker 0, senders on worker 1 (the victim). */
 	for (i = 0; i < NC && (nr < NR || ns < NS); i++) {
 		wk = node_client_worker(n, cl[i]);
