@@ -155,8 +155,12 @@ CPID=
 # A slow machine can take a minute to boot the root; the wait is bounded
 # (3 minutes), and a failure says which stage it stopped at.
 deadline=$(( $(date +%s) + 180 ))
+# The container's init: the child of systemd-nspawn that has become
+# systemd.  Not just any child: nspawn may fork a short-lived helper
+# first, and nsenter into a pid that is gone answers nothing, forever
+# (what CI once saw as "derpd.service is ").
 while [ -z "$CPID" ] && [ "$(date +%s)" -lt $deadline ]; do
-	CPID=$(pgrep -P $NSPAWN_PID 2>/dev/null | head -1 || true)
+	CPID=$(pgrep -x -P $NSPAWN_PID systemd 2>/dev/null | head -1 || true)
 	[ -n "$CPID" ] || sleep 0.2	# polling for the container to exist
 done
 [ -n "$CPID" ] || { tail $PKG/nspawn.log; fail "the container did not start"; }
