@@ -4,7 +4,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tests/bench/fleet.h"
 
@@ -13,10 +12,7 @@ static struct conn	*locals[FLEET_KEYS];
 double
 fleet_now_ms(void)
 {
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	return (double)loop_clock_ns() / 1e6;
 }
 
 void
